@@ -1,0 +1,58 @@
+# Test registration.
+#  - tests/test_<name>.c     -> executable test_<name>, ctest case <name>.
+#  - tests/ref/ref_<name>.py -> fixture that writes PyTorch/numpy reference
+#    tensors to ${GRAFT_REF_DIR}; the case <name> requires it when present.
+#  - tests/cli_<name>.sh     -> shell test run with the graft binary path.
+# Reference scripts run under GRAFT_PYTHON: the first interpreter that imports
+# torch (Debian's /usr/bin/python3 after scripts/setup.sh test).
+set(GRAFT_REF_DIR ${CMAKE_BINARY_DIR}/ref)
+file(MAKE_DIRECTORY ${GRAFT_REF_DIR})
+if(NOT GRAFT_PYTHON)
+  foreach(py /usr/bin/python3 python3)
+    execute_process(COMMAND ${py} -c "import torch, numpy" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+    if(rc EQUAL 0)
+      set(GRAFT_PYTHON ${py} CACHE STRING "Python interpreter with torch for reference tests")
+      break()
+    endif()
+  endforeach()
+endif()
+if(NOT GRAFT_PYTHON)
+  message(WARNING "no python3 with torch+numpy: reference tests will fail; run scripts/setup.sh test (installs python3-torch)")
+  set(GRAFT_PYTHON /usr/bin/python3)
+endif()
+
+add_library(graft_testutil STATIC tests/util/testutil.c tests/util/gradcheck.c tests/util/refdata.c)
+target_include_directories(graft_testutil PUBLIC ${CMAKE_SOURCE_DIR}/tests/util ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(graft_testutil PUBLIC graftlib)
+
+file(GLOB GRAFT_REF_SCRIPTS CONFIGURE_DEPENDS tests/ref/ref_*.py)
+foreach(py ${GRAFT_REF_SCRIPTS})
+  get_filename_component(name ${py} NAME_WE)
+  string(REGEX REPLACE "^ref_" "" name ${name})
+  add_test(NAME refgen_${name} COMMAND ${GRAFT_PYTHON} ${py} ${GRAFT_REF_DIR})
+  set_tests_properties(refgen_${name} PROPERTIES FIXTURES_SETUP ref_${name} LABELS ref)
+endforeach()
+
+file(GLOB GRAFT_TEST_SOURCES CONFIGURE_DEPENDS tests/test_*.c)
+foreach(src ${GRAFT_TEST_SOURCES})
+  get_filename_component(exe ${src} NAME_WE)
+  string(REGEX REPLACE "^test_" "" name ${exe})
+  add_executable(${exe} ${src})
+  target_link_libraries(${exe} PRIVATE graft_testutil)
+  add_test(NAME ${name} COMMAND ${exe})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "GRAFT_REF_DIR=${GRAFT_REF_DIR};GRAFT_BIN=$<TARGET_FILE:graft>;GRAFT_SRC=${CMAKE_SOURCE_DIR};GRAFT_PYTHON=${GRAFT_PYTHON};GRAFT_THREADS=1"
+    TIMEOUT 300)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/tests/ref/ref_${name}.py)
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED ref_${name})
+  endif()
+endforeach()
+
+file(GLOB GRAFT_CLI_TESTS CONFIGURE_DEPENDS tests/cli_*.sh)
+foreach(sh ${GRAFT_CLI_TESTS})
+  get_filename_component(name ${sh} NAME_WE)
+  add_test(NAME ${name} COMMAND bash ${sh} $<TARGET_FILE:graft>)
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "GRAFT_SRC=${CMAKE_SOURCE_DIR};GRAFT_PYTHON=${GRAFT_PYTHON};GRAFT_THREADS=1;GRAFT_TMP=${CMAKE_BINARY_DIR}/tmp"
+    TIMEOUT 600)
+endforeach()

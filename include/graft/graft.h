@@ -1,0 +1,8 @@
+/* graft/graft.h — the one header a user includes. */
+#ifndef GRAFT_GRAFT_H
+#define GRAFT_GRAFT_H
+#include "graft/status.h"
+#include "graft/rng.h"
+#include "graft/tensor.h"
+#include "graft/ops.h"
+#endif

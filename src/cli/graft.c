@@ -1,0 +1,83 @@
+/* cli/graft.c — the `graft` command: dispatch to one verb per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef int (*verb_fn)(int argc, char **argv);
+
+#define VERB(name) int cmd_##name(int argc, char **argv) __attribute__((weak));
+VERB(demo) VERB(train) VERB(finetune) VERB(eval) VERB(study) VERB(inspect) VERB(convert)
+VERB(merge) VERB(rebase) VERB(taskvec) VERB(peft) VERB(generate) VERB(import)
+#undef VERB
+
+static const struct {
+  const char *name;
+  const char *about;
+} verbs[] = {
+    {"demo", "pretrain on Fashion-MNIST 0-4, transfer to 5-9, report"},
+    {"train", "train a model from scratch"},
+    {"finetune", "transfer a trained model to new data (full, frozen, PEFT)"},
+    {"eval", "evaluate a model directory on data"},
+    {"study", "run a grid of methods x label budgets x seeds"},
+    {"inspect", "list tensors, dtypes, shapes and metadata of a file or dir"},
+    {"convert", "convert dtypes and rename tensors"},
+    {"merge", "merge models from a mergekit YAML config"},
+    {"rebase", "move a fine-tune onto a new base version"},
+    {"taskvec", "extract, apply and scale task vectors"},
+    {"peft", "merge or unmerge PEFT adapters"},
+    {"generate", "generate text from a language model"},
+    {"import", "import an ONNX or TF.js model"},
+};
+
+static verb_fn lookup(const char *name) {
+  if (!strcmp(name, "demo")) return cmd_demo;
+  if (!strcmp(name, "train")) return cmd_train;
+  if (!strcmp(name, "finetune")) return cmd_finetune;
+  if (!strcmp(name, "eval")) return cmd_eval;
+  if (!strcmp(name, "study")) return cmd_study;
+  if (!strcmp(name, "inspect")) return cmd_inspect;
+  if (!strcmp(name, "convert")) return cmd_convert;
+  if (!strcmp(name, "merge")) return cmd_merge;
+  if (!strcmp(name, "rebase")) return cmd_rebase;
+  if (!strcmp(name, "taskvec")) return cmd_taskvec;
+  if (!strcmp(name, "peft")) return cmd_peft;
+  if (!strcmp(name, "generate")) return cmd_generate;
+  if (!strcmp(name, "import")) return cmd_import;
+  return NULL;
+}
+
+static void usage(FILE *fp) {
+  fprintf(fp, "usage: graft VERB [options]   (graft VERB --help for details)\n\nverbs:\n");
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    fprintf(fp, "  %-9s %s%s\n", verbs[i].name, verbs[i].about,
+            lookup(verbs[i].name) ? "" : "  [not built yet]");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return CLI_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("graft 0.1.0\n");
+    return CLI_OK;
+  }
+  bool known = false;
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) known |= !strcmp(verbs[i].name, argv[1]);
+  if (!known) {
+    fprintf(stderr, "graft: unknown verb '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  verb_fn fn = lookup(argv[1]);
+  if (!fn) {
+    fprintf(stderr, "graft: error: '%s' is not implemented in this build yet\n", argv[1]);
+    return CLI_FAIL;
+  }
+  return fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,52 @@
+/* core/op.h — internal: what an op file needs to record and run backward.
+ * Not installed. An op is a forward function (public, in ops.h) plus a
+ * static gr_op_def {name, backward}. The forward validates inputs, computes
+ * the output, then calls gr_tape_record(); the backward reads n->out->grad
+ * and accumulates (+=) into gr_grad_buf(c, input) for each input with
+ * requires_grad. */
+#ifndef GRAFT_CORE_OP_H
+#define GRAFT_CORE_OP_H
+#include "graft/ops.h"
+
+typedef void (*gr_backward_fn)(gr_ctx *c, gr_node *n);
+
+typedef struct gr_op_def {
+  const char *name;
+  gr_backward_fn backward;
+} gr_op_def;
+
+struct gr_node {
+  const gr_op_def *op;
+  gr_tensor *out;
+  gr_tensor **in;   /* n_in inputs, in the step arena */
+  int n_in;
+  float f[4];       /* op parameters (scale, eps, ...) */
+  int64_t i[8];     /* op parameters (axis, stride, ...) */
+  void *saved;      /* op-specific saved data in the step arena */
+  gr_node *prev;    /* the tape is a list, newest first */
+};
+
+/* Records a node when grad mode is on and any input requires grad; sets
+ * out->requires_grad accordingly. Returns the node (to fill f/i/saved) or
+ * NULL when nothing was recorded (or on allocation failure: check status). */
+gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in,
+                        gr_tensor *const *in);
+/* The grad buffer of t, zero-filled from the step arena on first use. */
+float *gr_grad_buf(gr_ctx *c, gr_tensor *t);
+/* Zero-filled scratch in the step arena (GR_ENOMEM message on failure). */
+void *gr_scratch(gr_ctx *c, size_t bytes);
+/* A new tensor in the step arena shaped like t. */
+gr_tensor *gr_tensor_like(gr_ctx *c, const gr_tensor *t);
+/* Normalizes a possibly negative axis; GR_EARG naming op on failure (-1). */
+int gr_axis(const char *op, const gr_tensor *t, int axis);
+
+/* Input checks for forward functions: return NULL with GR_EARG on NULL. */
+#define GR_NEED(op, t)                                           \
+  do {                                                           \
+    if (!(t)) {                                                  \
+      gr_error(GR_EARG, "%s: input '%s' is NULL", (op), #t);     \
+      return NULL;                                               \
+    }                                                            \
+  } while (0)
+
+#endif

@@ -1,0 +1,37 @@
+"""Reference values for matmul and linear (tests/test_ops_matmul.c)."""
+import numpy as np
+import torch
+
+from reflib import torch_case
+
+rng = np.random.default_rng(0)
+
+
+def r(*s):
+    return rng.uniform(-1, 1, size=s).astype(np.float32)
+
+
+def mm(ta, tb):
+    def f(a, b):
+        A = a.transpose(-1, -2) if ta else a
+        B = b.transpose(-1, -2) if tb else b
+        return torch.matmul(A, B)
+    return f
+
+
+for ta in (0, 1):
+    for tb in (0, 1):
+        a = r(4, 3) if ta else r(3, 4)
+        b = r(5, 4) if tb else r(4, 5)
+        torch_case(f"matmul_2d_t{ta}{tb}", mm(ta, tb), {"a": a, "b": b}, grad=["a", "b"])
+        a = r(2, 3, 4, 3) if ta else r(2, 3, 3, 4)
+        b = r(2, 3, 5, 4) if tb else r(2, 3, 4, 5)
+        torch_case(f"matmul_batched_t{ta}{tb}", mm(ta, tb), {"a": a, "b": b}, grad=["a", "b"])
+        a = r(2, 4, 3) if ta else r(2, 3, 4)
+        b = r(5, 4) if tb else r(4, 5)
+        torch_case(f"matmul_shared_t{ta}{tb}", mm(ta, tb), {"a": a, "b": b}, grad=["a", "b"])
+torch_case("matmul_edge1", mm(0, 0), {"a": r(1, 1), "b": r(1, 7)}, grad=["a", "b"])
+torch_case("linear_bias", lambda x, w, b: torch.nn.functional.linear(x, w, b),
+           {"x": r(2, 3, 6), "w": r(4, 6), "b": r(4)}, grad=["x", "w", "b"])
+torch_case("linear_nobias", lambda x, w: torch.nn.functional.linear(x, w),
+           {"x": r(5, 6), "w": r(1, 6)}, grad=["x", "w"])
