@@ -11,6 +11,7 @@ struct gr_ctx {
   bool training;
   bool grad_on;
   bool backward_done;
+  bool tape_broken; /* a node could not be recorded (out of memory) */
   gr_rng rng;
 };
 
@@ -43,6 +44,7 @@ void gr_ctx_reset(gr_ctx *c) {
   c->tape = NULL;
   c->tape_len = 0;
   c->backward_done = false;
+  c->tape_broken = false;
 }
 
 gr_arena *gr_ctx_arena(gr_ctx *c) { return c->arena; }
@@ -63,7 +65,8 @@ gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in
   if (!out->requires_grad) return NULL;
   gr_node *n = gr_arena_alloc(c->arena, sizeof *n);
   gr_tensor **ins = n ? gr_arena_alloc(c->arena, (size_t)n_in * sizeof *ins) : NULL;
-  if (!n || !ins) {
+  if (!n || !ins) { /* remembered: gr_backward refuses an incomplete tape */
+    c->tape_broken = true;
     out->requires_grad = false;
     return NULL;
   }
@@ -96,6 +99,8 @@ gr_status gr_backward_seed(gr_ctx *c, gr_tensor *out, const float *seed_grad) {
   if (!c || !out || !seed_grad) return gr_error(GR_EARG, "backward: NULL argument");
   if (c->backward_done)
     return gr_error(GR_ESTATE, "backward: already run on this tape (call gr_ctx_reset first)");
+  if (c->tape_broken)
+    return gr_error(GR_ENOMEM, "backward: the tape is incomplete (out of memory while recording)");
   if (!out->requires_grad)
     return gr_error(GR_ESTATE, "backward: output does not require grad (no tape to walk)");
   float *g = gr_grad_buf(c, out);
