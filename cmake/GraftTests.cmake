@@ -56,3 +56,30 @@ foreach(sh ${GRAFT_CLI_TESTS})
     ENVIRONMENT "GRAFT_SRC=${CMAKE_SOURCE_DIR};GRAFT_PYTHON=${GRAFT_PYTHON};GRAFT_THREADS=1;GRAFT_TMP=${CMAKE_BINARY_DIR}/tmp"
     TIMEOUT 600)
 endforeach()
+
+# MPI tests: tests/mpi/test_*.c linked with the MPI library, run on 2 ranks;
+# tests/mpi/cli_*.sh get the graft-mpi and graft binaries.
+if(MPI_C_FOUND)
+  set(GRAFT_MPIRUN ${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe --allow-run-as-root)
+  file(GLOB GRAFT_MPI_TESTS CONFIGURE_DEPENDS tests/mpi/test_*.c)
+  foreach(src ${GRAFT_MPI_TESTS})
+    get_filename_component(exe ${src} NAME_WE)
+    string(REGEX REPLACE "^test_" "mpi_" name ${exe})
+    add_executable(${name} ${src} tests/util/testutil.c)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/util ${CMAKE_SOURCE_DIR}/src)
+    target_link_libraries(${name} PRIVATE graftlib_mpi)
+    add_test(NAME ${name} COMMAND ${GRAFT_MPIRUN} $<TARGET_FILE:${name}>)
+    # OpenMPI's dlopen'ed plugins leak at exit from unnamed modules that LSan
+    # cannot suppress: leak checking is off for MPI runs only (the same
+    # library code is leak-checked by the single-process tests).
+    set_tests_properties(${name} PROPERTIES TIMEOUT 120 ENVIRONMENT "GRAFT_THREADS=1;ASAN_OPTIONS=detect_leaks=0")
+  endforeach()
+  file(GLOB GRAFT_MPI_CLI_TESTS CONFIGURE_DEPENDS tests/mpi/cli_*.sh)
+  foreach(sh ${GRAFT_MPI_CLI_TESTS})
+    get_filename_component(name ${sh} NAME_WE)
+    string(REGEX REPLACE "^cli_" "mpi_cli_" name ${name})
+    add_test(NAME ${name} COMMAND bash ${sh} $<TARGET_FILE:graft-mpi> $<TARGET_FILE:graft>)
+    set_tests_properties(${name} PROPERTIES TIMEOUT 600
+      ENVIRONMENT "GRAFT_SRC=${CMAKE_SOURCE_DIR};GRAFT_MPIRUN=${MPIEXEC_EXECUTABLE} -np 2 --oversubscribe --allow-run-as-root;GRAFT_THREADS=1;GRAFT_TMP=${CMAKE_BINARY_DIR}/tmp;ASAN_OPTIONS=detect_leaks=0")
+  endforeach()
+endif()

@@ -5,4 +5,5 @@
 #include "graft/rng.h"
 #include "graft/tensor.h"
 #include "graft/ops.h"
+#include "graft/dist.h"
 #endif

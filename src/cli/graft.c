@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "graft/dist.h"
 
 typedef int (*verb_fn)(int argc, char **argv);
 
@@ -79,5 +80,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "graft: error: '%s' is not implemented in this build yet\n", argv[1]);
     return CLI_FAIL;
   }
-  return fn(argc - 1, argv + 1);
+  if (gr_dist_init(&argc, &argv) != GR_OK) {
+    fprintf(stderr, "graft: error: %s\n", gr_last_error());
+    return CLI_FAIL;
+  }
+  int rc = fn(argc - 1, argv + 1);
+  gr_dist_finalize();
+  return rc;
 }
