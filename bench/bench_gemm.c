@@ -1,0 +1,95 @@
+/* bench/bench_gemm.c — graft's gr_matmul against a direct cblas_sgemm call
+ * on the same square problems, in the same process, alternating, so the
+ * ratio shows what graft's op layer (arena, shape checks, tape) costs on top
+ * of OpenBLAS. Sizes 256..2048; the 1024 case carries the >= 90% target.
+ * One JSON line per size on stdout (read by bench/driver.py); the PyTorch
+ * peer is bench/peer_gemm.py. Usage: bench_gemm --threads N [--quick] */
+#include <cblas.h>
+#include <math.h>
+
+#include "bench_util.h"
+
+typedef struct gemm_case {
+  gr_tensor *a, *b;
+  float *direct_out;
+  int64_t n;
+} gemm_case;
+
+static double time_graft(gr_ctx *c, gemm_case *g, float **out_data) {
+  double t0 = bench_now();
+  gr_tensor *y = gr_matmul(c, g->a, g->b, false, false);
+  double t = bench_now() - t0;
+  if (!y) bench_die("gr_matmul");
+  if (out_data) *out_data = y->data;
+  return t;
+}
+
+static double time_direct(gemm_case *g) {
+  int n = (int)g->n;
+  double t0 = bench_now();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, g->a->data, n, g->b->data, n,
+              0.0f, g->direct_out, n);
+  return bench_now() - t0;
+}
+
+/* Largest |graft - direct| relative to the largest |direct|: both call the
+ * same sgemm, so anything but ~0 means graft computed something else. */
+static double compare_outputs(gr_ctx *c, gemm_case *g) {
+  float *y;
+  time_graft(c, g, &y);
+  time_direct(g);
+  double maxdiff = 0, maxabs = 0;
+  for (int64_t i = 0; i < g->n * g->n; i++) {
+    maxdiff = fmax(maxdiff, fabs((double)y[i] - g->direct_out[i]));
+    maxabs = fmax(maxabs, fabs((double)g->direct_out[i]));
+  }
+  gr_ctx_reset(c);
+  return maxdiff / (maxabs > 0 ? maxabs : 1);
+}
+
+static void bench_size(gr_ctx *c, gr_arena *params, int64_t n, int threads, double budget_s) {
+  gemm_case g = {.n = n};
+  g.a = gr_tensor_new_in(params, 2, GR_SHAPE(n, n), false);
+  g.b = gr_tensor_new_in(params, 2, GR_SHAPE(n, n), false);
+  g.direct_out = gr_malloc((size_t)(n * n) * sizeof(float));
+  if (!g.a || !g.b || !g.direct_out) bench_die("gemm setup");
+  gr_rng_fill_uniform(gr_ctx_rng(c), g.a->data, n * n, -1, 1);
+  gr_rng_fill_uniform(gr_ctx_rng(c), g.b->data, n * n, -1, 1);
+  double reldiff = compare_outputs(c, &g);
+  double est = time_direct(&g);
+  int reps = (int)(budget_s / 2 / (est > 1e-6 ? est : 1e-6));
+  if (reps < 3) reps = 3;
+  if (reps > 200) reps = 200;
+  double *tg = malloc(sizeof(double) * (size_t)reps), *td = malloc(sizeof(double) * (size_t)reps);
+  for (int r = 0; r < reps; r++) { /* alternate, so drift hits both alike */
+    tg[r] = time_graft(c, &g, NULL);
+    gr_ctx_reset(c);
+    td[r] = time_direct(&g);
+  }
+  printf("{\"bench\":\"gemm\",\"n\":%lld,\"threads\":%d,\"reps\":%d,\"graft_s\":%.6e,"
+         "\"sgemm_s\":%.6e,\"reldiff\":%.3e,",
+         (long long)n, threads, reps, bench_median(tg, reps), bench_median(td, reps), reldiff);
+  bench_print_blas(stdout);
+  printf("}\n");
+  fflush(stdout);
+  free(tg);
+  free(td);
+  gr_free(g.direct_out);
+  gr_arena_reset(params);
+}
+
+int main(int argc, char **argv) {
+  bench_args a = {0};
+  bench_parse(argc, argv, &a);
+  gr_set_threads(a.threads);
+  gr_ctx *c = gr_ctx_new((size_t)64 << 20, 1234);
+  gr_arena *params = gr_arena_new((size_t)64 << 20);
+  if (!c || !params) bench_die("context");
+  gr_ctx_set_grad(c, false);
+  static const int64_t sizes[] = {256, 512, 1024, 2048};
+  int nsizes = a.quick ? 3 : 4;
+  for (int i = 0; i < nsizes; i++) bench_size(c, params, sizes[i], a.threads, a.quick ? 0.15 : 0.6);
+  gr_arena_free(params);
+  gr_ctx_free(c);
+  return 0;
+}

@@ -1,0 +1,326 @@
+"""driver — runs graft's benchmarks against their PyTorch peers, side by side.
+
+Called by bench/run.sh (`make bench`, `make bench-quick`) under /usr/bin/python3.
+For each benchmark and thread count it alternates runs of the graft program
+(BUILD/bench_<name>) and the peer (bench/peer_<name>.py) with the same flags
+and the same OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, takes medians over the
+runs, checks that both sides computed the same thing (a mismatch fails the
+run: a fast wrong result must not pass), prints one line per case with the
+ratio graft/peer and the CPU pressure during the runs, and appends one record
+per case to bench/results.jsonl with the machine's facts.
+
+Every program prints one JSON object per case on stdout with at least
+{"bench","case","time_s"}; optional fields: "items" (images per timed unit,
+for throughput), "flops" (per timed unit), "sgemm_s" (gemm: the direct call),
+and the fields named in a benchmark's `checks` (compared across sides).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEER_PYTHON = "/usr/bin/python3"  # the Python that has torch 1.13
+
+
+class Bench:
+    """One benchmark: its programs, the flags both sides get, what must agree."""
+
+    def __init__(self, name, quick, args=(), quick_args=(), init=False, checks=None,
+                 targets=None, unit="img/s"):
+        self.name, self.quick, self.init, self.unit = name, quick, init, unit
+        self.args, self.quick_args = list(args), list(quick_args)
+        self.checks = checks or {}    # field -> relative tolerance (graft vs peer)
+        self.targets = targets or {}  # case -> minimum speed ratio graft/peer
+
+    def flags(self, threads, quick, init_path):
+        f = ["--threads", str(threads)] + (self.quick_args if quick else self.args)
+        if quick:
+            f.append("--quick")
+        if init_path:
+            f += ["--init", init_path]
+        return f
+
+
+# Losses after N identical SGD steps from the same init: float sums in another
+# order drift by ~1e-6 relative per step, so 1e-3 leaves room for that and
+# none for a different computation (a skipped update moves the loss by >1%).
+TRAIN_CHECKS = {"loss0": 1e-4, "loss_final": 1e-3, "out_checksum": 1e-3}
+BENCHES = [
+    Bench("gemm", quick=True, unit="GF/s", targets={}),
+    Bench("mlp", quick=True, init=True, args=["--steps", "200", "--batch", "64"],
+          quick_args=["--steps", "60", "--batch", "64"], checks=TRAIN_CHECKS,
+          targets={"train": 1.3}),
+    Bench("lenet", quick=True, init=True, args=["--steps", "60", "--batch", "64"],
+          quick_args=["--steps", "20", "--batch", "64"], checks=TRAIN_CHECKS,
+          targets={"train": 2.0}),
+    Bench("resnet", quick=False, init=True, args=["--steps", "20", "--batch", "32"],
+          checks=TRAIN_CHECKS, targets={"train": 1.2}),
+]
+GEMM_TARGET = 0.90   # gr_matmul >= 90% of direct sgemm at 1024
+RSS_TARGET = 1 / 3   # graft peak RSS <= 1/3 of the peer's
+
+
+def cpu_pressure():
+    """(kind, value): PSI 'some avg10' in percent, else the 1-minute load average."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return "psi10", float(line.split()[1].split("=")[1])
+    except OSError:
+        pass
+    return "load1", os.getloadavg()[0]
+
+
+def machine_info():
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k.strip() in ("model name", "cpu family", "model") and k.strip() not in cpu:
+                    cpu[k.strip()] = v.strip()
+    except OSError:
+        pass
+    model = "%s (family %s model %s)" % (cpu.get("model name", "unknown"), cpu.get("cpu family", "?"),
+                                         cpu.get("model", "?"))
+    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "git": git, "openblas_env": env}
+
+
+def run_child(cmd, threads):
+    """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            sys.exit("bench: %s failed (exit %s):\n%s" % (" ".join(cmd), p.returncode,
+                                                          err.read()[-2000:]))
+        recs = [json.loads(line) for line in out.read().splitlines() if line.startswith("{")]
+    return recs, ru.ru_maxrss
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def case_key(r):
+    return str(r.get("case", "n%s" % r.get("n")))
+
+
+def collect(bench, build, threads, runs, quick, init_path):
+    """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max pressure."""
+    cmds = {"graft": [os.path.join(build, "bench_" + bench.name)],
+            "peer": [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.name)]}
+    flags = bench.flags(threads, quick, init_path)
+    by_case = {"graft": {}, "peer": {}}
+    rss = {"graft": [], "peer": []}
+    pressure = cpu_pressure()
+    for r in range(runs):
+        for side in (("graft", "peer") if r % 2 == 0 else ("peer", "graft")):
+            recs, kib = run_child(cmds[side] + flags, threads)
+            rss[side].append(kib)
+            for rec in recs:
+                by_case[side].setdefault(case_key(rec), []).append(rec)
+            p = cpu_pressure()
+            if p[1] > pressure[1]:
+                pressure = p
+    return by_case, rss, pressure
+
+
+def agree(g, p, tol):
+    return abs(g - p) <= tol * max(1.0, abs(g), abs(p))
+
+
+def verify(bench, case, g_recs, p_recs):
+    """[(field, graft, peer, ok)] for each check field the case reports."""
+    out = []
+    for field, tol in bench.checks.items():
+        if field not in g_recs[0] and field not in p_recs[0]:
+            continue
+        if field not in g_recs[0] or field not in p_recs[0]:
+            out.append((field, g_recs[0].get(field), p_recs[0].get(field), False))
+            continue
+        gv = [r[field] for r in g_recs]
+        pv = [r[field] for r in p_recs]
+        ok = all(agree(a, b, tol) for a in gv for b in pv)
+        out.append((field, median(gv), median(pv), ok))
+    if "loss_final" in g_recs[0] and "loss0" in g_recs[0]:  # both must have trained
+        trained = all(r["loss_final"] < r["loss0"] for r in g_recs + p_recs)
+        out.append(("loss_decreased", g_recs[0]["loss_final"], g_recs[0]["loss0"], trained))
+    return out
+
+
+def fmt_rate(v, unit):
+    return "%.1f %s" % (v, unit) if v < 1e4 else "%.0f %s" % (v, unit)
+
+
+class Reporter:
+    def __init__(self, out_path, machine, quick):
+        self.out_path, self.machine, self.quick = out_path, machine, quick
+        self.peak = {}        # threads -> best direct sgemm GFLOP/s measured this run
+        self.failures, self.misses = [], []
+        self.stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+    def record(self, rec):
+        rec.update({"time": self.stamp, "quick": self.quick, "machine": self.machine})
+        with open(self.out_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def target(self, label, value, goal, higher_is_better=True):
+        ok = value >= goal if higher_is_better else value <= goal
+        if not ok:
+            self.misses.append(label)
+        return "ok" if ok else "MISS"
+
+    def kernels(self, bench, by_case):
+        """Which kernels each side runs (OpenBLAS picks its sgemm core at run time)."""
+        g = next(iter(by_case["graft"].values()))[0]
+        p = next(iter(by_case["peer"].values()), [{}])[0]
+        self.machine["graft_blas"] = g.get("blas_config")
+        self.machine["peer_blas"] = p.get("blas_config")
+        print("%-6s kernels: graft OpenBLAS sgemm core %s; torch %s: OpenBLAS core %s, "
+              "CPU capability %s, oneDNN %s" %
+              (bench.name, g.get("blas_core"), p.get("torch"), p.get("blas_core"),
+               p.get("torch_cpu_capability"), "on" if p.get("mkldnn") else "off"), flush=True)
+
+    def gemm(self, threads, by_case, pressure):
+        rows = []
+        for case in sorted(by_case["graft"], key=lambda k: int(k[1:])):
+            g, p = by_case["graft"][case], by_case["peer"].get(case, [])
+            n = g[0]["n"]
+            tp = median([r["peer_s"] for r in p]) if p else float("nan")
+            rows.append((case, n, g, p, median([r["graft_s"] for r in g]),
+                         median([r["sgemm_s"] for r in g]), tp))
+        peak = max(2.0 * n ** 3 / ts / 1e9 for _, n, _, _, _, ts, _ in rows)
+        self.peak[threads] = peak
+        for case, n, g, p, tg, ts, tp in rows:
+            flops = 2.0 * n ** 3
+            rel = max(r["reldiff"] for r in g)
+            if rel > 1e-6:
+                self.failures.append("gemm n=%d: graft output differs from sgemm (%.2e)" % (n, rel))
+            eff = ts / tg
+            tline = ""
+            if n == 1024:
+                tline = " (target >= %.0f%%: %s)" % (
+                    100 * GEMM_TARGET, self.target("gemm1024 t%d" % threads, eff, GEMM_TARGET))
+            print("gemm   n=%-5d t=%d  graft %6.1f GF/s = %3.0f%% of peak  sgemm %6.1f  torch %6.1f GF/s"
+                  " | graft/sgemm %5.1f%%%s  graft/torch %.2fx | %s %.1f" %
+                  (n, threads, flops / tg / 1e9, 100 * flops / tg / 1e9 / peak, flops / ts / 1e9,
+                   flops / tp / 1e9, 100 * eff, tline, tp / tg, pressure[0], pressure[1]), flush=True)
+            self.record({"bench": "gemm", "case": case, "threads": threads, "n": n,
+                         "graft_s": tg, "sgemm_s": ts, "peer_s": tp,
+                         "graft_gflops": flops / tg / 1e9, "sgemm_gflops": flops / ts / 1e9,
+                         "peer_gflops": flops / tp / 1e9, "graft_over_sgemm": eff,
+                         "graft_over_peer": tp / tg, "sgemm_peak_gflops": peak, "reldiff": rel,
+                         "pressure": {pressure[0]: pressure[1]}, "runs": len(g),
+                         "graft_blas": g[0].get("blas_core"),
+                         "peer_blas": p[0].get("blas_core") if p else None})
+        print("gemm   t=%d  measured sgemm peak %.1f GF/s (the 100%% for the GF/s of the runs below)" %
+              (threads, peak), flush=True)
+
+    def model(self, bench, threads, by_case, rss, pressure):
+        rss_g, rss_p = max(rss["graft"]), max(rss["peer"])
+        for case in by_case["graft"]:
+            g, p = by_case["graft"][case], by_case["peer"].get(case)
+            if not p:
+                self.failures.append("%s %s: the peer reported no such case" % (bench.name, case))
+                continue
+            tg, tp = median([r["time_s"] for r in g]), median([r["time_s"] for r in p])
+            items = g[0].get("items", 1)
+            ratio = tp / tg
+            checks = verify(bench, case, g, p)
+            bad = [c for c in checks if not c[3]]
+            for c in bad:
+                self.failures.append("%s %s t=%d: %s graft %s vs peer %s" % (bench.name, case, threads, *c[:3]))
+            parts = ["%-6s %-9s t=%d" % (bench.name, case, threads)]
+            if case == "train" or case.startswith("train"):
+                parts.append("graft %s  torch %s" % (fmt_rate(items / tg, bench.unit), fmt_rate(items / tp, bench.unit)))
+            else:
+                parts.append("graft %.3f ms  torch %.3f ms" % (1e3 * tg, 1e3 * tp))
+            tgt = bench.targets.get(case)
+            tline = " (target >= %.1fx: %s)" % (tgt, self.target("%s %s t%d" % (bench.name, case, threads), ratio, tgt)) if tgt else ""
+            parts.append("graft/torch %.2fx%s" % (ratio, tline))
+            if "flops" in g[0] and threads in self.peak:
+                gf = g[0]["flops"] / tg / 1e9
+                parts.append("%.1f GF/s = %.0f%% of sgemm" % (gf, 100 * gf / self.peak[threads]))
+            if checks:
+                parts.append("same result: %s" % ("yes" if not bad else "NO (" + ", ".join(c[0] for c in bad) + ")"))
+            parts.append("rss %.0f/%.0f MB = %.2f (target <= %.2f: %s)" % (
+                rss_g / 1024, rss_p / 1024, rss_g / rss_p, RSS_TARGET,
+                self.target("%s rss t%d" % (bench.name, threads), rss_g / rss_p, RSS_TARGET, False)))
+            parts.append("%s %.1f" % pressure)
+            print(" | ".join(parts), flush=True)
+            self.record({"bench": bench.name, "case": case, "threads": threads, "graft_s": tg,
+                         "peer_s": tp, "items": items, "graft_over_peer": ratio,
+                         "graft_rate": items / tg, "peer_rate": items / tp,
+                         "flops": g[0].get("flops"), "checks": [list(c) for c in checks],
+                         "graft_rss_kb": rss_g, "peer_rss_kb": rss_p,
+                         "pressure": {pressure[0]: pressure[1]},
+                         "graft_blas": g[0].get("blas_core"), "peer_blas": p[0].get("blas_core"),
+                         "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g)})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="comma-separated benchmark names")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, help="runs of each side (default 5, quick 3)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    a = ap.parse_args()
+    runs = a.runs or (3 if a.quick else 5)
+    only = set(a.only.split(",")) if a.only else None
+    machine = machine_info()
+    rep = Reporter(a.out, machine, a.quick)
+    print("machine: %s, %d cores, kernel %s, graft %s, OpenBLAS env %s; %d runs each side" %
+          (machine["cpu"], machine["cores"], machine["kernel"], machine["git"],
+           machine["openblas_env"] or "none", runs), flush=True)
+    with tempfile.TemporaryDirectory(prefix="graft-bench-") as tmp:
+        for bench in BENCHES:
+            if (only and bench.name not in only) or (a.quick and not bench.quick):
+                continue
+            exe = os.path.join(a.build, "bench_" + bench.name)
+            if not os.path.exists(exe):
+                print("%-6s skipped: %s not built (its ops are not on main yet)" % (bench.name, exe), flush=True)
+                continue
+            init = None
+            if bench.init:
+                init = os.path.join(tmp, bench.name + ".f32")
+                subprocess.run([exe, "--write-init", init] + (bench.quick_args if a.quick else bench.args),
+                               check=True)
+            for t in [int(x) for x in a.threads.split(",")]:
+                by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init)
+                if t == int(a.threads.split(",")[0]):
+                    rep.kernels(bench, by_case)
+                if bench.name == "gemm":
+                    rep.gemm(t, by_case, pressure)
+                else:
+                    rep.model(bench, t, by_case, rss, pressure)
+    if rep.failures:
+        print("FAILED: graft and the peer disagree:\n  " + "\n  ".join(rep.failures))
+        return 1
+    print("targets missed: %s" % (", ".join(rep.misses) if rep.misses else "none"))
+    return 1 if (a.strict and rep.misses) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
