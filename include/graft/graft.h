@@ -5,5 +5,6 @@
 #include "graft/rng.h"
 #include "graft/tensor.h"
 #include "graft/ops.h"
+#include "graft/merge.h"
 #include "graft/dist.h"
 #endif

@@ -1,0 +1,217 @@
+/* transfer/merge/sparsify.c — the sparsifiers of mergekit's generalized task
+ * arithmetic (mergekit/sparsify.py), applied to τ = θ_i − θ0 of one tensor:
+ *  - magnitude (TIES, Yadav et al. 2023): keep the k = int(d·numel) largest |τ|
+ *    (k = 0 is an error, as mergekit asserts);
+ *  - random (DARE, Yu et al. 2023): keep each entry with probability d;
+ *  - magnitude_outliers (Model Breadcrumbs, Davari & Belilovsky 2023): drop the
+ *    n_top = int(γ·numel) largest and the smallest, keeping int(d·numel);
+ *    n_top == 0 zeroes the tensor like mergekit's empty slice [n_bot:-0]
+ *    unless breadcrumbs_keep_top is set;
+ *  - della_magprune (DELLA, Deep et al. 2024): keep with probability
+ *    p = (d−ε) + 2ε·rank/(L−1), rank of |τ| within each row along dim 1.
+ * Then the rescale: ‖τ‖₁/‖mask⊙τ‖₁ (mergekit) or 1/d (DARE paper, PEFT).
+ * The output is a 0/1 mask and a scale; the kernels apply them on the fly. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graft/rng.h"
+#include "graft/tensor.h"
+#include "transfer/merge/merge_internal.h"
+
+static inline float abs_delta(const float *m, const float *b, int64_t j) {
+  return fabsf(m[j] - (b ? b[j] : 0.0f));
+}
+
+/* The k-th smallest (0-based) of x[0..n); reorders x so that x[0..k) <= x[k] <= x[k+1..n). */
+static float select_kth(float *x, int64_t n, int64_t k) {
+  int64_t lo = 0, hi = n - 1;
+  while (hi > lo) {
+    float a = x[lo], b = x[lo + (hi - lo) / 2], c = x[hi];
+    float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+    int64_t i = lo, j = hi;
+    while (i <= j) {
+      while (x[i] < pivot) i++;
+      while (x[j] > pivot) j--;
+      if (i <= j) {
+        float t = x[i];
+        x[i++] = x[j];
+        x[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return x[k];
+  }
+  return x[k];
+}
+
+/* Entries of |m − b| whose ascending rank (ties by index) is in [lo, hi). */
+static void rank_window_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi,
+                             uint8_t *mask, float *scratch) {
+  if (lo < 0) lo = 0;
+  if (hi > n) hi = n;
+  if (lo >= hi) {
+    memset(mask, 0, (size_t)n);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > MERGE_CHUNK)
+  for (int64_t j = 0; j < n; j++) scratch[j] = abs_delta(m, b, j);
+  float v_lo = select_kth(scratch, n, lo);
+  float v_hi = select_kth(scratch + lo, n - lo, hi - 1 - lo);
+  int64_t lt_lo = 0, lt_hi = 0;
+#pragma omp parallel for schedule(static) reduction(+ : lt_lo, lt_hi) if (n > MERGE_CHUNK)
+  for (int64_t j = 0; j < n; j++) {
+    float a = abs_delta(m, b, j);
+    lt_lo += a < v_lo;
+    lt_hi += a < v_hi;
+  }
+  int64_t seen_lo = 0, seen_hi = 0;
+  for (int64_t j = 0; j < n; j++) {
+    float a = abs_delta(m, b, j);
+    int64_t r;
+    if (a > v_lo && a < v_hi) mask[j] = 1;
+    else if (a == v_lo) {
+      r = lt_lo + seen_lo++;
+      mask[j] = r >= lo && r < hi;
+    } else if (a == v_hi) {
+      r = lt_hi + seen_hi++;
+      mask[j] = r < hi;
+    } else mask[j] = 0;
+  }
+}
+
+static void random_mask(const gr_merge_args *a, int i, double p, uint8_t *mask) {
+  gr_rng r = gr_rng_stream(a->seed, gr_merge_stream_id(a->name, i));
+  for (int64_t j = 0; j < a->numel; j++) mask[j] = gr_rng_bernoulli(&r, (float)p);
+}
+
+typedef struct rank_item {
+  float v;
+  int64_t pos;
+} rank_item;
+
+static int rank_item_cmp(const void *x, const void *y) {
+  const rank_item *p = x, *q = y;
+  if (p->v != q->v) return p->v < q->v ? -1 : 1;
+  return p->pos < q->pos ? -1 : p->pos > q->pos;
+}
+
+/* Della keep probabilities into prob[numel]: rank of |τ| along dim 1 (the
+ * whole tensor is one row when ndim < 2). A row of length 1 gets rank 0,
+ * where mergekit's 0/0 would give NaN. */
+static gr_status della_probabilities(const gr_merge_args *a, int i, double d, double eps, float *prob) {
+  int64_t outer = 1, len = a->numel, inner = 1;
+  if (a->ndim >= 2) {
+    outer = a->shape[0];
+    len = a->shape[1];
+    inner = len ? a->numel / (outer * len) : 0;
+  }
+  if (len == 0 || outer == 0) return GR_OK;
+  rank_item *items = gr_malloc(sizeof(rank_item) * (size_t)len);
+  if (!items) return gr_error(GR_ENOMEM, "della: no memory to rank tensor '%s'", a->name);
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t in = 0; in < inner; in++) {
+      int64_t base = o * len * inner + in;
+      for (int64_t l = 0; l < len; l++) {
+        items[l].pos = base + l * inner;
+        items[l].v = abs_delta(a->models[i], a->base, items[l].pos);
+      }
+      qsort(items, (size_t)len, sizeof *items, rank_item_cmp);
+      for (int64_t l = 0; l < len; l++) {
+        double rank_norm = len > 1 ? (double)l / (double)(len - 1) : 0.0;
+        prob[items[l].pos] = (float)((d - eps) + 2.0 * eps * rank_norm);
+      }
+    }
+  gr_free(items);
+  return GR_OK;
+}
+
+static gr_status della_mask(const gr_merge_args *a, int i, double d, double eps, uint8_t *mask,
+                            float *prob) {
+  if (!(d - eps > 0) || !(d + eps < 1))
+    return gr_error(GR_EARG, "%s: tensor '%s' model %d: epsilon %g must keep density %g +/- epsilon in (0, 1)",
+                    gr_merge_info(a->method)->name, a->name, i, eps, d);
+  gr_status st = della_probabilities(a, i, d, eps, prob);
+  if (st) return st;
+  gr_rng r = gr_rng_stream(a->seed, gr_merge_stream_id(a->name, i));
+  for (int64_t j = 0; j < a->numel; j++) mask[j] = gr_rng_bernoulli(&r, prob[j]);
+  return GR_OK;
+}
+
+/* mergekit's rescaled_masked_tensor with the L1 norm. */
+static float l1_rescale(const float *m, const float *b, const uint8_t *mask, int64_t n) {
+  double before = 0, after = 0;
+#pragma omp parallel for schedule(static) reduction(+ : before, after) if (n > MERGE_CHUNK)
+  for (int64_t j = 0; j < n; j++) {
+    double v = abs_delta(m, b, j);
+    before += v;
+    if (mask[j]) after += v;
+  }
+  if (before < 1e-7 || after < 1e-7) return 1.0f;
+  return (float)(before / after);
+}
+
+static gr_status build_mask(const gr_merge_args *a, int i, uint8_t *mask, float *scratch, merge_sparse *out) {
+  const gr_merge_model_params *p = &a->params[i];
+  const gr_merge_method_info *info = gr_merge_info(a->method);
+  const float *m = a->models[i], *b = a->base;
+  int64_t n = a->numel;
+  double d = p->density;
+  bool injected = a->masks_in && a->masks_in[i];
+  if (injected && (info->sparsify == GR_SPARSIFY_RANDOM || info->sparsify == GR_SPARSIFY_DELLA)) {
+    for (int64_t j = 0; j < n; j++) mask[j] = a->masks_in[i][j] != 0;
+    return GR_OK;
+  }
+  switch (info->sparsify) {
+    case GR_SPARSIFY_MAGNITUDE: {
+      int64_t k = (int64_t)(d * (double)n);
+      if (k <= 0 && n > 0)
+        return gr_error(GR_EARG, "%s: tensor '%s' model %d: density %g keeps int(%g*%lld) = 0 entries",
+                        info->name, a->name, i, d, d, (long long)n);
+      rank_window_mask(m, b, n, n - k, n, mask, scratch);
+      return GR_OK;
+    }
+    case GR_SPARSIFY_MAGNITUDE_OUTLIERS: {
+      int64_t target = (int64_t)(d * (double)n), n_top = (int64_t)(p->gamma * (double)n);
+      int64_t n_bot = n - target - n_top;
+      if (n_bot < 0) {
+        n_top += n_bot;
+        n_bot = 0;
+      }
+      if (n_top == 0 && !a->breadcrumbs_keep_top) {
+        memset(mask, 0, (size_t)n);
+        out->quirk_zeroed = true;
+        return GR_OK;
+      }
+      rank_window_mask(m, b, n, n_bot, n - n_top, mask, scratch);
+      return GR_OK;
+    }
+    case GR_SPARSIFY_RANDOM: random_mask(a, i, d, mask); return GR_OK;
+    case GR_SPARSIFY_DELLA:
+      if (d <= 0) {
+        memset(mask, 0, (size_t)n);
+        return GR_OK;
+      }
+      return della_mask(a, i, d, p->epsilon, mask, scratch);
+    case GR_SPARSIFY_NONE: break;
+  }
+  return GR_OK;
+}
+
+gr_status merge_sparsify(const gr_merge_args *a, int i, uint8_t *mask_buf, float *scratch, merge_sparse *out) {
+  const gr_merge_method_info *info = gr_merge_info(a->method);
+  out->mask = NULL;
+  out->scale = 1.0f;
+  out->quirk_zeroed = false;
+  double d = a->params[i].density;
+  if (info->sparsify == GR_SPARSIFY_NONE || d >= 1) return GR_OK;
+  gr_status st = build_mask(a, i, mask_buf, scratch, out);
+  if (st) return st;
+  out->mask = mask_buf;
+  if (a->rescale) {
+    if (a->rescale_mode == GR_RESCALE_INV_DENSITY) out->scale = d > 0 ? (float)(1.0 / d) : 1.0f;
+    else out->scale = l1_rescale(a->models[i], a->base, mask_buf, a->numel);
+  }
+  return GR_OK;
+}
