@@ -40,6 +40,10 @@ gr_tensor *gr_tensor_like(gr_ctx *c, const gr_tensor *t);
 /* Normalizes a possibly negative axis; GR_EARG naming op on failure (-1). */
 int gr_axis(const char *op, const gr_tensor *t, int axis);
 
+/* Element count above which elementwise and reduction loops use OpenMP
+ * (below it, thread start-up costs more than the loop). */
+#define GR_PAR_MIN 32768
+
 /* Input checks for forward functions: return NULL with GR_EARG on NULL. */
 #define GR_NEED(op, t)                                           \
   do {                                                           \
