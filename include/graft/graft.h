@@ -7,4 +7,5 @@
 #include "graft/ops.h"
 #include "graft/merge.h"
 #include "graft/dist.h"
+#include "graft/report.h"
 #endif

@@ -1,0 +1,57 @@
+/* report/format.c — human-readable numbers for tables, progress lines and
+ * the HTML report: byte sizes, counts and durations. */
+#include <math.h>
+#include <stdio.h>
+
+#include "graft/report.h"
+
+const char *gr_fmt_bytes(int64_t bytes, char *buf, size_t n) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 0) {
+    snprintf(buf, n, "n/a");
+    return buf;
+  }
+  double v = (double)bytes;
+  int u = 0;
+  while (v >= 1024.0 && u < 5) {
+    v /= 1024.0;
+    u++;
+  }
+  if (u == 0) snprintf(buf, n, "%lld B", (long long)bytes);
+  else snprintf(buf, n, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+const char *gr_fmt_count(int64_t count, char *buf, size_t n) {
+  static const char *suffix[] = {"", "k", "M", "G", "T"};
+  if (count < 0) {
+    snprintf(buf, n, "n/a");
+    return buf;
+  }
+  if (count < 1000) {
+    snprintf(buf, n, "%lld", (long long)count);
+    return buf;
+  }
+  double v = (double)count;
+  int s = 0;
+  while (v >= 999.5 && s < 4) {
+    v /= 1000.0;
+    s++;
+  }
+  snprintf(buf, n, v < 10 ? "%.2f%s" : v < 100 ? "%.1f%s" : "%.0f%s", v, suffix[s]);
+  return buf;
+}
+
+const char *gr_fmt_duration(double seconds, char *buf, size_t n) {
+  if (!(seconds >= 0) || isinf(seconds)) snprintf(buf, n, "n/a");
+  else if (seconds < 0.99995) snprintf(buf, n, "%.1fms", seconds * 1e3);
+  else if (seconds < 59.995) snprintf(buf, n, "%.2fs", seconds);
+  else if (seconds < 3599.5) {
+    long s = lround(seconds);
+    snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+  } else {
+    long m = lround(seconds / 60.0);
+    snprintf(buf, n, "%ldh%02ldm", m / 60, m % 60);
+  }
+  return buf;
+}
