@@ -6,6 +6,7 @@
 #include "graft/tensor.h"
 #include "graft/ops.h"
 #include "graft/merge.h"
+#include "graft/data.h"
 #include "graft/dist.h"
 #include "graft/report.h"
 #endif
