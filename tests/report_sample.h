@@ -1,10 +1,13 @@
-/* tests/report_sample.h — a deterministic demo-shaped results list (a
- * pretrain run plus methods x budgets x seeds with curves) for the report
- * tests. Values are synthetic; tests check structure, not these numbers. */
+/* tests/report_sample.h — shared by the report tests: a deterministic
+ * demo-shaped results list (a pretrain run plus methods x budgets x seeds
+ * with curves; synthetic values, tests check structure, not these numbers)
+ * and where the source tree is. */
 #ifndef GRAFT_TEST_REPORT_SAMPLE_H
 #define GRAFT_TEST_REPORT_SAMPLE_H
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "graft/report.h"
 
@@ -57,6 +60,24 @@ static inline gr_status sample_results(gr_results *rs) {
         s = gr_results_add(rs, &r);
       }
   return s;
+}
+
+/* $GRAFT_SRC, or (a test run by hand) the tree this header is in. */
+static inline const char *report_test_source_dir(void) {
+  static char dir[512];
+  const char *src = getenv("GRAFT_SRC");
+  if (src && *src) return src;
+  snprintf(dir, sizeof dir, "%s", __FILE__);
+  char *tail = strstr(dir, "/tests/report_sample.h");
+  if (!tail) return ".";
+  *tail = 0;
+  return dir;
+}
+
+/* $GRAFT_PYTHON, else python3 (the checks need only the standard library). */
+static inline const char *report_test_python(void) {
+  const char *py = getenv("GRAFT_PYTHON");
+  return py && *py ? py : "python3";
 }
 
 #endif

@@ -47,15 +47,7 @@ static void write_text(const char *path, const char *text) {
 
 /* Runs tests/report/check_report.py; expectations go through a file. */
 static int run_checker(const char *mode, const char *file, const char *extra, const char *expect_json) {
-  const char *py = getenv("GRAFT_PYTHON"), *src = getenv("GRAFT_SRC");
-  if (!py || !*py) py = "python3";
-  char src_dir[512];
-  if (!src || !*src) { /* run by hand: the tree this file is in */
-    snprintf(src_dir, sizeof src_dir, "%s", __FILE__);
-    char *slash = strstr(src_dir, "/tests/test_report.c");
-    if (slash) *slash = 0;
-    src = slash ? src_dir : ".";
-  }
+  const char *py = report_test_python(), *src = report_test_source_dir();
   char expect_path[640];
   snprintf(expect_path, sizeof expect_path, "%s/expect.json", tmp_dir);
   write_text(expect_path, expect_json);
@@ -342,6 +334,13 @@ static void test_results_summary(void) {
     CHECK(!strcmp(rows[4].phase, "pretrain") && rows[4].n_seeds == 1);
   }
   free(rows);
+  capture c;
+  capture_begin(&c);
+  CHECK_OK(gr_results_print_summary(&rs, c.fp, GR_TABLE_TEXT));
+  char *out = capture_end(&c);
+  CHECK_MSG(count_substr(out, "\n") == 7, "summary table:\n%s", out); /* header, rule, 5 cells */
+  CHECK(strstr(out, "phase") && strstr(out, "pretrain") && strstr(out, "85.00 \u00b1 7.07"));
+  free(out);
   gr_results empty = {0};
   CHECK_OK(gr_results_summarize(&empty, &rows, &n));
   CHECK(n == 0);

@@ -50,9 +50,8 @@ int main(void) {
   struct stat st;
   CHECK_MSG(stat(png, &st) == 0 && st.st_size > 10000, "chromium (exit %d) wrote no usable screenshot %s; see %s/chromium.log",
             rc, png, dir);
-  const char *py = getenv("GRAFT_PYTHON"), *src = getenv("GRAFT_SRC");
-  snprintf(cmd, sizeof cmd, "'%s' '%s/tests/report/check_png.py' '%s' 1200 2400", py && *py ? py : "python3",
-           src && *src ? src : ".", png);
+  snprintf(cmd, sizeof cmd, "'%s' '%s/tests/report/check_png.py' '%s' 1200 2400", report_test_python(),
+           report_test_source_dir(), png);
   CHECK(system(cmd) == 0);
   return test_summary();
 }

@@ -136,8 +136,8 @@ struct cJSON *gr_run_result_to_json(const gr_run_result *r);
 /* Appends r as one line of a results file. */
 gr_status gr_jsonl_write_result(gr_jsonl *w, const gr_run_result *r);
 /* Appends to rs every {"type":"run"} line of a results.jsonl (other lines are
- * skipped); GR_EFORMAT naming path:line and field for a run with a missing or
- * mistyped field. */
+ * skipped); GR_EFORMAT naming the path, the record number and the field for
+ * a run with a missing or mistyped field (method and seed are required). */
 gr_status gr_results_load_jsonl(gr_results *rs, const char *path);
 
 /* Mean ± sample std over seeds for one (phase, method, budget) cell. */
@@ -173,6 +173,12 @@ typedef enum gr_table_style { GR_TABLE_TEXT = 0, GR_TABLE_MARKDOWN = 1 } gr_tabl
  * right-aligned, others left-aligned. Column widths count UTF-8 characters. */
 gr_status gr_table_print(const gr_table *t, FILE *fp, gr_table_style style);
 void gr_table_free(gr_table *t);
+
+/* Prints the gr_results_summarize rows of rs as a table (method, labels,
+ * seeds, accuracy mean ± std in %, trainable params, time per run, peak
+ * RSS; a phase column when there is more than one phase): the console twin
+ * of report.html's summary, for `graft demo` and `graft study`. */
+gr_status gr_results_print_summary(const gr_results *rs, FILE *fp, gr_table_style style);
 
 /* ---- progress ---------------------------------------------------------- */
 

@@ -1,9 +1,11 @@
 /* report/format.c — human-readable numbers for tables, progress lines and
- * the HTML report: byte sizes, counts and durations. */
+ * the HTML report: byte sizes, counts, durations, label budgets and
+ * accuracies. */
 #include <math.h>
 #include <stdio.h>
 
 #include "graft/report.h"
+#include "report/format_internal.h"
 
 const char *gr_fmt_bytes(int64_t bytes, char *buf, size_t n) {
   static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -53,5 +55,19 @@ const char *gr_fmt_duration(double seconds, char *buf, size_t n) {
     long m = lround(seconds / 60.0);
     snprintf(buf, n, "%ldh%02ldm", m / 60, m % 60);
   }
+  return buf;
+}
+
+const char *report_fmt_budget(double budget, int64_t n_labels, char *buf, size_t n) {
+  if (isnan(budget)) snprintf(buf, n, "n/a");
+  else if (n_labels >= 0) snprintf(buf, n, "%g%% (%lld labels)", budget * 100, (long long)n_labels);
+  else snprintf(buf, n, "%g%%", budget * 100);
+  return buf;
+}
+
+const char *report_fmt_acc(double mean, double std, int n_seeds, char *buf, size_t n) {
+  if (isnan(mean)) snprintf(buf, n, "n/a");
+  else if (n_seeds > 1 && !isnan(std)) snprintf(buf, n, "%.2f \u00b1 %.2f", 100 * mean, 100 * std);
+  else snprintf(buf, n, "%.2f", 100 * mean);
   return buf;
 }

@@ -42,20 +42,6 @@ void html_cell(FILE *fp, const char *cls, const char *text) {
   fputs("</td>", fp);
 }
 
-const char *html_fmt_budget(double budget, int64_t n_labels, char *buf, size_t n) {
-  if (isnan(budget)) snprintf(buf, n, "n/a");
-  else if (n_labels >= 0) snprintf(buf, n, "%g%% (%lld labels)", budget * 100, (long long)n_labels);
-  else snprintf(buf, n, "%g%%", budget * 100);
-  return buf;
-}
-
-const char *html_fmt_acc(double mean, double std, int n_seeds, char *buf, size_t n) {
-  if (isnan(mean)) snprintf(buf, n, "n/a");
-  else if (n_seeds > 1 && !isnan(std)) snprintf(buf, n, "%.2f \u00b1 %.2f", 100 * mean, 100 * std);
-  else snprintf(buf, n, "%.2f", 100 * mean);
-  return buf;
-}
-
 /* ---- header ----------------------------------------------------------------- */
 
 static void write_meta_row(FILE *fp, const char *key, const char *value) {

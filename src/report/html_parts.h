@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "graft/report.h"
+#include "report/format_internal.h"
 
 typedef struct html_summary_rows {
   const gr_summary_row *rows;
@@ -14,10 +15,6 @@ typedef struct html_summary_rows {
 /* Escaped text; a <td> with an optional class. */
 void html_text(FILE *fp, const char *s);
 void html_cell(FILE *fp, const char *cls, const char *text);
-/* "10% (600 labels)" / "10%" / "n/a". */
-const char *html_fmt_budget(double budget, int64_t n_labels, char *buf, size_t n);
-/* Accuracy in percent: "85.31 ± 0.42" (one seed: "85.31"). */
-const char *html_fmt_acc(double mean, double std, int n_seeds, char *buf, size_t n);
 
 /* Accuracy table (method x budget), accuracy-vs-labels plot, cost table and
  * training curves of the "transfer" phase. Writes nothing without such runs. */

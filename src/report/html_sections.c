@@ -60,7 +60,7 @@ static void write_accuracy_table(FILE *fp, const grid *g, const html_summary_row
   fputs("<table class=\"accuracy\">\n<thead><tr><th>Method</th>", fp);
   for (int b = 0; b < g->n_budgets; b++) {
     fputs("<th class=\"num\">", fp);
-    html_text(fp, html_fmt_budget(g->budgets[b], g->n_labels[b], buf, sizeof buf));
+    html_text(fp, report_fmt_budget(g->budgets[b], g->n_labels[b], buf, sizeof buf));
     fputs("</th>", fp);
   }
   fputs("</tr></thead>\n<tbody>\n", fp);
@@ -76,7 +76,7 @@ static void write_accuracy_table(FILE *fp, const grid *g, const html_summary_row
       }
       bool is_best = r && !isnan(r->acc_mean) && r->acc_mean == best && g->n_methods > 1;
       html_cell(fp, is_best ? "num best" : "num",
-                r ? html_fmt_acc(r->acc_mean, r->acc_std, r->n_seeds, buf, sizeof buf) : "\u2013");
+                r ? report_fmt_acc(r->acc_mean, r->acc_std, r->n_seeds, buf, sizeof buf) : "\u2013");
     }
     fputs("</tr>\n", fp);
   }
@@ -126,10 +126,10 @@ static void write_cost_table(FILE *fp, const html_summary_rows *sr, const char *
     if (strcmp(r->phase, phase)) continue;
     fputs("<tr>", fp);
     html_cell(fp, NULL, r->method);
-    html_cell(fp, "num", html_fmt_budget(r->budget, r->n_labels, buf, sizeof buf));
+    html_cell(fp, "num", report_fmt_budget(r->budget, r->n_labels, buf, sizeof buf));
     snprintf(buf, sizeof buf, "%d", r->n_seeds);
     html_cell(fp, "num", buf);
-    html_cell(fp, "num", html_fmt_acc(r->acc_mean, r->acc_std, r->n_seeds, buf, sizeof buf));
+    html_cell(fp, "num", report_fmt_acc(r->acc_mean, r->acc_std, r->n_seeds, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_count(r->trainable_params, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_duration(r->seconds_mean, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_bytes(r->peak_rss_max, buf, sizeof buf));
@@ -222,7 +222,7 @@ static gr_status write_transfer_curves(FILE *fp, const gr_results *rs, const gri
       heading = true;
     }
     char title[64];
-    html_fmt_budget(g->budgets[b], -1, title, sizeof title);
+    report_fmt_budget(g->budgets[b], -1, title, sizeof title);
     strncat(title, " of labels", sizeof title - strlen(title) - 1);
     gr_status s = write_curve_plots(fp, &cs, title);
     if (s != GR_OK) return s;
@@ -291,10 +291,10 @@ void html_write_all_runs(FILE *fp, const gr_results *rs) {
     html_cell(fp, NULL, r->phase);
     html_cell(fp, NULL, r->method);
     html_cell(fp, NULL, r->dataset);
-    html_cell(fp, "num", html_fmt_budget(r->budget, r->n_labels, buf, sizeof buf));
+    html_cell(fp, "num", report_fmt_budget(r->budget, r->n_labels, buf, sizeof buf));
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->seed);
     html_cell(fp, "num", buf);
-    html_cell(fp, "num", html_fmt_acc(r->accuracy, NAN, 1, buf, sizeof buf));
+    html_cell(fp, "num", report_fmt_acc(r->accuracy, NAN, 1, buf, sizeof buf));
     if (isnan(r->loss)) snprintf(buf, sizeof buf, "n/a");
     else snprintf(buf, sizeof buf, "%.4f", r->loss);
     html_cell(fp, "num", buf);

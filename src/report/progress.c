@@ -68,7 +68,11 @@ static void format_line(const gr_progress *p, double now, bool final, const char
   else
     len = snprintf(buf, n, "%s%s%lld", p->label, *p->label ? "  " : "", (long long)p->done);
   if (len < 0 || (size_t)len >= n) return;
-  len += snprintf(buf + len, n - (size_t)len, "  %.4g it/s", rate);
+  char rate_text[32];
+  if (rate >= 1000) snprintf(rate_text, sizeof rate_text, "%s it/s", gr_fmt_count((int64_t)llround(rate), t1, sizeof t1));
+  else if (rate >= 1 || rate == 0) snprintf(rate_text, sizeof rate_text, "%.3g it/s", rate);
+  else snprintf(rate_text, sizeof rate_text, "%s/it", gr_fmt_duration(1 / rate, t1, sizeof t1));
+  len += snprintf(buf + len, n - (size_t)len, "  %s", rate_text);
   if ((size_t)len >= n) return;
   if (final)
     len += snprintf(buf + len, n - (size_t)len, "  in %s", gr_fmt_duration(elapsed, t1, sizeof t1));

@@ -1,11 +1,13 @@
 /* report/summary.c — mean ± std over seeds for each (phase, method, budget)
  * cell of a results list: the numbers of the console table and of the HTML
- * report's summary and accuracy-vs-labels plot. */
+ * report's summary and accuracy-vs-labels plot, and the console version of
+ * that table. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graft/report.h"
+#include "report/format_internal.h"
 
 static bool same_budget(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
@@ -98,4 +100,35 @@ gr_status gr_results_summarize(const gr_results *rs, gr_summary_row **rows, int 
   *rows = out;
   *n_rows = n;
   return GR_OK;
+}
+
+/* One console row of a summary cell. */
+static gr_status add_summary_row(gr_table *t, const gr_summary_row *r, bool with_phase) {
+  char labels[64], seeds[16], acc[64], params[32], secs[32], rss[32];
+  snprintf(seeds, sizeof seeds, "%d", r->n_seeds);
+  const char *cells[] = {r->phase, r->method, report_fmt_budget(r->budget, r->n_labels, labels, sizeof labels),
+                         seeds, report_fmt_acc(r->acc_mean, r->acc_std, r->n_seeds, acc, sizeof acc),
+                         gr_fmt_count(r->trainable_params, params, sizeof params),
+                         gr_fmt_duration(r->seconds_mean, secs, sizeof secs),
+                         gr_fmt_bytes(r->peak_rss_max, rss, sizeof rss)};
+  return gr_table_add_row(t, with_phase ? cells : cells + 1);
+}
+
+gr_status gr_results_print_summary(const gr_results *rs, FILE *fp, gr_table_style style) {
+  if (!rs || !fp) return gr_error(GR_EARG, "results print summary: NULL argument");
+  gr_summary_row *rows;
+  int n;
+  gr_status s = gr_results_summarize(rs, &rows, &n);
+  if (s != GR_OK) return s;
+  bool with_phase = false;
+  for (int i = 1; i < n; i++) with_phase |= strcmp(rows[i].phase, rows[0].phase) != 0;
+  static const char *const headers[] = {"phase", "method", "labels", "seeds", "accuracy (%)", "trainable", "time/run",
+                                        "peak RSS"};
+  gr_table *t = gr_table_new(with_phase ? 8 : 7, with_phase ? headers : headers + 1);
+  s = t ? GR_OK : gr_last_status();
+  for (int i = 0; i < n && s == GR_OK; i++) s = add_summary_row(t, &rows[i], with_phase);
+  if (s == GR_OK) s = gr_table_print(t, fp, style);
+  gr_table_free(t);
+  free(rows);
+  return s;
 }

@@ -71,15 +71,19 @@ static void setup_axis(axis *a, double lo, double hi, bool log_axis, gr_tick_for
     if (!log_axis && fmt == GR_TICK_PERCENT) pad = fmax(fabs(lo) * 0.1, 0.05);
     lo -= pad, hi += pad;
   }
-  if (log_axis) {
-    a->lo = floor(lo), a->hi = ceil(hi);
-    a->step = fmax(1.0, ceil((a->hi - a->lo) / (MAX_TICKS - 1)));
+  double first_tick, last_tick;
+  if (log_axis) { /* ticks at whole decades; a little room beyond them for markers */
+    first_tick = floor(lo), last_tick = ceil(hi);
+    a->step = fmax(1.0, ceil((last_tick - first_tick) / (MAX_TICKS - 1)));
+    double room = 0.05 * (last_tick - first_tick);
+    a->lo = first_tick - room, a->hi = last_tick + room;
   } else {
     a->step = nice_step(hi - lo, 5);
-    a->lo = floor(lo / a->step) * a->step, a->hi = ceil(hi / a->step) * a->step;
+    a->lo = first_tick = floor(lo / a->step) * a->step;
+    a->hi = last_tick = ceil(hi / a->step) * a->step;
   }
   a->n_ticks = 0;
-  for (double t = a->lo; t <= a->hi + a->step * 1e-6 && a->n_ticks < MAX_TICKS; t += a->step)
+  for (double t = first_tick; t <= last_tick + a->step * 1e-6 && a->n_ticks < MAX_TICKS; t += a->step)
     a->ticks[a->n_ticks++] = fabs(t) < a->step * 1e-9 ? 0.0 : t;
 }
 
