@@ -424,6 +424,15 @@ static void test_progress(void) {
   CHECK(strchr(out, '\r') == NULL);
   free(out);
 
+  /* unknown total in plain mode: time-based lines only (none within 5 s) */
+  capture_begin(&c);
+  p = gr_progress_new(c.fp, "scan", -1, GR_PROGRESS_PLAIN);
+  for (int i = 1; i <= 100000; i++) gr_progress_update(p, i, NULL);
+  gr_progress_finish(p, NULL);
+  out = capture_end(&c);
+  CHECK_MSG(count_substr(out, "\n") == 1 && strstr(out, "scan  100000  "), "unknown total:\n%s", out);
+  free(out);
+
   /* TTY: redrawn in place with '\r', at most ~10 times a second */
   capture_begin(&c);
   p = gr_progress_new(c.fp, "study", 0, GR_PROGRESS_TTY);
@@ -564,6 +573,18 @@ static void test_html_report(void) {
   CHECK_FAILS(gr_report_write_html(tmp_path("no-such-dir/r.html"), &info, &loaded) == GR_OK, GR_EIO);
 
   /* no runs at all: still a valid page */
+  /* more methods than the report lays out: an error, not a silently cut table */
+  gr_results many = {0};
+  gr_run_result r;
+  gr_run_result_init(&r);
+  r.budget = 0.1, r.accuracy = 0.5;
+  for (int m = 0; m < 257; m++) {
+    snprintf(r.method, sizeof r.method, "method %d", m);
+    gr_results_add(&many, &r);
+  }
+  CHECK_FAILS(gr_report_write_html(html, &info, &many) == GR_OK, GR_EUNSUPPORTED);
+  gr_results_free(&many);
+
   gr_results empty = {0};
   gr_report_info bare = {0};
   CHECK_OK(gr_report_write_html(html, &bare, &empty));

@@ -13,25 +13,30 @@ static bool is_transfer(const char *phase) { return !strcmp(phase, PHASE_TRANSFE
 
 /* ---- the grid of the transfer phase: methods x budgets ------------------------ */
 
+#define GRID_MAX_METHODS 256
+#define GRID_MAX_BUDGETS 64
+
 typedef struct grid {
-  const char *methods[256];
+  const char *methods[GRID_MAX_METHODS];
   int n_methods;
-  double budgets[64];
-  int64_t n_labels[64];
+  double budgets[GRID_MAX_BUDGETS];
+  int64_t n_labels[GRID_MAX_BUDGETS];
   int n_budgets;
 } grid;
 
-static void grid_collect(const html_summary_rows *sr, grid *g) {
+static gr_status grid_collect(const html_summary_rows *sr, grid *g) {
   memset(g, 0, sizeof *g);
   for (int i = 0; i < sr->n; i++) {
     const gr_summary_row *r = &sr->rows[i];
     if (!is_transfer(r->phase)) continue;
     int m = 0;
     while (m < g->n_methods && strcmp(g->methods[m], r->method)) m++;
-    if (m == g->n_methods && m < 256) g->methods[g->n_methods++] = r->method;
+    if (m == GRID_MAX_METHODS) return gr_error(GR_EUNSUPPORTED, "html report: more than %d methods", m);
+    if (m == g->n_methods) g->methods[g->n_methods++] = r->method;
     int b = 0;
     while (b < g->n_budgets && !(g->budgets[b] == r->budget || (isnan(g->budgets[b]) && isnan(r->budget)))) b++;
-    if (b == g->n_budgets && b < 64) {
+    if (b == GRID_MAX_BUDGETS) return gr_error(GR_EUNSUPPORTED, "html report: more than %d label budgets", b);
+    if (b == g->n_budgets) {
       /* insert sorted, unknown budgets last */
       int at = b;
       while (at > 0 && (isnan(g->budgets[at - 1]) || g->budgets[at - 1] > r->budget)) at--;
@@ -43,6 +48,7 @@ static void grid_collect(const html_summary_rows *sr, grid *g) {
       g->n_budgets++;
     }
   }
+  return GR_OK;
 }
 
 static const gr_summary_row *find_row(const html_summary_rows *sr, const char *phase, const char *method,
@@ -218,7 +224,9 @@ static gr_status write_transfer_curves(FILE *fp, const gr_results *rs, const gri
     if (cs.n == 0) continue;
     if (!heading) {
       fputs("<h2>Training curves</h2>\n<p class=\"note\">One run per method (the lowest seed) at each label "
-            "budget.</p>\n", fp);
+            "budget", fp);
+      if (g->n_methods > MAX_CURVES) fprintf(fp, "; the first %d methods", MAX_CURVES);
+      fputs(".</p>\n", fp);
       heading = true;
     }
     char title[64];
@@ -233,9 +241,8 @@ static gr_status write_transfer_curves(FILE *fp, const gr_results *rs, const gri
 gr_status html_write_transfer_sections(FILE *fp, const gr_results *rs, const html_summary_rows *sr) {
   grid *g = malloc(sizeof *g);
   if (!g) return gr_error(GR_ENOMEM, "html report: out of memory");
-  grid_collect(sr, g);
-  gr_status s = GR_OK;
-  if (g->n_methods > 0) {
+  gr_status s = grid_collect(sr, g);
+  if (s == GR_OK && g->n_methods > 0) {
     fputs("<h2>Accuracy by method and label budget</h2>\n<p class=\"note\">Test accuracy (%) on the target task, "
           "mean \u00b1 sample std over seeds; the best mean per budget in bold.</p>\n", fp);
     write_accuracy_table(fp, g, sr);
@@ -264,6 +271,9 @@ gr_status html_write_other_phases(FILE *fp, const gr_results *rs, const html_sum
     fputs("</h2>\n", fp);
     write_cost_table(fp, sr, phase);
     curve_set cs = {.n = 0};
+    int with_curve = 0;
+    for (int j = i; j < rs->n; j++) with_curve += !strcmp(rs->runs[j].phase, phase) && rs->runs[j].n_curve > 0;
+    if (with_curve > MAX_CURVES) fprintf(fp, "<p class=\"note\">Curves of the first %d runs.</p>\n", MAX_CURVES);
     for (int j = i; j < rs->n && cs.n < MAX_CURVES; j++) {
       const gr_run_result *r = &rs->runs[j];
       if (strcmp(r->phase, phase) || r->n_curve == 0) continue;
