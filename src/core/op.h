@@ -40,6 +40,21 @@ gr_tensor *gr_tensor_like(gr_ctx *c, const gr_tensor *t);
 /* Normalizes a possibly negative axis; GR_EARG naming op on failure (-1). */
 int gr_axis(const char *op, const gr_tensor *t, int axis);
 
+/* Views t as [outer, n, inner] around dimension `axis` (already
+ * normalized, 0 <= axis < ndim): the layout every axis-wise op loops over. */
+static inline void gr_axis_split(const gr_tensor *t, int axis, int64_t *outer, int64_t *n, int64_t *inner) {
+  *outer = *inner = 1;
+  for (int d = 0; d < axis; d++) *outer *= t->shape[d];
+  for (int d = axis + 1; d < t->ndim; d++) *inner *= t->shape[d];
+  *n = t->shape[axis];
+}
+
+/* Softmax (or log-softmax) of one row of n elements spaced `stride` apart,
+ * max-subtracted; and its backward, dx += J^T dy from the output y.
+ * In ops_softmax.c; shared by every op that normalizes rows. */
+void gr_softmax_row(const float *x, float *y, int64_t n, int64_t stride, bool take_log);
+void gr_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n, int64_t stride, bool take_log);
+
 /* Element count above which elementwise and reduction loops use OpenMP
  * (below it, thread start-up costs more than the loop). */
 #define GR_PAR_MIN 32768

@@ -1,0 +1,88 @@
+/* core/ops_softmax.c — softmax and log-softmax over any axis, and the row
+ * kernels (gr_softmax_row*, declared in op.h) that other normalizing ops
+ * reuse. Numerically stable: the row maximum is subtracted before exp and
+ * the normalizer is summed in double. The input is viewed as
+ * [outer, n, inner]; each of the outer*inner rows has stride `inner`.
+ * Backward uses only the output: softmax dx = y (dy - sum dy*y),
+ * log-softmax dx = dy - e^y sum dy. Not here: the losses (ops_loss.c). */
+#include <math.h>
+
+#include "core/op.h"
+
+void gr_softmax_row(const float *x, float *y, int64_t n, int64_t stride, bool take_log) {
+  float m = -INFINITY;
+  for (int64_t k = 0; k < n; k++) m = fmaxf(m, x[k * stride]);
+  double s = 0;
+  for (int64_t k = 0; k < n; k++) {
+    float e = expf(x[k * stride] - m);
+    if (!take_log) y[k * stride] = e;
+    s += e;
+  }
+  if (take_log) {
+    float lse = m + (float)log(s);
+    for (int64_t k = 0; k < n; k++) y[k * stride] = x[k * stride] - lse;
+  } else {
+    float inv = (float)(1.0 / s);
+    for (int64_t k = 0; k < n; k++) y[k * stride] *= inv;
+  }
+}
+
+void gr_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n, int64_t stride, bool take_log) {
+  double s = 0;
+  for (int64_t k = 0; k < n; k++) s += take_log ? dy[k * stride] : dy[k * stride] * y[k * stride];
+  float sf = (float)s;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t j = k * stride;
+    dx[j] += take_log ? dy[j] - expf(y[j]) * sf : y[j] * (dy[j] - sf);
+  }
+}
+
+/* Row r of the [outer, n, inner] view starts at (r / inner) * n * inner + r % inner. */
+static inline int64_t row_start(int64_t r, int64_t n, int64_t inner) { return (r / inner) * n * inner + r % inner; }
+
+static void softmax_backward(gr_ctx *c, gr_node *nd) {
+  gr_tensor *x = nd->in[0];
+  if (!x->requires_grad) return;
+  int64_t outer = nd->i[0], n = nd->i[1], inner = nd->i[2];
+  bool take_log = nd->i[3];
+  const float *y = nd->out->data, *dy = nd->out->grad;
+  float *dx = gr_grad_buf(c, x);
+#pragma omp parallel for if (x->numel > GR_PAR_MIN) schedule(static)
+  for (int64_t r = 0; r < outer * inner; r++) {
+    int64_t s = row_start(r, n, inner);
+    gr_softmax_row_backward(y + s, dy + s, dx + s, n, inner, take_log);
+  }
+}
+
+static const gr_op_def OP_SOFTMAX = {"softmax", softmax_backward};
+static const gr_op_def OP_LOG_SOFTMAX = {"log_softmax", softmax_backward};
+
+static gr_tensor *softmax_any(gr_ctx *c, const gr_op_def *def, gr_tensor *x, int axis, bool take_log) {
+  GR_NEED(def->name, c);
+  GR_NEED(def->name, x);
+  axis = gr_axis(def->name, x, axis);
+  if (axis < 0) return NULL;
+  int64_t outer, n, inner;
+  gr_axis_split(x, axis, &outer, &n, &inner);
+  gr_tensor *y = gr_tensor_like(c, x);
+  if (!y) return NULL;
+#pragma omp parallel for if (x->numel > GR_PAR_MIN) schedule(static)
+  for (int64_t r = 0; r < outer * inner; r++) {
+    int64_t s = row_start(r, n, inner);
+    gr_softmax_row(x->data + s, y->data + s, n, inner, take_log);
+  }
+  gr_node *nd = gr_tape_record(c, def, y, 1, &x);
+  if (nd) {
+    nd->i[0] = outer;
+    nd->i[1] = n;
+    nd->i[2] = inner;
+    nd->i[3] = take_log;
+  }
+  return y;
+}
+
+gr_tensor *gr_softmax(gr_ctx *c, gr_tensor *x, int axis) { return softmax_any(c, &OP_SOFTMAX, x, axis, false); }
+
+gr_tensor *gr_log_softmax(gr_ctx *c, gr_tensor *x, int axis) {
+  return softmax_any(c, &OP_LOG_SOFTMAX, x, axis, true);
+}
