@@ -53,13 +53,17 @@ gr_tensor *gr_log_softmax(gr_ctx *c, gr_tensor *x, int axis); /* x_i - log sum_j
 gr_tensor *gr_causal_softmax(gr_ctx *c, gr_tensor *scores);
 /* mean over rows n with target[n] != ignore_index of
  * -sum_k q_nk log softmax(logits_n)_k, q = (1-eps) onehot + eps/C.
- * logits [N,C]; scalar result (PyTorch CrossEntropyLoss semantics). */
+ * logits [N,C]; scalar result (PyTorch CrossEntropyLoss semantics). A target
+ * outside [0,C) that is not ignore_index: GR_EARG naming the row. When every
+ * row is ignored (or N = 0) the loss is 0 with zero gradient (PyTorch: NaN). */
 gr_tensor *gr_cross_entropy(gr_ctx *c, gr_tensor *logits, const int32_t *target,
                             float label_smoothing, int32_t ignore_index);
-/* mean((pred - target)^2) over all elements; scalar. */
+/* mean((pred - target)^2) over all elements; scalar. Same, non-empty shapes.
+ * Every loss returns GR_ENUMERIC when an input holds NaN or Inf. */
 gr_tensor *gr_mse(gr_ctx *c, gr_tensor *pred, gr_tensor *target);
 /* KLDivLoss(reduction='batchmean'): sum t*(log t - input) / N, input = log q;
- * with log_target the target is given as log t. Scalar. */
+ * with log_target the target is given as log t. Scalar. Terms with t = 0 are
+ * 0 (their target gradient is taken as 0); a negative t is GR_EARG. */
 gr_tensor *gr_kl_div(gr_ctx *c, gr_tensor *input, gr_tensor *target, bool log_target);
 
 /* ---- convolution and pooling (NCHW) ----------------------------------- */
@@ -93,7 +97,8 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
                          float momentum, float eps);
 /* Over the last dim D: y = gamma (x-mu)/sqrt(var+eps) + beta; gamma/beta [D] or NULL. */
 gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, float eps);
-/* Training: y = x * m / (1-p), m ~ Bernoulli(1-p) from the ctx rng; eval: y = x. */
+/* Training: y = x * m / (1-p), m ~ Bernoulli(1-p) from the ctx rng; eval
+ * (or p = 0): y = x (a copy, no rng draws). p outside [0,1): GR_EARG. */
 gr_tensor *gr_dropout(gr_ctx *c, gr_tensor *x, float p);
 /* y[i] = weight[ids[i]] ; weight [V,D] -> [n,D]. Out-of-range id: GR_EARG. */
 gr_tensor *gr_embedding(gr_ctx *c, gr_tensor *weight, const int32_t *ids, int64_t n);
