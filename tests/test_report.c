@@ -511,6 +511,12 @@ static void test_svg_degenerate(void) {
   CHECK_OK(gr_svg_save_plot(path, &none));
   CHECK(run_checker("svg", path, NULL, "{\"series_paths\":0,\"legend\":[],\"nodata\":true}") == 0);
 
+  /* a range that overflows a double cannot be drawn */
+  const double hx[2] = {0, 1}, hy[2] = {-1e308, 1e308};
+  gr_series sh = {"huge", hx, hy, NULL, 2};
+  gr_plot ph = {.series = &sh, .n_series = 1};
+  CHECK_FAILS(gr_svg_save_plot(path, &ph) == GR_OK, GR_ENUMERIC);
+
   /* bad arguments */
   gr_series broken = {"broken", NULL, one_y, NULL, 1};
   gr_plot pb = {.series = &broken, .n_series = 1};

@@ -20,7 +20,27 @@
  * line by line instead (each line flushed, the file fsynced on close), so a
  * crashed run keeps every finished line; the reader ignores a truncated last
  * line.
- * Errors: gr_status + gr_last_error() as everywhere in graft. */
+ * Ownership: every object here (gr_jsonl, gr_table, gr_progress, gr_results)
+ * is created and freed by the caller's one call each and copies the strings
+ * it is given; none is thread-safe, use each from one thread. The report
+ * layer allocates with malloc (never in a training step: gr_progress_update
+ * and gr_wall_seconds do not allocate).
+ * Errors: gr_status + gr_last_error() as everywhere in graft.
+ *
+ * Typical use (graft demo / study):
+ *   gr_jsonl *out = gr_jsonl_open("out/results.jsonl", true);
+ *   gr_results rs = {0};
+ *   for each method x budget x seed:
+ *     gr_progress *bar = gr_progress_new(stderr, name, steps, GR_PROGRESS_AUTO);
+ *     gr_peak_rss_reset(); double t0 = gr_wall_seconds();
+ *     ... train, gr_progress_update(bar, step, "loss 0.41") every step ...
+ *     gr_progress_finish(bar, NULL);
+ *     gr_run_result r; gr_run_result_init(&r); fill r (curve: your array);
+ *     r.seconds = gr_wall_seconds() - t0; r.peak_rss_bytes = gr_peak_rss_bytes();
+ *     gr_jsonl_write_result(out, &r); gr_results_add(&rs, &r);
+ *   gr_results_print_summary(&rs, stdout, GR_TABLE_TEXT);
+ *   gr_report_write_html("out/report.html", &info, &rs);
+ *   gr_jsonl_close(out); gr_results_free(&rs); */
 #ifndef GRAFT_REPORT_H
 #define GRAFT_REPORT_H
 #include <stdbool.h>

@@ -70,7 +70,7 @@ static void format_line(const gr_progress *p, double now, bool final, const char
   if (len < 0 || (size_t)len >= n) return;
   char rate_text[32];
   if (rate >= 1000) snprintf(rate_text, sizeof rate_text, "%s it/s", gr_fmt_count((int64_t)llround(rate), t1, sizeof t1));
-  else if (rate >= 1 || rate == 0) snprintf(rate_text, sizeof rate_text, "%.3g it/s", rate);
+  else if (rate >= 1 || rate == 0) snprintf(rate_text, sizeof rate_text, "%.1f it/s", rate);
   else snprintf(rate_text, sizeof rate_text, "%s/it", gr_fmt_duration(1 / rate, t1, sizeof t1));
   len += snprintf(buf + len, n - (size_t)len, "  %s", rate_text);
   if ((size_t)len >= n) return;

@@ -213,6 +213,8 @@ gr_status gr_svg_write_plot(FILE *fp, const gr_plot *p) {
   double xlo, xhi, ylo, yhi;
   bool any = data_range(p, &xlo, &xhi, &ylo, &yhi);
   if (!any) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
+  if (!isfinite(xhi - xlo) || !isfinite(yhi - ylo))
+    return gr_error(GR_ENUMERIC, "svg plot '%s': data range too large to draw", p->title ? p->title : "");
   frame f;
   int lw = legend_width(p);
   f.left = 64, f.top = p->title ? 36 : 14;
