@@ -272,11 +272,54 @@ static void expect_load_fails(const char *line, const char *field) {
   gr_results_free(&rs);
 }
 
+/* Random bytes and mangled copies of a good results file: each read either
+ * succeeds or fails with GR_EFORMAT, never crashes (run under ASan too). */
+static void test_results_garbage(void) {
+  gr_results rs = {0};
+  CHECK_OK(sample_results(&rs));
+  const char *good = tmp_path("good.jsonl");
+  gr_jsonl *w = gr_jsonl_open(good, true);
+  for (int i = 0; i < 3; i++) gr_jsonl_write_result(w, &rs.runs[i]);
+  gr_jsonl_close(w);
+  gr_results_free(&rs);
+  char *text = read_text(good);
+  CHECK_PTR(text);
+  if (!text) return;
+  size_t len = strlen(text);
+  gr_rng rng_state;
+  gr_rng *rng = &rng_state;
+  gr_rng_seed(rng, 1234);
+  const char *bad = tmp_path("mangled.jsonl");
+  int unexpected = 0;
+  for (int trial = 0; trial < 300; trial++) {
+    char *copy = malloc(len + 1);
+    memcpy(copy, text, len + 1);
+    int flips = 1 + (int)gr_rng_below(rng, 4);
+    for (int k = 0; k < flips; k++) {
+      size_t at = gr_rng_below(rng, len);
+      copy[at] = (char)(trial < 150 ? "{}[],:\"0-e.n\n"[gr_rng_below(rng, 14)] : (char)(gr_rng_below(rng, 255) + 1));
+    }
+    size_t cut = trial % 3 == 0 ? gr_rng_below(rng, len) : len; /* sometimes truncated */
+    FILE *f = fopen(bad, "wb");
+    fwrite(copy, 1, cut, f);
+    fclose(f);
+    gr_results back = {0};
+    gr_clear_error();
+    gr_status s = gr_results_load_jsonl(&back, bad);
+    unexpected += s != GR_OK && s != GR_EFORMAT;
+    gr_results_free(&back);
+    free(copy);
+  }
+  CHECK_MSG(unexpected == 0, "%d mangled files gave a status other than ok/format error", unexpected);
+  free(text);
+}
+
 static void test_results_bad_input(void) {
   expect_load_fails("{\"type\":\"run\",\"seed\":1}\n", "method");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\"}\n", "seed");
   expect_load_fails("{\"type\":\"run\",\"method\":7,\"seed\":1}\n", "method");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":-1}\n", "seed");
+  expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1e300}\n", "seed");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"accuracy\":\"high\"}\n", "accuracy");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"n_labels\":2.5}\n", "n_labels");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"curve\":{\"step\":[1,2],\"loss\":[1],"
@@ -609,6 +652,7 @@ int main(void) {
   test_jsonl();
   test_results_roundtrip();
   test_results_bad_input();
+  test_results_garbage();
   test_results_summary();
   test_table();
   test_progress();

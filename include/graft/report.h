@@ -125,7 +125,7 @@ typedef struct gr_run_result {
   char dataset[96];    /* data spec, e.g. "fmnist:classes=5-9" */
   double budget;       /* fraction of the target labels used, (0,1] */
   int64_t n_labels;    /* labelled examples actually used */
-  uint64_t seed;
+  uint64_t seed;        /* JSON numbers are doubles: seeds up to 2^53 round-trip */
   double accuracy;     /* test accuracy in [0,1] */
   double loss;         /* final test (or train) loss */
   int64_t trainable_params;

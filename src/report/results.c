@@ -221,7 +221,8 @@ static gr_status run_from_json(const record_ctx *c, const cJSON *o, gr_run_resul
       (s = get_int(c, o, "total_params", &r->total_params)) || (s = get_num(c, o, "seconds", false, &r->seconds)) ||
       (s = get_int(c, o, "peak_rss_bytes", &r->peak_rss_bytes)))
     return s;
-  if (!(seed >= 0) || seed != floor(seed)) return bad_field(c, "seed", "a whole number >= 0");
+  if (!(seed >= 0) || seed != floor(seed) || seed > 9007199254740992.0)
+    return bad_field(c, "seed", "a whole number in [0, 2^53]");
   r->seed = (uint64_t)seed;
   if ((s = get_curve(c, o, curve, &r->n_curve))) return s;
   r->curve = *curve;
