@@ -1,0 +1,205 @@
+/* nn: module tree, dotted names, flat layout, find/replace, freezing,
+ * train/eval, initializer distributions, critical init kernel propagation,
+ * an MLP forward/backward against its PyTorch twin, bad input. */
+#include <math.h>
+#include <string.h>
+
+#include "graft/nn.h"
+#include "refdata.h"
+
+static gr_model *mlp_model(const char *act, uint64_t seed) {
+  gr_model *m = gr_model_new(seed);
+  gr_module *r = gr_arch_mlp(m, 10, (const int64_t[]){16, 8}, 2, 3, act);
+  if (!r || gr_model_set_root(m, r)) return NULL;
+  return m;
+}
+
+static void test_names_and_layout(void) {
+  gr_model *m = mlp_model("tanh", 1);
+  CHECK_PTR(m);
+  if (!m) return;
+  const char *want[] = {"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias", "layers.4.weight",
+                        "layers.4.bias"};
+  CHECK(m->n_entries == 6);
+  int64_t off = 0;
+  for (int i = 0; i < 6 && i < m->n_entries; i++) {
+    CHECK_MSG(!strcmp(m->entries[i].name, want[i]), "entry %d is %s", i, m->entries[i].name);
+    CHECK(m->entries[i].t->data == m->data + off && m->entries[i].t->grad == m->grad + off);
+    off += m->entries[i].t->numel;
+  }
+  CHECK(m->numel == off && off == 10 * 16 + 16 + 16 * 8 + 8 + 8 * 3 + 3);
+  CHECK(gr_model_param_count(m, false) == off);
+  CHECK(gr_model_find(m, "layers.2.bias") == m->entries[3].t);
+  CHECK_FAILS(gr_model_find(m, "layers.9.bias") != NULL, GR_ENOTFOUND);
+
+  /* freezing by glob */
+  CHECK(gr_model_freeze(m, "layers.0.*", true) == 2);
+  CHECK(!m->entries[0].t->requires_grad && m->entries[2].t->requires_grad);
+  CHECK(gr_model_param_count(m, true) == off - 176);
+  CHECK(gr_model_freeze(m, "*", false) == 6);
+  CHECK(gr_model_freeze(m, "nomatch*", true) == 0);
+
+  /* find and replace by dotted name keeps every other value */
+  gr_module *l2 = gr_module_find(m->root, "layers.2");
+  CHECK(l2 && !strcmp(l2->kind, "Linear"));
+  CHECK(gr_module_find(m->root, "") == m->root);
+  CHECK_FAILS(gr_module_find(m->root, "layers.7") != NULL, GR_ENOTFOUND);
+  char path[GR_NAME_MAX];
+  CHECK(!strcmp(gr_module_path(l2, path, sizeof path), "layers.2"));
+  float w0 = m->entries[0].t->data[5], w4 = gr_model_find(m, "layers.4.weight")->data[7];
+  gr_module *repl = gr_nn_linear(m, 16, 8, false);
+  CHECK_OK(gr_module_replace(m, "layers.2", repl));
+  CHECK(m->n_entries == 5 && !strcmp(m->entries[2].name, "layers.2.weight") && !strcmp(m->entries[3].name, "layers.4.weight"));
+  CHECK(m->entries[0].t->data[5] == w0 && gr_model_find(m, "layers.4.weight")->data[7] == w4);
+  CHECK(m->entries[2].t->data == m->data + 176);
+  CHECK_FAILS(gr_module_replace(m, "layers.8", repl) == GR_OK, GR_ENOTFOUND);
+
+  /* train/eval is recursive */
+  gr_model_train(m, false);
+  CHECK(!m->root->training && !gr_module_find(m->root, "layers.4")->training);
+  gr_model_train(m, true);
+  CHECK(gr_module_find(m->root, "layers.4")->training);
+
+  /* bad module trees */
+  gr_module *s = gr_nn_sequential(m), *a = gr_nn_relu(m), *b = gr_nn_relu(m);
+  CHECK_OK(gr_module_add(s, "x", a));
+  CHECK_FAILS(gr_module_add(s, "x", b) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_module_add(s, "a.b", b) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_module_add(s, NULL, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_nn_linear(m, 0, 3, true) != NULL, GR_EARG);
+  CHECK_FAILS(gr_arch_mlp(m, 4, (const int64_t[]){3}, 1, 2, "swish") != NULL, GR_EARG);
+  gr_model_free(m);
+
+  gr_model *e = gr_model_new(1);
+  gr_ctx *c = gr_ctx_new(1 << 12, 1);
+  CHECK_FAILS(gr_model_forward(e, c, gr_tensor_new(c, 2, GR_SHAPE(1, 1))) != NULL, GR_ESTATE);
+  gr_ctx_free(c);
+  gr_model_free(e);
+}
+
+static double sample_std(const float *x, int64_t n, double *mean_out) {
+  double s = 0, ss = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i];
+  double mu = s / n;
+  for (int64_t i = 0; i < n; i++) ss += (x[i] - mu) * (x[i] - mu);
+  *mean_out = mu;
+  return sqrt(ss / n);
+}
+
+static void test_init_distributions(void) {
+  gr_model *m = gr_model_new(3);
+  gr_module *lin = gr_nn_linear(m, 400, 300, true);
+  gr_model_set_root(m, lin);
+  gr_tensor *w = gr_module_param_get(lin, "weight"), *b = gr_module_param_get(lin, "bias");
+  double mu, sd, bound = 1.0 / sqrt(400.0), maxabs = 0;
+  for (int64_t i = 0; i < w->numel; i++) maxabs = fmax(maxabs, fabs(w->data[i]));
+  sd = sample_std(w->data, w->numel, &mu);
+  CHECK(maxabs <= bound && maxabs > 0.99 * bound); /* U(-1/sqrt(fan_in), +) */
+  CHECK_NEAR(sd, bound / sqrt(3.0), 0.01 * bound);
+  CHECK_NEAR(mu, 0, 0.01 * bound);
+  maxabs = 0;
+  for (int64_t i = 0; i < b->numel; i++) maxabs = fmax(maxabs, fabs(b->data[i]));
+  CHECK(maxabs <= bound && maxabs > 0.9 * bound);
+  struct {
+    gr_init_kind k;
+    double want;
+  } cases[] = {{GR_INIT_KAIMING_NORMAL, sqrt(2.0 / 400)},
+               {GR_INIT_KAIMING_UNIFORM, sqrt(6.0 / 400) / sqrt(3.0)},
+               {GR_INIT_XAVIER_NORMAL, sqrt(2.0 / 700)},
+               {GR_INIT_XAVIER_UNIFORM, sqrt(6.0 / 700) / sqrt(3.0)},
+               {GR_INIT_NORMAL, 0.02},
+               {GR_INIT_CRITICAL, sqrt(2.0 / 400)}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    CHECK_OK(gr_init_module(lin, &m->rng, cases[i].k, 0.02f, 2.0f, 0.0f));
+    sd = sample_std(w->data, w->numel, &mu);
+    CHECK_MSG(fabs(sd - cases[i].want) < 0.01 * cases[i].want, "init %d: std %g want %g", cases[i].k, sd, cases[i].want);
+    CHECK(b->data[0] == 0 && b->data[299] == 0);
+  }
+  CHECK_FAILS(gr_init_module(lin, &m->rng, GR_INIT_CRITICAL, 0, -1, 0) == GR_OK, GR_EARG);
+  float cw, cb;
+  CHECK_OK(gr_init_critical_params("relu", &cw, &cb));
+  CHECK(cw == 2.0f && cb == 0.0f);
+  CHECK_OK(gr_init_critical_params("tanh", &cw, &cb));
+  CHECK(cw == 1.0f);
+  CHECK_FAILS(gr_init_critical_params("softsign", &cw, &cb) == GR_OK, GR_EARG);
+  gr_model_free(m);
+}
+
+/* Critical init keeps the preactivation second moment K through depth for
+ * ReLU (C_W = 2); C_W = 1 halves it at every layer. */
+static double kernel_ratio(float cw, uint64_t seed) {
+  enum { WIDTH = 512, DEPTH = 20, N = 8 };
+  int64_t hidden[DEPTH];
+  for (int i = 0; i < DEPTH; i++) hidden[i] = WIDTH;
+  gr_model *m = gr_model_new(seed);
+  gr_module *root = gr_arch_mlp(m, WIDTH, hidden, DEPTH, WIDTH, "relu");
+  gr_model_set_root(m, root);
+  gr_init_module(root, &m->rng, GR_INIT_CRITICAL, 0, cw, 0);
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  gr_tensor *x = gr_tensor_new(c, 2, GR_SHAPE(N, WIDTH));
+  gr_rng_fill_normal(&r, x->data, x->numel, 0, 1);
+  gr_module *layers = gr_module_find(root, "layers");
+  gr_tensor *h = x;
+  double k1 = 0, kl = 0;
+  for (int i = 0; i < layers->n_children; i++) {
+    h = layers->children[i]->forward(layers->children[i], c, h);
+    if (!strcmp(layers->children[i]->kind, "Linear")) {
+      double k = 0;
+      for (int64_t j = 0; j < h->numel; j++) k += (double)h->data[j] * h->data[j];
+      k /= (double)h->numel;
+      if (i == 0) k1 = k;
+      kl = k;
+    }
+  }
+  gr_ctx_free(c);
+  gr_model_free(m);
+  return kl / k1;
+}
+
+static void test_critical_init(void) {
+  /* at width n the log of K random-walks with variance ~5/n per layer, so
+   * average the ratio over a few init draws (its expectation is 1) */
+  double crit = 0, sub = 0;
+  for (uint64_t s = 0; s < 4; s++) crit += kernel_ratio(2.0f, 100 + s) / 4, sub += kernel_ratio(1.0f, 100 + s) / 4;
+  CHECK_MSG(crit > 0.5 && crit < 2.0, "critical K ratio %g", crit);
+  CHECK_MSG(sub < 1e-4, "C_W=1 K ratio %g", sub);
+}
+
+static void test_mlp_reference(void) {
+  ref_file *f = ref_open("nn_mlp");
+  CHECK(f != NULL);
+  if (!f) return;
+  gr_model *m = mlp_model("tanh", 1);
+  for (int i = 0; i < m->n_entries; i++) {
+    const ref_array *a = ref_get(f, m->entries[i].name);
+    CHECK(a && a->numel == m->entries[i].t->numel);
+    if (a) memcpy(m->entries[i].t->data, a->data, (size_t)a->numel * sizeof(float));
+  }
+  gr_ctx *c = gr_ctx_new(1 << 16, 1);
+  gr_tensor *x = ref_tensor(c, f, "x", false);
+  gr_tensor *y = gr_model_forward(m, c, x);
+  CHECK_PTR(y);
+  if (y) {
+    CHECK_CLOSE("mlp y", y->data, ref_get(f, "y")->data, y->numel, 1e-5, 1e-4);
+    gr_model_zero_grad(m);
+    CHECK_OK(gr_backward_seed(c, y, ref_get(f, "gy")->data));
+    for (int i = 0; i < m->n_entries; i++) {
+      char name[GR_NAME_MAX + 8];
+      snprintf(name, sizeof name, "grad.%s", m->entries[i].name);
+      CHECK_CLOSE(name, m->entries[i].t->grad, ref_get(f, name)->data, m->entries[i].t->numel, 1e-5, 1e-4);
+    }
+  }
+  gr_ctx_free(c);
+  gr_model_free(m);
+  ref_close(f);
+}
+
+int main(void) {
+  test_names_and_layout();
+  test_init_distributions();
+  test_critical_init();
+  test_mlp_reference();
+  return test_summary();
+}
