@@ -136,7 +136,8 @@ static void test_fmnist_and_selections(void) {
   CHECK_OK(gr_dataset_budget(sub, 10, 0, 43, &bud3));
   CHECK(memcmp(bud->x, bud2->x, 30 * 784 * sizeof(float)) == 0);  /* same seed, same subset */
   CHECK(memcmp(bud->x, bud3->x, 30 * 784 * sizeof(float)) != 0);  /* other seed, other subset */
-  CHECK_FAILS(gr_dataset_budget(sub, 0, 1.5, 1, &bud3) == GR_OK, GR_EARG);
+  gr_dataset *none = NULL;
+  CHECK_FAILS(gr_dataset_budget(sub, 0, 1.5, 1, &none) == GR_OK, GR_EARG);
   int dup[] = {1, 1};
   gr_dataset *tmp = NULL;
   CHECK_FAILS(gr_dataset_select_classes(tr, dup, 2, &tmp) == GR_OK, GR_EARG);
