@@ -48,6 +48,7 @@ int test_summary(void) {
 }
 
 const char *test_tmpdir(void) {
+  /* per build directory (set by CMake), so concurrent builds never share */
   const char *d = getenv("GRAFT_TMP");
   if (!d || !*d) d = "/tmp";
   mkdir(d, 0755);
