@@ -47,10 +47,16 @@ class Bench:
         return f
 
 
-# Losses after N identical SGD steps from the same init: float sums in another
-# order drift by ~1e-6 relative per step, so 1e-3 leaves room for that and
-# none for a different computation (a skipped update moves the loss by >1%).
-TRAIN_CHECKS = {"loss0": 1e-4, "loss_final": 1e-3, "out_checksum": 1e-3}
+# Relative tolerances, graft vs peer, after the same SGD steps from the same
+# init. Sums in another order differ in the last bits; the two runs agree to
+# 7 digits for ~40 MLP steps, then a ReLU unit whose input is within rounding
+# of 0 switches on one side only and the runs drift apart slowly (seen: 3e-6
+# on the loss, 6e-4 on the update norm after 65 steps, 3e-4 after 205). The
+# loss moves little in a short run, so the checks that catch a wrong
+# computation are update_norm (how far the parameters moved: a 2% step-size
+# error shows as 1.3%, seen) and loss_drop (loss0 - loss_final).
+TRAIN_CHECKS = {"loss0": 1e-4, "loss_final": 1e-3, "update_norm": 2e-3, "loss_drop": 1e-2,
+                "out_checksum": 1e-3}
 BENCHES = [
     Bench("gemm", quick=True, unit="GF/s", targets={}),
     Bench("mlp", quick=True, init=True, args=["--steps", "200", "--batch", "64"],
@@ -145,12 +151,20 @@ def collect(bench, build, threads, runs, quick, init_path):
 
 
 def agree(g, p, tol):
-    return abs(g - p) <= tol * max(1.0, abs(g), abs(p))
+    return abs(g - p) <= tol * max(abs(g), abs(p), 1e-12)
+
+
+def add_derived(recs):
+    for r in recs:
+        if "loss0" in r and "loss_final" in r:
+            r["loss_drop"] = r["loss0"] - r["loss_final"]
 
 
 def verify(bench, case, g_recs, p_recs):
     """[(field, graft, peer, ok)] for each check field the case reports."""
     out = []
+    add_derived(g_recs)
+    add_derived(p_recs)
     for field, tol in bench.checks.items():
         if field not in g_recs[0] and field not in p_recs[0]:
             continue

@@ -73,3 +73,74 @@ now = time.perf_counter
 
 def median(v):
     return float(np.median(np.asarray(v)))
+
+
+# The same constants as bench/bench_train.h (a mismatch shows as a loss mismatch).
+NBATCHES, WARMUP, LR = 8, 5, 0.05
+
+
+def load_model(model, path, batch, sample_shape):
+    """Fills the model's parameters (state_dict order) from the init file; returns (X, Y)."""
+    params = list(model.parameters())
+    n = NBATCHES * batch
+    counts = [p.numel() for p in params] + [n * int(np.prod(sample_shape)), n]
+    arrays = read_blob(path, counts)
+    with torch.no_grad():
+        for p, a in zip(params, arrays):
+            p.copy_(torch.from_numpy(a).view_as(p))
+    x = torch.from_numpy(arrays[-2]).view(NBATCHES, batch, *sample_shape)
+    y = torch.from_numpy(arrays[-1]).long().view(NBATCHES, batch)
+    return x, y
+
+
+def train(name, model, x, y, steps):
+    """Plain SGD on the batch cycle, like bench_train.h; one JSON record."""
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    p0 = [p.detach().clone() for p in model.parameters()]
+
+    def step(k):
+        out = model(x[k])
+        loss = loss_fn(out, y[k])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    loss0 = step(0)
+    loss = loss0
+    for s in range(1, WARMUP):
+        loss = step(s % NBATCHES)
+    t0 = now()
+    for s in range(WARMUP, WARMUP + steps):
+        loss = step(s % NBATCHES)
+    per_step = (now() - t0) / steps
+    with torch.no_grad():
+        moved = sum(float(((p.double() - q.double()) ** 2).sum()) for p, q in zip(model.parameters(), p0))
+    emit({"bench": name, "case": "train", "time_s": per_step, "items": x.shape[1],
+          "loss0": loss0, "loss_final": loss, "update_norm": moved ** 0.5, "steps": WARMUP + steps})
+
+
+def infer(name, model, x, rows, reps):
+    """Median no-grad forward latency on the first `rows` samples of batch 0."""
+    model.eval()
+    xb = x[0][:rows]
+    times = []
+    with torch.no_grad():
+        checksum = float(model(xb).abs().mean())
+        for _ in range(reps):
+            t0 = now()
+            model(xb)
+            times.append(now() - t0)
+    model.train()
+    emit({"bench": name, "case": "infer_b%d" % rows, "time_s": median(times), "items": rows,
+          "out_checksum": checksum})
+
+
+def run_model(name, model, args, sample_shape):
+    """The peer's side of bench_main() in bench_train.h: same cases, same order."""
+    x, y = load_model(model, args.init, args.batch, sample_shape)
+    infer(name, model, x, 1, 100 if args.quick else 500)
+    infer(name, model, x, args.batch, 10 if args.quick else 50)
+    train(name, model, x, y, args.steps)
