@@ -103,61 +103,68 @@ static bc_seg plan_segment(const bc_plan *p, int64_t s) {
   return g;
 }
 
-/* O[i] = EXPR(x = A[i*sa], y = B[i*sb]) with inner strides 0 or 1. */
-#define BIN_LOOP(EXPR)                                                  \
+/* Runs BODY for i in [0,n) with x = A[i*sa], y = B[i*sb], the inner strides
+ * (0 or 1) hoisted out of the loop so each case vectorizes. */
+#define STRIDED(BODY)                                                   \
   do {                                                                  \
     if (sa && sb) {                                                     \
       for (int64_t i = 0; i < n; i++) {                                 \
         float x = A[i], y = B[i];                                       \
-        O[i] = (EXPR);                                                  \
+        BODY;                                                           \
       }                                                                 \
     } else if (sa) {                                                    \
       float y = B[0];                                                   \
       for (int64_t i = 0; i < n; i++) {                                 \
         float x = A[i];                                                 \
-        O[i] = (EXPR);                                                  \
+        BODY;                                                           \
       }                                                                 \
     } else if (sb) {                                                    \
       float x = A[0];                                                   \
       for (int64_t i = 0; i < n; i++) {                                 \
         float y = B[i];                                                 \
-        O[i] = (EXPR);                                                  \
+        BODY;                                                           \
       }                                                                 \
     } else {                                                            \
-      float x = A[0], y = B[0], v = (EXPR);                             \
-      for (int64_t i = 0; i < n; i++) O[i] = v;                         \
+      float x = A[0], y = B[0];                                         \
+      for (int64_t i = 0; i < n; i++) {                                 \
+        BODY;                                                           \
+      }                                                                 \
     }                                                                   \
   } while (0)
 
 static void bin_segment(bin_kind k, float *O, const float *A, int64_t sa, const float *B, int64_t sb,
                         int64_t n) {
   switch (k) {
-    case BIN_ADD: BIN_LOOP(x + y); break;
-    case BIN_SUB: BIN_LOOP(x - y); break;
-    case BIN_MUL: BIN_LOOP(x * y); break;
-    case BIN_DIV: BIN_LOOP(x / y); break;
+    case BIN_ADD: STRIDED(O[i] = x + y); break;
+    case BIN_SUB: STRIDED(O[i] = x - y); break;
+    case BIN_MUL: STRIDED(O[i] = x * y); break;
+    case BIN_DIV: STRIDED(O[i] = x / y); break;
   }
 }
 
-/* d(out)/d(operand `which`) times the output grad g, at x = a, y = b. */
-static inline float bin_term(bin_kind k, int which, float g, float x, float y) {
-  switch (k) {
-    case BIN_ADD: return g;
-    case BIN_SUB: return which ? -g : g;
-    case BIN_MUL: return which ? g * x : g * y;
-    case BIN_DIV: return which ? -g * x / (y * y) : g / y;
-  }
-  return 0;
-}
+/* D[i] += TERM, or, when this operand is broadcast along the segment
+ * (sd == 0), D[0] += the sum of TERM. TERM uses x, y and dy[i]. */
+#define GRAD_LOOP(TERM)                                                 \
+  do {                                                                  \
+    if (sd) {                                                           \
+      STRIDED((void)x; (void)y; D[i] += (TERM));                        \
+    } else {                                                            \
+      float s_ = 0;                                                     \
+      STRIDED((void)x; (void)y; s_ += (TERM));                          \
+      D[0] += s_;                                                       \
+    }                                                                   \
+  } while (0)
 
+/* Accumulates d(out)/d(operand `which`) * dy into D (inner stride sd). */
 static void bin_grad_segment(bin_kind k, int which, float *D, int64_t sd, const float *dy, const float *A,
                              int64_t sa, const float *B, int64_t sb, int64_t n) {
-  if (sd) {
-    for (int64_t i = 0; i < n; i++) D[i] += bin_term(k, which, dy[i], A[i * sa], B[i * sb]);
-  } else { /* this operand is broadcast along the segment: sum it */
-    float s = 0;
-    for (int64_t i = 0; i < n; i++) s += bin_term(k, which, dy[i], A[i * sa], B[i * sb]);
-    D[0] += s;
+  switch (k * 2 + which) {
+    case BIN_ADD * 2: case BIN_ADD * 2 + 1: case BIN_SUB * 2: GRAD_LOOP(dy[i]); break;
+    case BIN_SUB * 2 + 1: GRAD_LOOP(-dy[i]); break;
+    case BIN_MUL * 2: GRAD_LOOP(dy[i] * y); break;
+    case BIN_MUL * 2 + 1: GRAD_LOOP(dy[i] * x); break;
+    case BIN_DIV * 2: GRAD_LOOP(dy[i] / y); break;
+    case BIN_DIV * 2 + 1: GRAD_LOOP(-dy[i] * x / (y * y)); break;
   }
 }
 
