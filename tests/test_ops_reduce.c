@@ -81,9 +81,29 @@ static void test_shapes_and_gradients(void) {
   gc_input_free(&in);
 }
 
+/* A long sum gives the same bits on 1 and 2 threads (fixed blocking). */
+static void test_thread_determinism(void) {
+  enum { N = 100003 };
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *x = gr_tensor_new(c, 1, GR_SHAPE(N));
+  gr_rng r;
+  gr_rng_seed(&r, 4);
+  gr_rng_fill_uniform(&r, x->data, N, -1, 1);
+  float got[2];
+  for (int t = 0; t < 2; t++) {
+    gr_set_threads(t + 1);
+    gr_tensor *y = gr_sum(c, x, GR_AXIS_ALL, false);
+    got[t] = y ? y->data[0] : NAN;
+  }
+  gr_set_threads(1);
+  CHECK(!memcmp(&got[0], &got[1], sizeof(float)));
+  gr_ctx_free(c);
+}
+
 int main(void) {
   gr_set_threads(1);
   test_reference();
   test_shapes_and_gradients();
+  test_thread_determinism();
   return test_summary();
 }
