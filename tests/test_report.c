@@ -240,7 +240,9 @@ static void test_results_roundtrip(void) {
     bad += a->budget != b->budget || a->n_labels != b->n_labels || a->seed != b->seed;
     bad += a->accuracy != b->accuracy || a->loss != b->loss || a->seconds != b->seconds;
     bad += a->trainable_params != b->trainable_params || a->total_params != b->total_params;
-    bad += a->peak_rss_bytes != b->peak_rss_bytes || a->n_curve != b->n_curve;
+    bad += a->peak_rss_bytes != b->peak_rss_bytes || a->n_curve != b->n_curve || a->n_extra != b->n_extra;
+    for (int k = 0; k < a->n_extra && k < b->n_extra; k++)
+      bad += strcmp(a->extra[k].name, b->extra[k].name) || a->extra[k].value != b->extra[k].value;
     for (int k = 0; k < a->n_curve && k < b->n_curve; k++)
       bad += a->curve[k].step != b->curve[k].step || !same_double(a->curve[k].loss, b->curve[k].loss) ||
              !same_double(a->curve[k].acc, b->curve[k].acc);
@@ -327,8 +329,25 @@ static void test_results_bad_input(void) {
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"curve\":{\"step\":[1],\"loss\":[\"x\"],"
                     "\"acc\":[null]}}\n", "curve");
   expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"curve\":[1,2]}\n", "curve");
+  expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"extra\":[1]}\n", "extra");
+  expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"extra\":{\"x\":\"y\"}}\n", "extra");
+  expect_load_fails("{\"type\":\"run\",\"method\":\"a\",\"seed\":1,\"extra\":{\"\":1}}\n", "extra");
   gr_results rs = {0};
   gr_run_result r;
+  gr_run_result_init(&r);
+  /* extra metrics: set, replace, limits */
+  CHECK_OK(gr_run_result_set_extra(&r, "source_accuracy", 0.5));
+  CHECK_OK(gr_run_result_set_extra(&r, "source_accuracy", 0.75));
+  CHECK(r.n_extra == 1 && r.extra[0].value == 0.75);
+  CHECK_FAILS(gr_run_result_set_extra(&r, "", 1) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_run_result_set_extra(&r, "a_name_that_is_longer_than_31_bytes", 1) == GR_OK, GR_EARG);
+  for (int i = 1; i < GR_RUN_MAX_EXTRA; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "m%d", i);
+    CHECK_OK(gr_run_result_set_extra(&r, name, i));
+  }
+  CHECK_FAILS(gr_run_result_set_extra(&r, "one_too_many", 1) == GR_OK, GR_EUNSUPPORTED);
+  CHECK_OK(gr_run_result_set_extra(&r, "m3", 33)); /* replacing still works when full */
   gr_run_result_init(&r);
   r.n_curve = 3; /* points promised, none given */
   CHECK_FAILS(gr_results_add(&rs, &r) == GR_OK, GR_EARG);
@@ -352,6 +371,7 @@ static void test_results_summary(void) {
     r.budget = runs[i].budget, r.accuracy = runs[i].acc, r.seed = i;
     r.seconds = (double)i;
     r.peak_rss_bytes = (int64_t)i * 100;
+    if (!strcmp(runs[i].method, "a") && runs[i].budget == 1.0) gr_run_result_set_extra(&r, "kd_loss", 0.1 * (double)i);
     gr_results_add(&rs, &r);
   }
   gr_run_result_init(&r);
@@ -374,6 +394,9 @@ static void test_results_summary(void) {
     CHECK(!strcmp(rows[3].method, "a") && rows[3].budget == 1.0 && rows[3].n_seeds == 2);
     CHECK_NEAR(rows[3].acc_mean, 0.85, 1e-12);
     CHECK_NEAR(rows[3].acc_std, sqrt(0.005), 1e-12); /* sample std of {0.8, 0.9} */
+    CHECK(rows[3].n_extra == 1 && !strcmp(rows[3].extra_mean[0].name, "kd_loss"));
+    CHECK_NEAR(rows[3].extra_mean[0].value, 0.2, 1e-12); /* mean of 0.1 (run 1) and 0.3 (run 3) */
+    CHECK(rows[2].n_extra == 0);
     CHECK(!strcmp(rows[4].phase, "pretrain") && rows[4].n_seeds == 1);
   }
   free(rows);
@@ -603,7 +626,7 @@ static void test_html_report(void) {
   char expect[512];
   snprintf(expect, sizeof expect,
            "{\"svgs\":%d,\"contains\":[\"Fashion-MNIST 0-4 \u2192 5-9\",\"lora &lt;r=8&gt; &amp;&amp; scratch\","
-           "\"Phase: pretrain\",\"scratch &lt;baseline&gt;\",\"2m03s\"]}",
+           "\"Phase: pretrain\",\"scratch &lt;baseline&gt;\",\"2m03s\",\"source_accuracy=0.901\"]}",
            1 + 2 * SAMPLE_N_BUDGETS + 2);
   CHECK(run_checker("html", html, results, expect) == 0);
 

@@ -116,6 +116,14 @@ typedef struct gr_curve_point {
   double acc; /* in [0,1] or NaN */
 } gr_curve_point;
 
+/* A named number a method reports beyond the common fields, e.g.
+ * "source_accuracy" (forgetting) or "teacher_accuracy" (distillation). */
+#define GR_RUN_MAX_EXTRA 8
+typedef struct gr_run_metric {
+  char name[32];
+  double value;
+} gr_run_metric;
+
 /* One trained run. Strings are fixed arrays (fill with snprintf); the curve
  * is borrowed by gr_results_add, which copies it. Unknown numbers are NaN
  * (doubles) or -1 (integers). */
@@ -134,6 +142,8 @@ typedef struct gr_run_result {
   int64_t peak_rss_bytes;
   const gr_curve_point *curve; /* training curve, n_curve points (may be NULL/0) */
   int n_curve;
+  gr_run_metric extra[GR_RUN_MAX_EXTRA]; /* method-specific numbers, n_extra used */
+  int n_extra;
 } gr_run_result;
 
 /* Initialises r to "unknown" everywhere (phase "transfer"), for callers to
@@ -146,6 +156,10 @@ typedef struct gr_results {
   gr_run_result *runs;
   int n, cap;
 } gr_results;
+/* Sets (or replaces) the extra metric `name` of r. GR_EARG when name is
+ * empty or longer than 31 bytes; GR_EUNSUPPORTED when r already holds
+ * GR_RUN_MAX_EXTRA other metrics. */
+gr_status gr_run_result_set_extra(gr_run_result *r, const char *name, double value);
 /* Appends a deep copy of r (strings and curve). */
 gr_status gr_results_add(gr_results *rs, const gr_run_result *r);
 void gr_results_free(gr_results *rs);
@@ -171,6 +185,8 @@ typedef struct gr_summary_row {
   int64_t trainable_params; /* of the first seed */
   double seconds_mean;
   int64_t peak_rss_max;
+  gr_run_metric extra_mean[GR_RUN_MAX_EXTRA]; /* the first seed's extra names, */
+  int n_extra;                                /* each averaged over the seeds that have it */
 } gr_summary_row;
 /* Groups rs by (phase, method, budget): methods in order of first
  * appearance, budgets ascending within a method. *rows is malloc'd (free()

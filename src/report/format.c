@@ -71,3 +71,15 @@ const char *report_fmt_acc(double mean, double std, int n_seeds, char *buf, size
   else snprintf(buf, n, "%.2f", 100 * mean);
   return buf;
 }
+
+const char *report_fmt_extras(const gr_run_metric *m, int n_metrics, char *buf, size_t n) {
+  size_t len = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n_metrics && len < n; i++) {
+    int w = isnan(m[i].value) ? snprintf(buf + len, n - len, "%s%s=n/a", i ? ", " : "", m[i].name)
+                              : snprintf(buf + len, n - len, "%s%s=%.4g", i ? ", " : "", m[i].name, m[i].value);
+    if (w < 0) break;
+    len += (size_t)w;
+  }
+  return buf;
+}

@@ -123,10 +123,13 @@ static gr_status write_accuracy_plot(FILE *fp, const grid *g, const html_summary
 }
 
 static void write_cost_table(FILE *fp, const html_summary_rows *sr, const char *phase) {
-  char buf[96];
+  char buf[96], extras[400];
+  bool any_extra = false;
+  for (int i = 0; i < sr->n; i++) any_extra |= !strcmp(sr->rows[i].phase, phase) && sr->rows[i].n_extra > 0;
   fputs("<table class=\"cost\">\n<thead><tr><th>Method</th><th class=\"num\">Labels</th><th class=\"num\">Seeds</th>"
         "<th class=\"num\">Accuracy (%)</th><th class=\"num\">Trainable params</th><th class=\"num\">Time / run</th>"
-        "<th class=\"num\">Peak RSS</th></tr></thead>\n<tbody>\n", fp);
+        "<th class=\"num\">Peak RSS</th>", fp);
+  fputs(any_extra ? "<th>Other metrics (mean)</th></tr></thead>\n<tbody>\n" : "</tr></thead>\n<tbody>\n", fp);
   for (int i = 0; i < sr->n; i++) {
     const gr_summary_row *r = &sr->rows[i];
     if (strcmp(r->phase, phase)) continue;
@@ -139,6 +142,7 @@ static void write_cost_table(FILE *fp, const html_summary_rows *sr, const char *
     html_cell(fp, "num", gr_fmt_count(r->trainable_params, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_duration(r->seconds_mean, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_bytes(r->peak_rss_max, buf, sizeof buf));
+    if (any_extra) html_cell(fp, NULL, report_fmt_extras(r->extra_mean, r->n_extra, extras, sizeof extras));
     fputs("</tr>\n", fp);
   }
   fputs("</tbody>\n</table>\n", fp);
@@ -294,7 +298,7 @@ void html_write_all_runs(FILE *fp, const gr_results *rs) {
   fputs("<table class=\"runs\">\n<thead><tr><th>Phase</th><th>Method</th><th>Data</th><th class=\"num\">Labels</th>"
         "<th class=\"num\">Seed</th><th class=\"num\">Accuracy (%)</th><th class=\"num\">Loss</th>"
         "<th class=\"num\">Trainable / total params</th><th class=\"num\">Time</th><th class=\"num\">Peak RSS</th>"
-        "</tr></thead>\n<tbody>\n", fp);
+        "<th>Other metrics</th></tr></thead>\n<tbody>\n", fp);
   for (int i = 0; i < rs->n; i++) {
     const gr_run_result *r = &rs->runs[i];
     fputs("<tr>", fp);
@@ -314,6 +318,8 @@ void html_write_all_runs(FILE *fp, const gr_results *rs) {
     html_cell(fp, "num", buf);
     html_cell(fp, "num", gr_fmt_duration(r->seconds, buf, sizeof buf));
     html_cell(fp, "num", gr_fmt_bytes(r->peak_rss_bytes, buf, sizeof buf));
+    char extras[400];
+    html_cell(fp, NULL, report_fmt_extras(r->extra, r->n_extra, extras, sizeof extras));
     fputs("</tr>\n", fp);
   }
   fputs("</tbody>\n</table>\n</details>\n", fp);

@@ -21,10 +21,27 @@ void gr_run_result_init(gr_run_result *r) {
   r->peak_rss_bytes = -1;
 }
 
+gr_status gr_run_result_set_extra(gr_run_result *r, const char *name, double value) {
+  if (!r || !name || !*name || strlen(name) >= sizeof r->extra[0].name)
+    return gr_error(GR_EARG, "run metric: name '%s' must have 1..%zu bytes", name ? name : "(null)",
+                    sizeof r->extra[0].name - 1);
+  int i = 0;
+  while (i < r->n_extra && strcmp(r->extra[i].name, name)) i++;
+  if (i == GR_RUN_MAX_EXTRA)
+    return gr_error(GR_EUNSUPPORTED, "run metric '%s': a run holds at most %d extra metrics", name, GR_RUN_MAX_EXTRA);
+  snprintf(r->extra[i].name, sizeof r->extra[i].name, "%s", name);
+  r->extra[i].value = value;
+  if (i == r->n_extra) r->n_extra++;
+  return GR_OK;
+}
+
 gr_status gr_results_add(gr_results *rs, const gr_run_result *r) {
   if (!rs || !r) return gr_error(GR_EARG, "results add: NULL argument");
   if (r->n_curve < 0 || (r->n_curve > 0 && !r->curve))
     return gr_error(GR_EARG, "results add: run '%s': curve has %d points but no data", r->method, r->n_curve);
+  if (r->n_extra < 0 || r->n_extra > GR_RUN_MAX_EXTRA)
+    return gr_error(GR_EARG, "results add: run '%s': n_extra %d outside 0..%d", r->method, r->n_extra,
+                    GR_RUN_MAX_EXTRA);
   if (rs->n == rs->cap) {
     int cap = rs->cap ? rs->cap * 2 : 16;
     gr_run_result *bigger = realloc(rs->runs, (size_t)cap * sizeof *bigger);
@@ -43,6 +60,7 @@ gr_status gr_results_add(gr_results *rs, const gr_run_result *r) {
   /* fixed arrays may come unterminated from a careless caller */
   copy.phase[sizeof copy.phase - 1] = copy.method[sizeof copy.method - 1] = 0;
   copy.dataset[sizeof copy.dataset - 1] = 0;
+  for (int i = 0; i < copy.n_extra; i++) copy.extra[i].name[sizeof copy.extra[i].name - 1] = 0;
   rs->runs[rs->n++] = copy;
   return GR_OK;
 }
@@ -107,8 +125,10 @@ cJSON *gr_run_result_to_json(const gr_run_result *r) {
   add_int(o, "total_params", r->total_params);
   add_num(o, "seconds", r->seconds);
   add_int(o, "peak_rss_bytes", r->peak_rss_bytes);
+  cJSON *extra = cJSON_AddObjectToObject(o, "extra");
+  for (int i = 0; extra && i < r->n_extra && i < GR_RUN_MAX_EXTRA; i++) add_num(extra, r->extra[i].name, r->extra[i].value);
   cJSON *curve = curve_to_json(r->curve, r->n_curve);
-  if (!curve || !cJSON_AddItemToObject(o, "curve", curve)) {
+  if (!extra || !curve || !cJSON_AddItemToObject(o, "curve", curve)) {
     cJSON_Delete(curve);
     cJSON_Delete(o);
     return NULL;
@@ -206,6 +226,20 @@ static gr_status get_curve(const record_ctx *c, const cJSON *o, gr_curve_point *
   return GR_OK;
 }
 
+/* "extra": {"name": number|null, ...} (absent: none). */
+static gr_status get_extra(const record_ctx *c, const cJSON *o, gr_run_result *r) {
+  const cJSON *extra = cJSON_GetObjectItemCaseSensitive(o, "extra");
+  if (!extra || cJSON_IsNull(extra)) return GR_OK;
+  if (!cJSON_IsObject(extra)) return bad_field(c, "extra", "an object of numbers");
+  const cJSON *item;
+  cJSON_ArrayForEach(item, extra) {
+    if (!cJSON_IsNumber(item) && !cJSON_IsNull(item)) return bad_field(c, "extra", "an object of numbers");
+    if (gr_run_result_set_extra(r, item->string, cJSON_IsNumber(item) ? item->valuedouble : NAN) != GR_OK)
+      return bad_field(c, "extra", "a few named numbers (GR_RUN_MAX_EXTRA), names of 1..31 bytes");
+  }
+  return GR_OK;
+}
+
 /* Fills r (curve malloc'd into *curve) from one {"type":"run"} object. */
 static gr_status run_from_json(const record_ctx *c, const cJSON *o, gr_run_result *r, gr_curve_point **curve) {
   gr_run_result_init(r);
@@ -224,7 +258,7 @@ static gr_status run_from_json(const record_ctx *c, const cJSON *o, gr_run_resul
   if (!(seed >= 0) || seed != floor(seed) || seed > 9007199254740992.0)
     return bad_field(c, "seed", "a whole number in [0, 2^53]");
   r->seed = (uint64_t)seed;
-  if ((s = get_curve(c, o, curve, &r->n_curve))) return s;
+  if ((s = get_extra(c, o, r)) || (s = get_curve(c, o, curve, &r->n_curve))) return s;
   r->curve = *curve;
   return GR_OK;
 }

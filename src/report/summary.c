@@ -43,6 +43,24 @@ static int compare_rows(const gr_summary_row *a, const gr_summary_row *b, const 
   return (x.budget > y.budget) - (x.budget < y.budget);
 }
 
+/* Mean of each extra metric named by the cell's first run, over the runs of
+ * the cell that report it (NaN values skipped). */
+static void fill_row_extras(gr_summary_row *row, const gr_run_result *first, const gr_results *rs) {
+  row->n_extra = first->n_extra;
+  for (int e = 0; e < first->n_extra; e++) {
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < rs->n; i++) {
+      const gr_run_result *r = &rs->runs[i];
+      if (!same_cell(row, r)) continue;
+      for (int k = 0; k < r->n_extra; k++)
+        if (!strcmp(r->extra[k].name, first->extra[e].name) && !isnan(r->extra[k].value)) sum += r->extra[k].value, n++;
+    }
+    row->extra_mean[e] = first->extra[e];
+    row->extra_mean[e].value = n ? sum / n : NAN;
+  }
+}
+
 /* Fills the statistics of one cell from every run that belongs to it. */
 static void fill_row_stats(gr_summary_row *row, const gr_results *rs) {
   double sum = 0, sum_sec = 0;
@@ -86,6 +104,7 @@ gr_status gr_results_summarize(const gr_results *rs, gr_summary_row **rows, int 
     row->n_labels = r->n_labels;
     row->trainable_params = r->trainable_params;
     fill_row_stats(row, rs);
+    fill_row_extras(row, r, rs);
   }
   /* insertion sort: stable, and n is a grid of at most a few hundred cells */
   for (int i = 1; i < n; i++) {
