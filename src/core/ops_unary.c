@@ -64,6 +64,16 @@ static void unary_map(unary_kind k, float p, const float *xs, float *ys, int64_t
     dx[i] += dy[i] * (EXPR);                                                   \
   }
 
+/* dx[i] += COND(x = xs[i]) ? dy[i] : 0 — a select, which vectorizes; the
+ * product dy * (COND ? 1 : 0) compiles to a branch per element (seen in perf:
+ * relu's backward was 9% of an MLP training step, mispredicting on signs). */
+#define MAP_GRAD_MASK(COND)                                                    \
+  _Pragma("omp parallel for if (n > GR_PAR_MIN) schedule(static)")            \
+  for (int64_t i = 0; i < n; i++) {                                            \
+    float x = xs[i];                                                           \
+    dx[i] += (COND) ? dy[i] : 0.0f;                                            \
+  }
+
 static void unary_grad(unary_kind k, float p, const float *xs, const float *ys, const float *dy, float *dx,
                        int64_t n) {
   switch (k) {
@@ -74,7 +84,7 @@ static void unary_grad(unary_kind k, float p, const float *xs, const float *ys, 
       if (p == 0) break;
       MAP_GRAD(p * powf(x, p - 1.0f));
       break;
-    case U_RELU: MAP_GRAD(x > 0 ? 1.0f : 0.0f); break;
+    case U_RELU: MAP_GRAD_MASK(x > 0); break;
     case U_GELU: MAP_GRAD(gelu_deriv(x)); break;
     case U_TANH: MAP_GRAD(1.0f - y * y); break;
     case U_SIGMOID: MAP_GRAD(y * (1.0f - y)); break;
