@@ -7,6 +7,9 @@
 #include "graft/ops.h"
 #include "graft/merge.h"
 #include "graft/data.h"
+#include "graft/nn.h"
+#include "graft/optim.h"
+#include "graft/train.h"
 #include "graft/dist.h"
 #include "graft/report.h"
 #endif

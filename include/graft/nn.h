@@ -17,7 +17,8 @@
  * value is kept.
  *
  * Train/eval mode is per module (gr_module_train, recursive); batch-norm and
- * dropout read their own module's mode. Frozen parameters have
+ * dropout read their own module's mode, or eval mode while model->inference
+ * is set (evaluation sets it without touching the modules' own modes). Frozen parameters have
  * requires_grad = false: no gradient is computed for them and optimizers
  * skip them. */
 #ifndef GRAFT_NN_H
@@ -77,6 +78,7 @@ struct gr_model {
   int64_t buf_numel;
   gr_named_tensor *entries;    /* parameters and buffers, state_dict order */
   int n_entries;
+  bool inference;              /* evaluation override: every module acts in eval mode */
 };
 
 /* ---- model ------------------------------------------------------------- */

@@ -49,7 +49,7 @@ gr_module *gr_nn_conv2d(gr_model *m, int64_t in_ch, int64_t out_ch, int k, int s
 static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   norm_cfg *cf = m->cfg;
   bool prev = gr_ctx_training(c);
-  gr_ctx_set_training(c, m->training);
+  gr_ctx_set_training(c, m->training && !m->model->inference);
   gr_tensor *y = gr_batch_norm(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps);
   gr_ctx_set_training(c, prev);
   return y;
@@ -97,7 +97,7 @@ gr_module *gr_nn_layernorm(gr_model *m, int64_t dim) {
 static gr_tensor *dropout_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   dropout_cfg *cf = m->cfg;
   bool prev = gr_ctx_training(c);
-  gr_ctx_set_training(c, m->training);
+  gr_ctx_set_training(c, m->training && !m->model->inference);
   gr_tensor *y = gr_dropout(c, x, cf->p);
   gr_ctx_set_training(c, prev);
   return y;

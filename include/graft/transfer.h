@@ -1,0 +1,60 @@
+/* graft/transfer.h — the registry of transfer methods shared by
+ * `graft demo`, `graft study` and `graft finetune`.
+ *
+ * A method is one row of a table (src/transfer/registry.c): a name, a line
+ * of help, whether it starts from the source model's weights, and a setup
+ * function that changes the target model before training (freeze layers,
+ * wrap or replace modules by dotted name, insert adapters) plus an optional
+ * optimizer hook (parameter groups). Adding a method is writing those
+ * functions in its own file and adding its row to the table: nothing else
+ * (demo, study, CLI, report) needs to change.
+ *
+ * The caller builds the target model with the source architecture and the
+ * target class count (its head freshly initialized), then calls
+ * gr_transfer_prepare(), creates the optimizer from run->optim, calls
+ * gr_transfer_prepare_optim(), and trains with gr_train(). */
+#ifndef GRAFT_TRANSFER_H
+#define GRAFT_TRANSFER_H
+#include "graft/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gr_transfer_run {
+  gr_model *model;          /* the target model (trained in place) */
+  const gr_model *source;   /* the pretrained source model, or NULL */
+  const char *head;         /* dotted name of the classifier head ("classifier.4") */
+  const char *early;        /* glob of the early layers ("features.*") */
+  const char *options;      /* method options "key=value,..." (may be NULL) */
+  gr_train_cfg *train;      /* the method may adjust these before training */
+  gr_optim_cfg *optim;
+} gr_transfer_run;
+
+typedef struct gr_transfer_method {
+  const char *name;         /* "finetune", "linear-probe", ... */
+  const char *about;        /* one line for --help and reports */
+  bool uses_source;         /* copy the source weights (all but the head) first */
+  gr_status (*setup)(gr_transfer_run *run);                 /* may be NULL */
+  gr_status (*setup_optim)(gr_transfer_run *run, gr_optim *o); /* may be NULL */
+} gr_transfer_method;
+
+int gr_transfer_count(void);
+const gr_transfer_method *gr_transfer_at(int i);
+/* NULL with GR_ENOTFOUND listing the known names. */
+const gr_transfer_method *gr_transfer_find(const char *name);
+
+/* Copies every parameter and buffer of src whose name and shape match one in
+ * dst, except those under the module prefix `skip` (NULL: none). Returns the
+ * number copied (>= 0) or -1 with gr_last_error(). */
+int gr_transfer_copy_weights(gr_model *dst, const gr_model *src, const char *skip);
+
+/* Copies the source weights when the method uses them, then runs setup.
+ * GR_EARG when the method needs a source and run->source is NULL. */
+gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run);
+gr_status gr_transfer_prepare_optim(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,11 @@
+/* transfer/methods.h — internal: the setup functions of the built-in
+ * transfer methods, listed in the registry table (registry.c). */
+#ifndef GRAFT_TRANSFER_METHODS_H
+#define GRAFT_TRANSFER_METHODS_H
+#include "graft/transfer.h"
+
+gr_status gr_method_linear_probe_setup(gr_transfer_run *run);
+gr_status gr_method_freeze_early_setup(gr_transfer_run *run);
+gr_status gr_method_discriminative_optim(gr_transfer_run *run, gr_optim *o);
+
+#endif

@@ -1,0 +1,83 @@
+/* transfer/registry.c — the table of transfer methods (see graft/transfer.h)
+ * and what every method shares: copying source weights by name and the
+ * prepare sequence. To add a method: write its setup in its own file and
+ * add one row below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "graft/transfer.h"
+#include "transfer/methods.h"
+
+static const gr_transfer_method methods[] = {
+    {"scratch", "train the target model from random init (no transfer)", false, NULL, NULL},
+    {"linear-probe", "train only a new head on frozen source features", true, gr_method_linear_probe_setup, NULL},
+    {"finetune", "train every layer, starting from the source weights", true, NULL, NULL},
+    {"finetune-frozen-early", "freeze the early layers (features), train the rest", true,
+     gr_method_freeze_early_setup, NULL},
+    {"finetune-discriminative", "fine-tune with a 10x smaller lr for the backbone", true, NULL,
+     gr_method_discriminative_optim},
+};
+
+int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
+
+const gr_transfer_method *gr_transfer_at(int i) {
+  return i >= 0 && i < gr_transfer_count() ? &methods[i] : NULL;
+}
+
+const gr_transfer_method *gr_transfer_find(const char *name) {
+  char known[512];
+  size_t k = 0;
+  known[0] = 0;
+  for (int i = 0; i < gr_transfer_count(); i++) {
+    if (name && !strcmp(methods[i].name, name)) return &methods[i];
+    k += (size_t)snprintf(known + k, k < sizeof known ? sizeof known - k : 0, "%s%s", i ? ", " : "", methods[i].name);
+  }
+  gr_error(GR_ENOTFOUND, "unknown transfer method '%s' (known: %s)", name ? name : "(null)", known);
+  return NULL;
+}
+
+static bool under(const char *name, const char *prefix) {
+  size_t n = strlen(prefix);
+  return !strncmp(name, prefix, n) && (name[n] == '.' || name[n] == 0);
+}
+
+int gr_transfer_copy_weights(gr_model *dst, const gr_model *src, const char *skip) {
+  if (!dst || !src) {
+    gr_error(GR_EARG, "copy weights: NULL model");
+    return -1;
+  }
+  int n = 0;
+  for (int i = 0; i < src->n_entries; i++) {
+    const gr_named_tensor *e = &src->entries[i];
+    if (skip && skip[0] && under(e->name, skip)) continue;
+    for (int j = 0; j < dst->n_entries; j++) {
+      gr_named_tensor *d = &dst->entries[j];
+      if (strcmp(d->name, e->name) || d->buffer != e->buffer) continue;
+      if (!gr_same_shape(d->t, e->t)) {
+        char a[64], b[64];
+        gr_error(GR_ESHAPE, "copy weights: '%s' is %s in the source but %s in the target", e->name,
+                 gr_shape_str(e->t, a, sizeof a), gr_shape_str(d->t, b, sizeof b));
+        return -1;
+      }
+      memcpy(d->t->data, e->t->data, (size_t)e->t->numel * sizeof(float));
+      n++;
+    }
+  }
+  return n;
+}
+
+gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run) {
+  if (!m || !run || !run->model || !run->train || !run->optim) return gr_error(GR_EARG, "transfer prepare: NULL argument");
+  if (m->uses_source) {
+    if (!run->source) return gr_error(GR_EARG, "transfer method '%s' needs a source model", m->name);
+    int n = gr_transfer_copy_weights(run->model, run->source, run->head);
+    if (n < 0) return gr_last_status();
+    if (n == 0) return gr_error(GR_ENOTFOUND, "transfer '%s': no source weight matches the target model", m->name);
+  }
+  return m->setup ? m->setup(run) : GR_OK;
+}
+
+gr_status gr_transfer_prepare_optim(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o) {
+  if (!m || !run || !o) return gr_error(GR_EARG, "transfer prepare_optim: NULL argument");
+  return m->setup_optim ? m->setup_optim(run, o) : GR_OK;
+}
