@@ -5,6 +5,7 @@
 #include "graft/rng.h"
 #include "graft/tensor.h"
 #include "graft/ops.h"
+#include "graft/safetensors.h"
 #include "graft/merge.h"
 #include "graft/data.h"
 #include "graft/nn.h"
