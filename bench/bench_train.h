@@ -1,27 +1,27 @@
 /* bench/bench_train.h — the training and inference loops shared by the model
- * benchmarks (bench_mlp.c, bench_lenet.c, ...): same init and data as the
- * PyTorch peer (read from the raw init file), plain SGD, a fixed cycle of
- * batches, warm-up steps, then timed steps; prints the JSON records the
- * driver compares (loss before the first update, loss at the last step,
- * checksums of inference outputs). Header only; see bench_util.h. */
+ * benchmarks (bench_mlp.c, bench_lenet.c, bench_resnet.c): a graft model
+ * built from nn modules (graft/nn.h), the same init and data as the PyTorch
+ * peer (a raw float32 init file written here, read there), the optimizer
+ * API's plain SGD, a fixed cycle of batches, warm-up steps, then timed
+ * steps; prints the JSON records the driver compares (loss before the first
+ * update, loss at the last step, how far the parameters moved, checksums of
+ * inference outputs). Header only; see bench_util.h. */
 #ifndef GRAFT_BENCH_TRAIN_H
 #define GRAFT_BENCH_TRAIN_H
 #include <math.h>
 
 #include "bench_util.h"
+#include "graft/nn.h"
+#include "graft/optim.h"
 
+/* The same constants are in bench/peerlib.py (a mismatch shows as a loss mismatch). */
 #define BENCH_NBATCHES 8   /* batches in the cycle the model trains on */
 #define BENCH_WARMUP 5     /* untimed steps (still part of the loss trajectory) */
 #define BENCH_LR 0.05f
 #define BENCH_CLASSES 10
 
-typedef gr_tensor *(*bench_forward_fn)(gr_ctx *c, void *model, gr_tensor *x);
-
 typedef struct bench_model {
-  gr_tensor **params;   /* in the order both sides store them (PyTorch state_dict order) */
-  int nparams;
-  bench_forward_fn forward;
-  void *self;
+  gr_model *model;
   int sample_ndim;      /* shape of one input sample, e.g. {784} or {1,28,28} */
   int64_t sample_shape[4];
   double train_flops;   /* per sample: forward + backward as performed */
@@ -46,23 +46,41 @@ static inline void bench_data_alloc(bench_data *d, const bench_model *m, int64_t
   if (!d->x || !d->y || !d->yi) bench_die("data");
 }
 
-/* The init file: every parameter, then x, then y. */
-static inline void bench_blob_io(bench_model *m, bench_data *d, const char *path, int write) {
-  float *arrays[64];
-  int64_t counts[64];
+/* "<init>.names": one "name numel" line per parameter, in the order of the
+ * init file, so the peer can check its parameters are the same ones. */
+static inline void bench_write_names(const gr_model *m, const char *init_path) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s.names", init_path);
+  FILE *f = fopen(path, "w");
+  if (!f) { perror(path); exit(1); }
+  for (int i = 0; i < m->n_entries; i++)
+    if (!m->entries[i].buffer) fprintf(f, "%s %lld\n", m->entries[i].name, (long long)m->entries[i].t->numel);
+  if (fclose(f)) { perror(path); exit(1); }
+}
+
+/* The init file: every parameter (state_dict order, no buffers), then x, then y. */
+static inline void bench_blob_io(bench_model *bm, bench_data *d, const char *path, int write) {
+  gr_model *m = bm->model;
+  float *arrays[256];
+  int64_t counts[256];
   int n = 0;
-  GR_ASSERT(m->nparams + 2 <= 64);
-  for (int i = 0; i < m->nparams; i++) {
-    arrays[n] = m->params[i]->data;
-    counts[n++] = m->params[i]->numel;
+  for (int i = 0; i < m->n_entries; i++) {
+    if (m->entries[i].buffer) continue;
+    GR_ASSERT(n + 2 < 256);
+    arrays[n] = m->entries[i].t->data;
+    counts[n++] = m->entries[i].t->numel;
   }
   arrays[n] = d->x;
   counts[n++] = BENCH_NBATCHES * d->batch * d->sample_numel;
   arrays[n] = d->y;
   counts[n++] = BENCH_NBATCHES * d->batch;
   bench_blob blob = {arrays, counts, n};
-  if (write) bench_blob_write(&blob, path);
-  else bench_blob_read(&blob, path);
+  if (write) {
+    bench_blob_write(&blob, path);
+    bench_write_names(m, path);
+  } else {
+    bench_blob_read(&blob, path);
+  }
   for (int64_t i = 0; i < BENCH_NBATCHES * d->batch; i++) d->yi[i] = (int32_t)d->y[i];
 }
 
@@ -86,26 +104,14 @@ static inline gr_tensor *bench_batch(gr_tensor *view, const bench_model *m, cons
   return view;
 }
 
-/* p -= lr * grad, and the grad cleared in the same pass (the peer uses
- * zero_grad(set_to_none=True), which costs it nothing either). */
-static inline void bench_sgd(bench_model *m, float lr) {
-  for (int i = 0; i < m->nparams; i++) {
-    float *restrict p = m->params[i]->data, *restrict g = m->params[i]->grad;
-    for (int64_t j = 0; j < m->params[i]->numel; j++) {
-      p[j] -= lr * g[j];
-      g[j] = 0;
-    }
-  }
-}
-
 /* One training step on batch k; returns the loss before the update. */
-static inline float bench_step(gr_ctx *c, bench_model *m, const bench_data *d, int k) {
+static inline float bench_step(gr_ctx *c, bench_model *m, gr_optim *opt, const bench_data *d, int k) {
   gr_tensor view, *x = bench_batch(&view, m, d, k, d->batch);
-  gr_tensor *logits = m->forward(c, m->self, x);
+  gr_tensor *logits = gr_model_forward(m->model, c, x);
   gr_tensor *loss = gr_cross_entropy(c, logits, d->yi + k * d->batch, 0.0f, -100);
-  if (!loss || gr_backward(c, loss)) bench_die("training step");
+  if (!loss || gr_backward(c, loss) || gr_optim_step(opt)) bench_die("training step");
   float l = loss->data[0];
-  bench_sgd(m, BENCH_LR);
+  gr_model_zero_grad(m->model);
   gr_ctx_reset(c);
   return l;
 }
@@ -113,59 +119,53 @@ static inline float bench_step(gr_ctx *c, bench_model *m, const bench_data *d, i
 /* sqrt(sum over all parameters of (p - p0)^2): how far training moved the
  * model. Compared with the peer's, it catches a wrong update rule or step
  * size that the loss alone would hide (the loss moves little in N steps). */
-static inline float *bench_params_copy(const bench_model *m) {
-  int64_t total = 0;
-  for (int i = 0; i < m->nparams; i++) total += m->params[i]->numel;
-  float *p0 = gr_malloc((size_t)total * sizeof(float)), *q = p0;
-  if (!p0) bench_die("parameter copy");
-  for (int i = 0; i < m->nparams; i++) {
-    memcpy(q, m->params[i]->data, (size_t)m->params[i]->numel * sizeof(float));
-    q += m->params[i]->numel;
-  }
-  return p0;
-}
-
-static inline double bench_update_norm(const bench_model *m, const float *p0) {
+static inline double bench_update_norm(const gr_model *m, const float *p0) {
   double s = 0;
-  for (int i = 0; i < m->nparams; i++)
-    for (int64_t j = 0; j < m->params[i]->numel; j++, p0++) {
-      double d = (double)m->params[i]->data[j] - *p0;
-      s += d * d;
-    }
+  for (int64_t j = 0; j < m->numel; j++) {
+    double d = (double)m->data[j] - p0[j];
+    s += d * d;
+  }
   return sqrt(s);
 }
 
 static inline void bench_train(gr_ctx *c, bench_model *m, const bench_data *d, const char *name,
                                int steps) {
-  float loss0 = 0, loss = 0, *p0 = bench_params_copy(m);
+  gr_optim_cfg cfg = gr_sgd_cfg(BENCH_LR, 0, 0, false);
+  gr_optim *opt = gr_optim_new(m->model, &cfg);
+  float *p0 = gr_malloc((size_t)m->model->numel * sizeof(float));
+  if (!opt || !p0) bench_die("optimizer");
+  memcpy(p0, m->model->data, (size_t)m->model->numel * sizeof(float));
+  gr_model_train(m->model, true);
+  float loss0 = 0, loss = 0;
   for (int s = 0; s < BENCH_WARMUP; s++) {
-    loss = bench_step(c, m, d, s % BENCH_NBATCHES);
+    loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
     if (s == 0) loss0 = loss;
   }
   double t0 = bench_now();
-  for (int s = BENCH_WARMUP; s < BENCH_WARMUP + steps; s++) loss = bench_step(c, m, d, s % BENCH_NBATCHES);
+  for (int s = BENCH_WARMUP; s < BENCH_WARMUP + steps; s++) loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
   double per_step = (bench_now() - t0) / steps;
   printf("{\"bench\":\"%s\",\"case\":\"train\",\"time_s\":%.6e,\"items\":%lld,\"flops\":%.6e,"
          "\"loss0\":%.7g,\"loss_final\":%.7g,\"update_norm\":%.7g,\"steps\":%d,",
          name, per_step, (long long)d->batch, m->train_flops * (double)d->batch, loss0, loss,
-         bench_update_norm(m, p0), BENCH_WARMUP + steps);
+         bench_update_norm(m->model, p0), BENCH_WARMUP + steps);
   bench_print_blas(stdout);
   printf("}\n");
   fflush(stdout);
   gr_free(p0);
+  gr_optim_free(opt);
 }
 
-/* Median latency of a no-grad forward on the first `rows` samples; the
- * checksum (mean |logit|) lets the driver check both sides agree. */
+/* Median latency of a no-grad eval-mode forward on the first `rows`
+ * samples; the checksum (mean |logit|) lets the driver check both sides agree. */
 static inline void bench_infer(gr_ctx *c, bench_model *m, const bench_data *d, const char *name,
                                int64_t rows, int reps) {
   gr_ctx_set_grad(c, false);
-  gr_ctx_set_training(c, false);
+  gr_model_train(m->model, false);
   double *t = malloc(sizeof(double) * (size_t)reps), checksum = 0;
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up and checksum */
     double t0 = bench_now();
     gr_tensor view, *x = bench_batch(&view, m, d, 0, rows);
-    gr_tensor *y = m->forward(c, m->self, x);
+    gr_tensor *y = gr_model_forward(m->model, c, x);
     if (!y) bench_die("inference");
     if (r >= 0) t[r] = bench_now() - t0;
     else
@@ -181,33 +181,39 @@ static inline void bench_infer(gr_ctx *c, bench_model *m, const bench_data *d, c
   fflush(stdout);
   free(t);
   gr_ctx_set_grad(c, true);
-  gr_ctx_set_training(c, true);
 }
 
-/* The rest of every model benchmark's main(): --write-init writes the init
- * file (parameters as initialized + random data) and stops; otherwise read
- * it, time inference at batch 1 and the training batch, then training. */
-static inline int bench_main(gr_ctx *c, bench_model *m, const bench_args *a, const char *name,
-                             gr_arena *params) {
+/* main() of every model benchmark once its model is built: --write-init
+ * writes the init file (parameters as initialized + random data) and stops;
+ * otherwise read it, time inference at batch 1 and the training batch, then
+ * training. */
+static inline int bench_main(int argc, char **argv, bench_model *m, const char *name, int batch,
+                             int steps, size_t arena_bytes) {
+  bench_args a = {.batch = batch, .steps = steps};
+  bench_parse(argc, argv, &a);
+  gr_set_threads(a.threads);
+  gr_ctx *c = gr_ctx_new(arena_bytes, 42);
+  if (!c) bench_die("context");
   bench_data d;
-  bench_data_alloc(&d, m, a->batch);
-  if (a->write_init_path) {
+  bench_data_alloc(&d, m, a.batch);
+  int rc = 0;
+  if (a.write_init_path) {
     bench_data_random(&d, gr_ctx_rng(c));
-    bench_blob_io(m, &d, a->write_init_path, 1);
-  } else if (a->init_path) {
-    bench_blob_io(m, &d, a->init_path, 0);
-    bench_infer(c, m, &d, name, 1, a->quick ? 100 : 500);
-    bench_infer(c, m, &d, name, a->batch, a->quick ? 10 : 50);
-    bench_train(c, m, &d, name, a->steps);
+    bench_blob_io(m, &d, a.write_init_path, 1);
+  } else if (a.init_path) {
+    bench_blob_io(m, &d, a.init_path, 0);
+    bench_infer(c, m, &d, name, 1, a.quick ? 100 : 500);
+    bench_infer(c, m, &d, name, a.batch, a.quick ? 10 : 50);
+    bench_train(c, m, &d, name, a.steps);
   } else {
     fprintf(stderr, "bench_%s: --init FILE (or --write-init FILE) is required\n", name);
-    return 2;
+    rc = 2;
   }
   gr_free(d.x);
   gr_free(d.y);
   gr_free(d.yi);
-  gr_arena_free(params);
+  gr_model_free(m->model);
   gr_ctx_free(c);
-  return 0;
+  return rc;
 }
 #endif

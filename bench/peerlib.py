@@ -80,13 +80,20 @@ NBATCHES, WARMUP, LR = 8, 5, 0.05
 
 
 def load_model(model, path, batch, sample_shape):
-    """Fills the model's parameters (state_dict order) from the init file; returns (X, Y)."""
-    params = list(model.parameters())
+    """Fills the model's parameters from the init file after checking, with
+    the graft side's "<init>.names", that they are the same parameters (name
+    and size, state_dict order); returns the data (X, Y)."""
+    with open(path + ".names") as f:
+        want = [(n, int(k)) for n, k in (line.split() for line in f if line.strip())]
+    named = list(model.named_parameters())
+    have = [(n, p.numel()) for n, p in named]
+    if have != want:
+        sys.exit("peer: parameters differ from graft's:\n graft %s\n torch %s" % (want, have))
     n = NBATCHES * batch
-    counts = [p.numel() for p in params] + [n * int(np.prod(sample_shape)), n]
+    counts = [k for _, k in want] + [n * int(np.prod(sample_shape)), n]
     arrays = read_blob(path, counts)
     with torch.no_grad():
-        for p, a in zip(params, arrays):
+        for (_, p), a in zip(named, arrays):
             p.copy_(torch.from_numpy(a).view_as(p))
     x = torch.from_numpy(arrays[-2]).view(NBATCHES, batch, *sample_shape)
     y = torch.from_numpy(arrays[-1]).long().view(NBATCHES, batch)
