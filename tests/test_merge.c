@@ -259,6 +259,44 @@ static void check_breadcrumbs_quirk_option(void) {
   fixture_free(&fx);
 }
 
+/* Many equal |τ|: the masks still keep exactly the ranks asked for, and
+ * every kept |τ| is >= every dropped one (TIES) / inside the window (breadcrumbs). */
+static void check_rank_ties(void) {
+  fixture fx = fixture_new(1000, 11);
+  for (int64_t j = 0; j < fx.n; j++) fx.m0[j] = fx.base[j] + (float)((int)(fx.m0[j] * 2.0f)) * 0.5f;
+  uint8_t *mk = malloc((size_t)fx.n);
+  uint8_t *outs[2] = {mk, NULL};
+  for (int method = 0; method < 2; method++) {
+    fx.p[0].density = 0.3;
+    fx.p[0].gamma = 0.05;
+    gr_merge_args a = fixture_args(&fx, method ? GR_MERGE_BREADCRUMBS : GR_MERGE_TIES, "tied");
+    a.n_models = 1;
+    a.masks_out = outs;
+    CHECK_OK(gr_merge_tensor(&a, fx.out, NULL));
+    int64_t kept = 0;
+    float min_kept = INFINITY, max_dropped_below = -1, min_dropped_above = INFINITY;
+    for (int64_t j = 0; j < fx.n; j++) {
+      float t = fabsf(fx.m0[j] - fx.base[j]);
+      kept += mk[j];
+      if (mk[j] && t < min_kept) min_kept = t;
+    }
+    float max_kept = 0;
+    for (int64_t j = 0; j < fx.n; j++)
+      if (mk[j]) max_kept = fmaxf(max_kept, fabsf(fx.m0[j] - fx.base[j]));
+    for (int64_t j = 0; j < fx.n; j++) {
+      float t = fabsf(fx.m0[j] - fx.base[j]);
+      if (!mk[j] && t <= min_kept) max_dropped_below = fmaxf(max_dropped_below, t);
+      if (!mk[j] && t > min_kept) min_dropped_above = fminf(min_dropped_above, t);
+    }
+    CHECK_MSG(kept == 300, "%s kept %lld of 1000 tied entries, want 300", method ? "breadcrumbs" : "ties", (long long)kept);
+    if (method == 0) CHECK(min_dropped_above == INFINITY); /* nothing larger than a kept entry is dropped */
+    else CHECK(min_dropped_above >= max_kept);           /* only the top (and bottom) are dropped */
+    CHECK(max_dropped_below <= min_kept);
+  }
+  free(mk);
+  fixture_free(&fx);
+}
+
 static void check_taskvec(void) {
   float a[4] = {1, 2, 3, 4}, b[4] = {1.5f, 2, 2, 10}, c[4] = {0.5f, 1, 1, 0}, out[4];
   gr_taskvec_axpy(out, a, 1.0, b, c, 4); /* a + (b - c) */
@@ -308,6 +346,7 @@ int main(void) {
   check_dare_statistics();
   check_della_statistics();
   check_breadcrumbs_quirk_option();
+  check_rank_ties();
   check_taskvec();
   check_errors();
   return test_summary();

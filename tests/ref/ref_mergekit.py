@@ -10,6 +10,8 @@ import os
 import numpy as np
 import yaml
 
+import mergekit_ref
+
 from reflib import write_ref
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mergekit")
@@ -22,32 +24,9 @@ NAMES = ["model.embed_tokens.weight"] + [f"model.layers.{i}.{s}" for i in range(
 DEFAULTS = {"ties": (True, False), "dare_ties": (False, True), "slerp": (None, None)}
 
 
-def evaluate_setting(tensor_name, setting, t=0):
-    if isinstance(setting, (float, int, bool, str)):
-        return setting
-    elif isinstance(setting, list):
-        if all(isinstance(e, (int, float)) for e in setting):
-            scaled = t * (len(setting) - 1)
-            i0 = int(scaled)
-            i1 = min(len(setting) - 1, i0 + 1)
-            frac = scaled - i0
-            return (1 - frac) * setting[i0] + frac * setting[i1]
-        for cond in setting:
-            f = cond.get("filter")
-            if f is None or f == "*" or (tensor_name and f in tensor_name):
-                return evaluate_setting(tensor_name, cond["value"], t)
-    elif isinstance(setting, dict):
-        return evaluate_setting(tensor_name, [setting], t)
-    return None
-
-
 def parameter(cfg, model_params, name, tensor, t, default):
-    for level in (model_params, cfg.get("parameters")):
-        if level and name in level:
-            v = evaluate_setting(tensor, level[name], t)
-            if v is not None:
-                return float(v)
-    return default
+    v = mergekit_ref.parameter(cfg, model_params, name, tensor, t, None)
+    return default if v is None else float(v)
 
 
 def layer_t(name):

@@ -46,7 +46,32 @@ static float select_kth(float *x, int64_t n, int64_t k) {
   return x[k];
 }
 
-/* Entries of |m − b| whose ascending rank (ties by index) is in [lo, hi). */
+/* Largest of x[0..n). */
+static float max_of(const float *x, int64_t n) {
+  float m = x[0];
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > MERGE_CHUNK)
+  for (int64_t j = 1; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+/* Ties at a boundary value: ranks by index order, one sequential pass. */
+static void tie_break_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi, float v_lo, float v_hi,
+                           int64_t lt_lo, int64_t lt_hi, uint8_t *mask) {
+  int64_t seen_lo = 0, seen_hi = 0;
+  for (int64_t j = 0; j < n; j++) {
+    float a = abs_delta(m, b, j);
+    int64_t r;
+    if (a == v_lo) {
+      r = lt_lo + seen_lo++;
+      mask[j] = r >= lo && r < hi;
+    } else if (a == v_hi) {
+      r = lt_hi + seen_hi++;
+      mask[j] = r < hi;
+    }
+  }
+}
+
+/* Entries of |m − b| whose ascending rank (ties broken by index) is in [lo, hi). */
 static void rank_window_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi,
                              uint8_t *mask, float *scratch) {
   if (lo < 0) lo = 0;
@@ -58,27 +83,21 @@ static void rank_window_mask(const float *m, const float *b, int64_t n, int64_t 
 #pragma omp parallel for schedule(static) if (n > MERGE_CHUNK)
   for (int64_t j = 0; j < n; j++) scratch[j] = abs_delta(m, b, j);
   float v_lo = select_kth(scratch, n, lo);
-  float v_hi = select_kth(scratch + lo, n - lo, hi - 1 - lo);
-  int64_t lt_lo = 0, lt_hi = 0;
-#pragma omp parallel for schedule(static) reduction(+ : lt_lo, lt_hi) if (n > MERGE_CHUNK)
+  /* after the select, scratch[lo..n) holds the n−lo largest */
+  float v_hi = hi == n ? max_of(scratch + lo, n - lo) : select_kth(scratch + lo, n - lo, hi - 1 - lo);
+  int64_t lt_lo = 0, lt_hi = 0, eq_lo = 0, eq_hi = 0;
+#pragma omp parallel for schedule(static) reduction(+ : lt_lo, lt_hi, eq_lo, eq_hi) if (n > MERGE_CHUNK)
   for (int64_t j = 0; j < n; j++) {
     float a = abs_delta(m, b, j);
     lt_lo += a < v_lo;
     lt_hi += a < v_hi;
+    eq_lo += a == v_lo;
+    eq_hi += a == v_hi;
+    mask[j] = a >= v_lo && a <= v_hi;
   }
-  int64_t seen_lo = 0, seen_hi = 0;
-  for (int64_t j = 0; j < n; j++) {
-    float a = abs_delta(m, b, j);
-    int64_t r;
-    if (a > v_lo && a < v_hi) mask[j] = 1;
-    else if (a == v_lo) {
-      r = lt_lo + seen_lo++;
-      mask[j] = r >= lo && r < hi;
-    } else if (a == v_hi) {
-      r = lt_hi + seen_hi++;
-      mask[j] = r < hi;
-    } else mask[j] = 0;
-  }
+  /* With a single entry at each boundary value its rank is exactly lo (hi−1)
+   * and the pass above is already right; otherwise rank the ties by index. */
+  if (eq_lo > 1 || eq_hi > 1) tie_break_mask(m, b, n, lo, hi, v_lo, v_hi, lt_lo, lt_hi, mask);
 }
 
 static void random_mask(const gr_merge_args *a, int i, double p, uint8_t *mask) {

@@ -25,37 +25,50 @@ typedef struct gta_plan {
   float lambda;
 } gta_plan;
 
-static inline int sign_of(float x) { return (x > 0) - (x < 0); }
+#define GTA_BLOCK 256
 
-/* θ0[j] + λ·mixed for one entry (see graft/merge.h). */
-static inline float gta_entry(const gta_plan *p, const float *base, int64_t j) {
-  float b = base[j], delta[GTA_MAX_MODELS];
+static inline float sign_of(float x) { return (float)((x > 0) - (x < 0)); }
+
+/* θ0 + λ·mixed for entries [j0, j0+len) (see graft/merge.h). Loops run over
+ * the block so they vectorize; per entry the models are summed in index
+ * order, as mergekit's sum over the stacked deltas. */
+static void gta_block(const gta_plan *p, const float *base, int64_t j0, int len, float *out) {
+  float delta[GTA_MAX_MODELS][GTA_BLOCK], mixed[GTA_BLOCK], div[GTA_BLOCK], elect[GTA_BLOCK];
+  const float *b = base + j0;
   for (int i = 0; i < p->n; i++) {
-    float tau = p->models[i][j] - b;
-    float d = p->mask[i] && !p->mask[i][j] ? 0.0f : tau * p->scale[i];
-    delta[i] = d * p->weight[i];
+    const float *m = p->models[i] + j0;
+    float s = p->scale[i], w = p->weight[i];
+    if (p->mask[i]) {
+      const uint8_t *k = p->mask[i] + j0;
+      for (int t = 0; t < len; t++) delta[i][t] = (k[t] ? (m[t] - b[t]) * s : 0.0f) * w;
+    } else
+      for (int t = 0; t < len; t++) delta[i][t] = ((m[t] - b[t]) * s) * w;
   }
-  float mixed = 0, div = 0;
+  for (int t = 0; t < len; t++) mixed[t] = div[t] = elect[t] = 0;
   if (p->consensus != GR_CONSENSUS_NONE) {
-    float vote = 0;
-    for (int i = 0; i < p->n; i++) vote += p->consensus == GR_CONSENSUS_SUM ? delta[i] : (float)sign_of(delta[i]);
-    int elect = vote >= 0 ? 1 : -1;
+    bool by_sum = p->consensus == GR_CONSENSUS_SUM;
     for (int i = 0; i < p->n; i++)
-      if (sign_of(delta[i]) == elect) {
-        mixed += delta[i];
-        div += p->weight[i];
+      for (int t = 0; t < len; t++) elect[t] += by_sum ? delta[i][t] : sign_of(delta[i][t]);
+    for (int t = 0; t < len; t++) elect[t] = elect[t] >= 0 ? 1.0f : -1.0f;
+    for (int i = 0; i < p->n; i++)
+      for (int t = 0; t < len; t++) {
+        bool agree = sign_of(delta[i][t]) == elect[t];
+        mixed[t] += agree ? delta[i][t] : 0.0f;
+        div[t] += agree ? p->weight[i] : 0.0f;
       }
-    if (div == 0) div = 1;
+    for (int t = 0; t < len; t++) div[t] = div[t] == 0 ? 1.0f : div[t];
   } else {
-    for (int i = 0; i < p->n; i++) {
-      mixed += delta[i];
-      div += p->weight[i];
-    }
-    if (fabsf(div) < 1e-8f) div = 1;
+    for (int i = 0; i < p->n; i++)
+      for (int t = 0; t < len; t++) {
+        mixed[t] += delta[i][t];
+        div[t] += p->weight[i];
+      }
+    for (int t = 0; t < len; t++) div[t] = fabsf(div[t]) < 1e-8f ? 1.0f : div[t];
   }
-  if (p->normalize) mixed /= div;
-  if (p->lambda != 1.0f) mixed *= p->lambda;
-  return b + mixed;
+  for (int t = 0; t < len; t++) {
+    float x = p->normalize ? mixed[t] / div[t] : mixed[t];
+    out[j0 + t] = b[t] + (p->lambda != 1.0f ? x * p->lambda : x);
+  }
 }
 
 static gr_status gta_sparsify_all(const gr_merge_args *a, gta_plan *p, uint8_t *masks, float *scratch,
@@ -110,8 +123,8 @@ gr_status merge_task_arithmetic(const gr_merge_args *a, float *out, gr_merge_rep
   gr_status st = gta_sparsify_all(a, &p, masks, scratch, rep);
   gr_free(scratch);
   if (st == GR_OK) {
-#pragma omp parallel for schedule(static, MERGE_CHUNK) if (n > MERGE_CHUNK)
-    for (int64_t j = 0; j < n; j++) out[j] = gta_entry(&p, a->base, j);
+#pragma omp parallel for schedule(static, MERGE_CHUNK / GTA_BLOCK) if (n > MERGE_CHUNK)
+    for (int64_t j0 = 0; j0 < n; j0 += GTA_BLOCK) gta_block(&p, a->base, j0, (int)(n - j0 < GTA_BLOCK ? n - j0 : GTA_BLOCK), out);
   }
   gr_free(masks);
   return st;
