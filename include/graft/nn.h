@@ -149,6 +149,17 @@ gr_module *gr_arch_mlp(gr_model *m, int64_t in, const int64_t *hidden, int n_hid
  * bn "downsample"), global avg pool, fc. depth 8 -> n=1, 20 -> n=3. */
 gr_module *gr_arch_resnet(gr_model *m, int depth, int in_ch, int width, int n_classes);
 
+/* Architectures by name, for model directories and the CLI: "lenet",
+ * "mlp" (flatten, 256-128 ReLU hidden), "resnet8", "resnet20" (width 16).
+ * head: dotted name of the classifier module; early: glob of the layers a
+ * "frozen early layers" transfer freezes. */
+typedef struct gr_arch_info {
+  const char *name, *head, *early;
+} gr_arch_info;
+/* NULL with GR_EARG listing the known names. */
+const gr_arch_info *gr_arch_lookup(const char *name);
+gr_module *gr_arch_build(gr_model *m, const char *name, int in_ch, int h, int w, int n_classes);
+
 /* ---- initializers -------------------------------------------------------- */
 typedef enum gr_init_kind {
   GR_INIT_TORCH_DEFAULT = 0, /* kaiming_uniform(a=sqrt 5) weight, U(+-1/sqrt fan_in) bias */

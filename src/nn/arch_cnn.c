@@ -94,3 +94,33 @@ gr_module *gr_arch_resnet(gr_model *m, int depth, int in_ch, int width, int n_cl
     return NULL;
   return root;
 }
+
+/* ---- architectures by name ------------------------------------------------------ */
+static const gr_arch_info archs[] = {
+    {"lenet", "classifier.4", "features.*"},
+    {"mlp", "layers.4", "layers.0.*"},
+    {"resnet8", "fc", "conv1.*"},
+    {"resnet20", "fc", "conv1.*"},
+};
+
+const gr_arch_info *gr_arch_lookup(const char *name) {
+  for (size_t i = 0; name && i < sizeof archs / sizeof archs[0]; i++)
+    if (!strcmp(archs[i].name, name)) return &archs[i];
+  gr_error(GR_EARG, "unknown architecture '%s' (lenet|mlp|resnet8|resnet20)", name ? name : "(null)");
+  return NULL;
+}
+
+gr_module *gr_arch_build(gr_model *m, const char *name, int in_ch, int h, int w, int n_classes) {
+  const gr_arch_info *a = gr_arch_lookup(name);
+  if (!a) return NULL;
+  if (!strcmp(a->name, "lenet")) {
+    if (h != 28 || w != 28) {
+      gr_error(GR_EARG, "lenet: wants 28x28 inputs, got %dx%d", h, w);
+      return NULL;
+    }
+    return gr_arch_lenet(m, in_ch, n_classes);
+  }
+  if (!strcmp(a->name, "mlp"))
+    return gr_arch_mlp(m, (int64_t)in_ch * h * w, (const int64_t[]){256, 128}, 2, n_classes, "relu");
+  return gr_arch_resnet(m, !strcmp(a->name, "resnet8") ? 8 : 20, in_ch, 16, n_classes);
+}

@@ -1,0 +1,112 @@
+/* cli/grid.c — the transfer grid shared by `graft demo` and `graft study`:
+ * for each label budget and seed, a stratified subset of the target
+ * labels; for each registered method, a fresh target model prepared by the
+ * method, trained and evaluated; one results record per run. */
+#include <math.h>
+#include <string.h>
+
+#include "cli/runs.h"
+
+typedef struct grid_cell {
+  const runs_grid *g;
+  const gr_transfer_method *method;
+  const gr_model *source;
+  const gr_dataset *train, *test;
+  double budget;
+  uint64_t seed;
+} grid_cell;
+
+static void fill_result(gr_run_result *r, const grid_cell *cell, const gr_model *m, const gr_train_result *res,
+                        double seconds) {
+  gr_run_result_init(r);
+  snprintf(r->method, sizeof r->method, "%s", cell->method->name);
+  snprintf(r->dataset, sizeof r->dataset, "%s", cell->g->dataset ? cell->g->dataset : "");
+  r->budget = cell->budget;
+  r->n_labels = cell->train->n;
+  r->seed = cell->seed;
+  r->accuracy = res->eval.accuracy;
+  r->loss = res->eval.loss;
+  r->trainable_params = gr_model_param_count(m, true);
+  r->total_params = gr_model_param_count(m, false);
+  r->seconds = seconds;
+  r->peak_rss_bytes = gr_peak_rss_bytes();
+  gr_run_result_set_extra(r, "ece", res->eval.ece);
+  gr_run_result_set_extra(r, "steps", (double)res->steps);
+}
+
+/* One method on one (budget, seed) subset. */
+static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results *rs, FILE *log) {
+  const runs_grid *g = cell->g;
+  gr_model *m = gr_model_new(cell->seed * 7919 + 17);
+  const gr_arch_info *arch = gr_arch_lookup(g->arch);
+  gr_module *root = m && arch ? gr_arch_build(m, g->arch, cell->train->c, cell->train->h, cell->train->w,
+                                              cell->train->n_classes) : NULL;
+  gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
+  gr_train_cfg cfg = g->train;
+  gr_optim_cfg ocfg = g->optim;
+  gr_transfer_run run = {m, cell->source, arch ? arch->head : NULL, arch ? arch->early : NULL, NULL, &cfg, &ocfg};
+  gr_peak_rss_reset();
+  double t0 = gr_wall_seconds();
+  if (!s) s = gr_transfer_prepare(cell->method, &run);
+  gr_optim *o = s ? NULL : gr_optim_new(m, &ocfg);
+  if (!s && !o) s = gr_last_status();
+  if (!s) s = gr_transfer_prepare_optim(cell->method, &run, o);
+  gr_train_result res = {0};
+  if (!s) {
+    cfg.steps = gr_train_total_steps(&cfg, cell->train->n);
+    if (cfg.steps < g->min_steps) cfg.steps = g->min_steps;
+    cfg.seed = cell->seed;
+    char label[96];
+    snprintf(label, sizeof label, "%s %g%% seed %llu", cell->method->name, cell->budget * 100,
+             (unsigned long long)cell->seed);
+    runs_monitor mon;
+    runs_monitor_start(&mon, label, cfg.steps, g->quiet);
+    gr_train_hooks hooks = runs_monitor_hooks(&mon);
+    s = gr_train(m, o, cell->train, cell->test, &cfg, &hooks, &res);
+    char st[64];
+    snprintf(st, sizeof st, "test acc %.2f%%", 100 * res.eval.accuracy);
+    runs_monitor_finish(&mon, s ? "failed" : st);
+    if (!s) {
+      gr_run_result r;
+      fill_result(&r, cell, m, &res, gr_wall_seconds() - t0);
+      r.curve = mon.curve, r.n_curve = mon.n_curve;
+      if (out) s = gr_jsonl_write_result(out, &r);
+      if (!s) s = gr_results_add(rs, &r);
+    }
+  }
+  if (log && !s && g->quiet)
+    fprintf(log, "  %-24s %6.2f%% labels seed %llu: test acc %.2f%%\n", cell->method->name, cell->budget * 100,
+            (unsigned long long)cell->seed, 100 * res.eval.accuracy);
+  gr_optim_free(o);
+  gr_model_free(m);
+  return s;
+}
+
+gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dataset *target_train,
+                        const gr_dataset *target_test, gr_jsonl *out, gr_results *rs, FILE *log) {
+  const gr_transfer_method *methods[RUNS_MAX_METHODS];
+  for (int i = 0; i < g->n_methods; i++)
+    if (!(methods[i] = gr_transfer_find(g->methods[i]))) return gr_last_status();
+  for (int b = 0; b < g->n_budgets; b++) {
+    if (!(g->budgets[b] > 0 && g->budgets[b] <= 1)) return gr_error(GR_EARG, "label budget %g not in (0,1]", g->budgets[b]);
+    for (int si = 0; si < g->n_seeds; si++) {
+      gr_dataset *sub = NULL;
+      const gr_dataset *train = target_train;
+      if (g->budgets[b] < 1) {
+        gr_status s = gr_dataset_budget(target_train, 0, g->budgets[b], g->seeds[si], &sub);
+        if (s) return s;
+        train = sub;
+      }
+      for (int mi = 0; mi < g->n_methods; mi++) {
+        grid_cell cell = {g, methods[mi], source, train, target_test, g->budgets[b], g->seeds[si]};
+        gr_status s = grid_cell_run(&cell, out, rs, log);
+        if (s) {
+          gr_dataset_free(sub);
+          return s;
+        }
+      }
+      gr_dataset_free(sub);
+    }
+  }
+  return GR_OK;
+}

@@ -1,0 +1,61 @@
+/* cli/runs.h — what the training verbs share (demo, study, train,
+ * finetune, eval): output directories that are never silently clobbered,
+ * thread setup, progress hooks, and the transfer grid (methods x label
+ * budgets x seeds) that `graft demo` and `graft study` both run. */
+#ifndef GRAFT_CLI_RUNS_H
+#define GRAFT_CLI_RUNS_H
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "graft/report.h"
+#include "graft/transfer.h"
+
+/* Creates dir (and parents). An existing non-empty dir is an error unless
+ * force (then files in it are overwritten as they are written). Prints the
+ * error; returns CLI_OK or CLI_FAIL. */
+int runs_prepare_outdir(const char *dir, bool force);
+/* dir/name into buf. */
+const char *runs_path(char *buf, size_t n, const char *dir, const char *name);
+
+/* Progress + curve recording for one gr_train call. */
+typedef struct runs_monitor {
+  gr_progress *bar;
+  gr_curve_point curve[256];
+  int n_curve;
+  int64_t every;           /* record a curve point every this many steps */
+  double loss_sum;
+  int64_t loss_n;
+} runs_monitor;
+void runs_monitor_start(runs_monitor *mon, const char *label, int64_t total_steps, bool quiet);
+void runs_monitor_finish(runs_monitor *mon, const char *status);
+gr_train_hooks runs_monitor_hooks(runs_monitor *mon);
+
+/* The transfer grid. */
+#define RUNS_MAX_METHODS 32
+#define RUNS_MAX_BUDGETS 8
+#define RUNS_MAX_SEEDS 16
+typedef struct runs_grid {
+  const char *arch;
+  const char *methods[RUNS_MAX_METHODS];
+  int n_methods;
+  double budgets[RUNS_MAX_BUDGETS];
+  int n_budgets;
+  uint64_t seeds[RUNS_MAX_SEEDS];
+  int n_seeds;
+  const char *dataset;     /* label for results ("fmnist:classes=5-9") */
+  gr_optim_cfg optim;
+  gr_train_cfg train;      /* epochs or steps of one target run */
+  int64_t min_steps;       /* at least this many steps per run (small budgets) */
+  bool quiet;              /* no progress bars */
+} runs_grid;
+
+/* Runs every (budget, seed, method) on target_train (budgeted per seed),
+ * evaluates on target_test, appends each run to out (may be NULL) and rs.
+ * source may be NULL when only scratch-like methods run. */
+gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dataset *target_train,
+                        const gr_dataset *target_test, gr_jsonl *out, gr_results *rs, FILE *log);
+/* Parses "a,b,c" lists. */
+int runs_parse_list(const char *s, const char **items, int max, char *storage, size_t storage_n);
+int runs_parse_doubles(const char *s, double *v, int max);
+
+#endif
