@@ -91,6 +91,27 @@ static void test_shapes_and_errors(void) {
   gr_ctx_free(c);
 }
 
+/* gr_find_nonfinite: first NaN/Inf at every position around its 1024 blocks. */
+static void test_find_nonfinite(void) {
+  enum { N = 3000 };
+  static float x[N];
+  for (int i = 0; i < N; i++) x[i] = (float)i - 1500.0f;
+  CHECK(gr_find_nonfinite(x, N) == -1);
+  CHECK(gr_find_nonfinite(x, 0) == -1);
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  const int64_t at[] = {0, 1, 1023, 1024, 1025, 2047, 2048, N - 1};
+  for (int b = 0; b < 3; b++)
+    for (int k = 0; k < 8; k++) {
+      x[at[k]] = bad[b];
+      CHECK(gr_find_nonfinite(x, N) == at[k]);
+      CHECK(gr_find_nonfinite(x, at[k]) == -1); /* just before it: clean */
+      x[at[k]] = 1.0f;
+    }
+  x[5] = 3.4e38f; /* largest finite values are finite */
+  x[6] = -3.4e38f;
+  CHECK(gr_find_nonfinite(x, N) == -1);
+}
+
 /* A parameter used twice accumulates both gradients; grad mode off records
  * nothing; reset gives an empty tape. */
 static void test_tape(void) {
@@ -121,6 +142,7 @@ int main(void) {
   test_arena();
   test_rng();
   test_shapes_and_errors();
+  test_find_nonfinite();
   test_tape();
   return test_summary();
 }

@@ -85,6 +85,9 @@ bool gr_same_shape(const gr_tensor *a, const gr_tensor *b);
 gr_status gr_check_shape(int ndim, const int64_t *shape, int64_t *numel_out);
 /* GR_ENUMERIC naming `what` if any element is NaN or Inf. */
 gr_status gr_check_finite(const gr_tensor *t, const char *what);
+/* Index of the first NaN or Inf in x[0..n), or -1 (vectorized: cheap enough
+ * for every optimizer step). */
+int64_t gr_find_nonfinite(const float *x, int64_t n);
 
 /* A tensor in a persistent arena (parameters, buffers, optimizer state),
  * zero-filled; its grad is allocated too when requires_grad. */

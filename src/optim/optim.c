@@ -120,9 +120,9 @@ gr_status gr_optim_step(gr_optim *o) {
   for (int i = 0; i < o->n; i++) {
     if (!trainable(o, i)) continue;
     const gr_named_tensor *e = &m->entries[i];
-    for (int64_t j = 0; j < e->t->numel; j++)
-      if (!isfinite(e->t->grad[j]))
-        return gr_error(GR_ENUMERIC, "optim step: gradient of '%s' element %lld is not finite", e->name, (long long)j);
+    int64_t j = gr_find_nonfinite(e->t->grad, e->t->numel);
+    if (j >= 0)
+      return gr_error(GR_ENUMERIC, "optim step: gradient of '%s' element %lld is not finite", e->name, (long long)j);
   }
   for (int i = 0; i < o->n; i++) {
     if (!trainable(o, i)) continue;
