@@ -64,9 +64,13 @@ static inline void bench_parse(int argc, char **argv, bench_args *a) {
   if (a->threads <= 0) a->threads = 1;
 }
 
+/* Exit status for "this build of graft cannot run this benchmark yet" (an op
+ * answered GR_EUNSUPPORTED): the driver reports the benchmark as skipped. */
+#define BENCH_EXIT_SKIP 77
+
 static inline void bench_die(const char *what) {
   fprintf(stderr, "bench: %s: %s\n", what, gr_last_error());
-  exit(1);
+  exit(gr_last_status() == GR_EUNSUPPORTED ? BENCH_EXIT_SKIP : 1);
 }
 
 /* Raw init file: the float32 arrays of a benchmark, little-endian, in the

@@ -68,6 +68,13 @@ BENCHES = [
     Bench("resnet", quick=False, init=True, args=["--steps", "20", "--batch", "32"],
           checks=TRAIN_CHECKS, targets={"train": 1.2}),
 ]
+SKIP_EXIT = 77       # bench_util.h BENCH_EXIT_SKIP: graft cannot run it yet
+
+
+class Skipped(Exception):
+    pass
+
+
 GEMM_TARGET = 0.90   # gr_matmul >= 90% of direct sgemm at 1024
 RSS_TARGET = 1 / 3   # graft peak RSS <= 1/3 of the peer's
 
@@ -113,6 +120,8 @@ def run_child(cmd, threads):
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        if p.returncode == SKIP_EXIT:
+            raise Skipped(err.read().strip().splitlines()[-1])
         if p.returncode != 0:
             sys.exit("bench: %s failed (exit %s):\n%s" % (" ".join(cmd), p.returncode,
                                                           err.read()[-2000:]))
@@ -322,7 +331,11 @@ def main():
                 subprocess.run([exe, "--write-init", init] + (bench.quick_args if a.quick else bench.args),
                                check=True)
             for t in [int(x) for x in a.threads.split(",")]:
-                by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init)
+                try:
+                    by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init)
+                except Skipped as e:
+                    print("%-6s skipped: %s" % (bench.name, e), flush=True)
+                    break
                 if t == int(a.threads.split(",")[0]):
                     rep.kernels(bench, by_case)
                 if bench.name == "gemm":
