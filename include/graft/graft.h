@@ -6,6 +6,7 @@
 #include "graft/tensor.h"
 #include "graft/ops.h"
 #include "graft/safetensors.h"
+#include "graft/checkpoint.h"
 #include "graft/merge.h"
 #include "graft/data.h"
 #include "graft/nn.h"

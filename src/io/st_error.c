@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graft/tensor.h"
 #include "io/st_internal.h"
 
 static _Thread_local gr_st_err last_kind;
@@ -64,9 +63,3 @@ const char *gr_st_err_rust(gr_st_err e) {
   return (unsigned)e < GR_ST_ERR_COUNT ? kinds[e].rust : NULL;
 }
 
-char *st_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = gr_malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}

@@ -38,19 +38,6 @@ typedef struct parser {
   bool has_meta;
 } parser;
 
-gr_status st_grow(void **p, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return GR_OK;
-  size_t ncap = *cap ? *cap : 16;
-  while (ncap < need) ncap *= 2;
-  void *q = gr_malloc(ncap * elem);
-  if (!q) return st_fail(GR_ST_IO, GR_ENOMEM, "safetensors: out of memory for the header");
-  if (*p) memcpy(q, *p, *cap * elem);
-  gr_free(*p);
-  *p = q;
-  *cap = ncap;
-  return GR_OK;
-}
-
 /* ---- UTF-8 (as Rust's str::from_utf8: no overlongs, surrogates, > U+10FFFF) */
 static bool utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
   size_t i = 0;

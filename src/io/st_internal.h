@@ -11,8 +11,6 @@
  * returns st. */
 gr_status st_fail(gr_st_err kind, gr_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A gr_malloc'd copy of s (NULL when out of memory). */
-char *st_strdup(const char *s);
 /* Marks success (kind GR_ST_OK) and returns GR_OK. */
 gr_status st_ok(void);
 
@@ -39,8 +37,30 @@ struct gr_st_file {
  * header is valid (then st_set_data_pointers()). */
 gr_status st_parse_header(gr_st_file *f);
 void st_set_data_pointers(gr_st_file *f);
+/* ---- small utilities (st_util.c) ---------------------------------------- */
+/* A gr_malloc'd copy of s (NULL when out of memory). */
+char *st_strdup(const char *s);
 /* Grows *p (elements of elem bytes, capacity *cap) to hold need elements. */
 gr_status st_grow(void **p, size_t *cap, size_t need, size_t elem);
+
+/* A growing NUL-terminated byte buffer; oom sticks once an append fails. */
+typedef struct st_buf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} st_buf;
+void st_buf_put(st_buf *b, const char *s, size_t n);
+void st_buf_puts(st_buf *b, const char *s);
+void st_buf_u64(st_buf *b, uint64_t v);
+/* A JSON string as serde_json writes it: '"' '\\' and control characters
+ * escaped (\b \f \n \r \t, else \u00xx lowercase), the rest raw UTF-8. */
+void st_buf_json_string(st_buf *b, const char *s);
+
+/* out = dir "/" file; GR_EARG when it does not fit in n bytes. */
+gr_status st_path_join(char *out, size_t n, const char *dir, const char *file);
+/* Reads a whole file (at most max_bytes) into a gr_malloc'd NUL-terminated
+ * buffer. GR_ENOTFOUND if absent, GR_EIO, GR_EFORMAT if larger than max. */
+gr_status st_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 
 /* ---- atomic file: temp in the same directory, fsync, rename ---------- */
 typedef struct st_atomic {

@@ -31,58 +31,6 @@ struct gr_st_writer {
   uint64_t data_start, data_len;
 };
 
-/* ---- header JSON --------------------------------------------------------- */
-typedef struct buf {
-  char *p;
-  size_t len, cap;
-  bool oom;
-} buf;
-
-static void put(buf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (st_grow((void **)&b->p, &b->cap, b->len + n + 1, 1)) {
-    b->oom = true;
-    return;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = 0;
-}
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
-
-/* A JSON string as serde_json writes it: '"' '\\' and control characters
- * escaped (\b \f \n \r \t, else \u00xx lowercase), everything else raw UTF-8. */
-static void put_json_string(buf *b, const char *s) {
-  put(b, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    const char *esc = NULL;
-    char u[8];
-    switch (*p) {
-      case '"': esc = "\\\""; break;
-      case '\\': esc = "\\\\"; break;
-      case '\b': esc = "\\b"; break;
-      case '\f': esc = "\\f"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      default:
-        if (*p < 0x20) {
-          snprintf(u, sizeof u, "\\u%04x", *p);
-          esc = u;
-        }
-    }
-    if (esc) puts_(b, esc);
-    else put(b, (const char *)p, 1);
-  }
-  put(b, "\"", 1);
-}
-
-static void put_u64(buf *b, uint64_t v) {
-  char s[24];
-  snprintf(s, sizeof s, "%llu", (unsigned long long)v);
-  puts_(b, s);
-}
-
 /* ---- layout -------------------------------------------------------------- */
 typedef struct planned {
   const gr_st_entry *e;
@@ -145,43 +93,43 @@ static gr_status check_metadata(const gr_st_kv *meta, size_t n_meta, gr_st_kv **
   return GR_OK;
 }
 
-static void put_header_json(buf *b, const planned *plan, size_t n, const gr_st_kv *meta, size_t n_meta,
+static void put_header_json(st_buf *b, const planned *plan, size_t n, const gr_st_kv *meta, size_t n_meta,
                             bool with_meta) {
-  puts_(b, "{");
+  st_buf_puts(b, "{");
   if (with_meta) {
-    puts_(b, "\"__metadata__\":{");
+    st_buf_puts(b, "\"__metadata__\":{");
     for (size_t i = 0; i < n_meta; i++) {
-      if (i) puts_(b, ",");
-      put_json_string(b, meta[i].key);
-      puts_(b, ":");
-      put_json_string(b, meta[i].value);
+      if (i) st_buf_puts(b, ",");
+      st_buf_json_string(b, meta[i].key);
+      st_buf_puts(b, ":");
+      st_buf_json_string(b, meta[i].value);
     }
-    puts_(b, "}");
+    st_buf_puts(b, "}");
   }
   for (size_t i = 0; i < n; i++) {
     const gr_st_entry *e = plan[i].e;
-    if (i || with_meta) puts_(b, ",");
-    put_json_string(b, e->name);
-    puts_(b, ":{\"dtype\":\"");
-    puts_(b, gr_dtype_name(e->dtype));
-    puts_(b, "\",\"shape\":[");
+    if (i || with_meta) st_buf_puts(b, ",");
+    st_buf_json_string(b, e->name);
+    st_buf_puts(b, ":{\"dtype\":\"");
+    st_buf_puts(b, gr_dtype_name(e->dtype));
+    st_buf_puts(b, "\",\"shape\":[");
     for (int d = 0; d < e->ndim; d++) {
-      if (d) puts_(b, ",");
-      put_u64(b, (uint64_t)e->shape[d]);
+      if (d) st_buf_puts(b, ",");
+      st_buf_u64(b, (uint64_t)e->shape[d]);
     }
-    puts_(b, "],\"data_offsets\":[");
-    put_u64(b, plan[i].offset);
-    puts_(b, ",");
-    put_u64(b, plan[i].offset + plan[i].nbytes);
-    puts_(b, "]}");
+    st_buf_puts(b, "],\"data_offsets\":[");
+    st_buf_u64(b, plan[i].offset);
+    st_buf_puts(b, ",");
+    st_buf_u64(b, plan[i].offset + plan[i].nbytes);
+    st_buf_puts(b, "]}");
   }
-  puts_(b, "}");
+  st_buf_puts(b, "}");
 }
 
 /* Validates, sorts and serializes: *header gets 8-byte N + padded JSON, plan
  * (sorted by name) gets each tensor's offset and size. */
 static gr_status plan_file(const gr_st_entry *entries, size_t n, const gr_st_kv *meta, size_t n_meta,
-                           planned **plan_out, buf *header, uint64_t *data_len) {
+                           planned **plan_out, st_buf *header, uint64_t *data_len) {
   planned *plan = gr_malloc((n + 1) * sizeof(planned));
   gr_st_kv *sorted_meta = NULL;
   *plan_out = plan;
@@ -208,10 +156,10 @@ static gr_status plan_file(const gr_st_entry *entries, size_t n, const gr_st_kv 
     if (__builtin_add_overflow(off, plan[i].nbytes, &off))
       return st_fail(GR_ST_VALIDATION_OVERFLOW, GR_EFORMAT, "safetensors writer: total size overflows");
   }
-  put(header, "\0\0\0\0\0\0\0\0", 8);
+  st_buf_put(header, "\0\0\0\0\0\0\0\0", 8);
   put_header_json(header, plan, n, sorted_meta, n_meta, n_meta > 0);
   gr_free(sorted_meta);
-  while (!header->oom && header->len % 8) put(header, " ", 1);
+  while (!header->oom && header->len % 8) st_buf_put(header, " ", 1);
   if (header->oom) return st_fail(GR_ST_IO, GR_ENOMEM, "safetensors writer: out of memory for the header");
   uint64_t hn = header->len - 8;
   if (hn > GR_ST_MAX_HEADER)
@@ -227,7 +175,7 @@ gr_status gr_st_header_bytes(const gr_st_entry *entries, size_t n, const gr_st_k
                              uint8_t **out, size_t *out_len) {
   if (!out || !out_len) return st_fail(GR_ST_BAD_ARG, GR_EARG, "gr_st_header_bytes: NULL out");
   planned *plan;
-  buf header = {0};
+  st_buf header = {0};
   uint64_t data_len;
   gr_status st = plan_file(entries, n, meta, n_meta, &plan, &header, &data_len);
   gr_free(plan);
@@ -271,7 +219,7 @@ gr_status gr_st_writer_begin(const char *path, const gr_st_entry *entries, size_
   if (!out || !path) return st_fail(GR_ST_BAD_ARG, GR_EARG, "gr_st_writer_begin: NULL argument");
   *out = NULL;
   planned *plan;
-  buf header = {0};
+  st_buf header = {0};
   gr_st_writer *w = gr_calloc(1, sizeof *w);
   if (!w) return st_fail(GR_ST_IO, GR_ENOMEM, "safetensors writer: out of memory");
   w->file.fd = -1;
