@@ -141,12 +141,12 @@ static inline void bench_train(gr_ctx *c, bench_model *m, const bench_data *d, c
     loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
     if (s == 0) loss0 = loss;
   }
-  double t0 = bench_now();
+  double t0 = bench_now(), cpu0 = bench_cpu_now();
   for (int s = BENCH_WARMUP; s < BENCH_WARMUP + steps; s++) loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
-  double per_step = (bench_now() - t0) / steps;
-  printf("{\"bench\":\"%s\",\"case\":\"train\",\"time_s\":%.6e,\"items\":%lld,\"flops\":%.6e,"
-         "\"loss0\":%.7g,\"loss_final\":%.7g,\"update_norm\":%.7g,\"steps\":%d,",
-         name, per_step, (long long)d->batch, m->train_flops * (double)d->batch, loss0, loss,
+  double per_step = (bench_now() - t0) / steps, cpu_per_step = (bench_cpu_now() - cpu0) / steps;
+  printf("{\"bench\":\"%s\",\"case\":\"train\",\"time_s\":%.6e,\"cpu_s\":%.6e,\"items\":%lld,"
+         "\"flops\":%.6e,\"loss0\":%.7g,\"loss_final\":%.7g,\"update_norm\":%.7g,\"steps\":%d,",
+         name, per_step, cpu_per_step, (long long)d->batch, m->train_flops * (double)d->batch, loss0, loss,
          bench_update_norm(m->model, p0), BENCH_WARMUP + steps);
   bench_print_blas(stdout);
   printf("}\n");

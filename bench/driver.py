@@ -286,6 +286,10 @@ class Reporter:
             tgt = bench.targets.get(case)
             tline = " (target >= %.1fx: %s)" % (tgt, self.target("%s %s t%d" % (bench.name, case, threads), ratio, tgt)) if tgt else ""
             parts.append("graft/torch %.2fx%s" % (ratio, tline))
+            cpu_ratio = None
+            if "cpu_s" in g[0] and "cpu_s" in p[0]:
+                cpu_ratio = median([r["cpu_s"] for r in p]) / median([r["cpu_s"] for r in g])
+                parts.append("cpu-time ratio %.2fx" % cpu_ratio)
             if "flops" in g[0] and threads in self.peak:
                 gf = g[0]["flops"] / tg / 1e9
                 parts.append("%.1f GF/s = %.0f%% of sgemm" % (gf, 100 * gf / self.peak[threads]))
@@ -298,6 +302,7 @@ class Reporter:
             print(" | ".join(parts), flush=True)
             self.record({"bench": bench.name, "case": case, "threads": threads, "graft_s": tg,
                          "peer_s": tp, "items": items, "graft_over_peer": ratio,
+                         "graft_over_peer_cpu_time": cpu_ratio,
                          "graft_rate": items / tg, "peer_rate": items / tp,
                          "flops": g[0].get("flops"), "checks": [list(c) for c in checks],
                          "graft_rss_kb": rss_g, "peer_rss_kb": rss_p,

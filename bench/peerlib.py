@@ -119,13 +119,13 @@ def train(name, model, x, y, steps):
     loss = loss0
     for s in range(1, WARMUP):
         loss = step(s % NBATCHES)
-    t0 = now()
+    t0, cpu0 = now(), time.process_time()
     for s in range(WARMUP, WARMUP + steps):
         loss = step(s % NBATCHES)
-    per_step = (now() - t0) / steps
+    per_step, cpu_per_step = (now() - t0) / steps, (time.process_time() - cpu0) / steps
     with torch.no_grad():
         moved = sum(float(((p.double() - q.double()) ** 2).sum()) for p, q in zip(model.parameters(), p0))
-    emit({"bench": name, "case": "train", "time_s": per_step, "items": x.shape[1],
+    emit({"bench": name, "case": "train", "time_s": per_step, "cpu_s": cpu_per_step, "items": x.shape[1],
           "loss0": loss0, "loss_final": loss, "update_norm": moved ** 0.5, "steps": WARMUP + steps})
 
 
