@@ -32,7 +32,8 @@ typedef struct gr_train_cfg {
   int64_t epochs;          /* used when steps == 0 */
   int64_t steps;           /* > 0: exactly this many optimizer steps */
   int64_t batch;           /* default 64 */
-  gr_schedule sched;       /* base_lr 0: the optimizer's lr; kind constant by default */
+  gr_schedule sched;       /* base_lr 0: the optimizer's lr; kind constant by default;
+                              cosine total_steps 0: the run; step step_size 0: a third of the run */
   float clip_norm;         /* > 0: clip the global grad norm */
   float label_smoothing;
   int64_t eval_every;      /* steps between evaluations on the eval set (0: only at the end) */

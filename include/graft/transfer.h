@@ -29,6 +29,7 @@ typedef struct gr_transfer_run {
   const char *options;      /* method options "key=value,..." (may be NULL) */
   gr_train_cfg *train;      /* the method may adjust these before training */
   gr_optim_cfg *optim;
+  bool copy_head;           /* also copy the source head (same classes) */
 } gr_transfer_run;
 
 typedef struct gr_transfer_method {

@@ -44,7 +44,7 @@ static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results 
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   gr_train_cfg cfg = g->train;
   gr_optim_cfg ocfg = g->optim;
-  gr_transfer_run run = {m, cell->source, arch ? arch->head : NULL, arch ? arch->early : NULL, NULL, &cfg, &ocfg};
+  gr_transfer_run run = {m, cell->source, arch ? arch->head : NULL, arch ? arch->early : NULL, NULL, &cfg, &ocfg, false};
   gr_peak_rss_reset();
   double t0 = gr_wall_seconds();
   if (!s) s = gr_transfer_prepare(cell->method, &run);

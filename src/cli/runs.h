@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "graft/report.h"
+#include "graft/modeldir.h"
 #include "graft/transfer.h"
 
 /* Creates dir (and parents). An existing non-empty dir is an error unless
@@ -59,3 +60,29 @@ int runs_parse_list(const char *s, const char **items, int max, char *storage, s
 int runs_parse_doubles(const char *s, double *v, int max);
 
 #endif
+
+/* ---- flags and the single training run shared by train / finetune --------- */
+typedef struct runs_train_flags {
+  const char *data, *test_data, *out, *optim, *schedule, *augment;
+  int seed, threads, epochs, batch, eval_every, patience;
+  int64_t steps, warmup;
+  double lr, momentum, wd, clip, label_smoothing;
+  bool nesterov, force, quiet;
+} runs_train_flags;
+#define RUNS_TRAIN_NOPTS 22
+/* Defaults, and the cli_opt rows for them (opts holds RUNS_TRAIN_NOPTS). */
+void runs_train_flags_init(runs_train_flags *f, cli_opt *opts);
+/* Validates flags into configs; prints a usage error and returns CLI_USAGE. */
+int runs_train_flags_configs(const runs_train_flags *f, gr_train_cfg *tc, gr_optim_cfg *oc);
+/* Loads the train/test data of the flags (test: --test-data or --data with
+ * split=test); prints and returns CLI_FAIL on error. */
+int runs_load_data(const runs_train_flags *f, gr_dataset **train, gr_dataset **test);
+/* Trains m (optimizer from oc, after setup_optim when not NULL), appends
+ * every evaluation and a final record to out/metrics.jsonl, saves the model
+ * directory. Prints progress and the final metrics. */
+typedef gr_status (*runs_optim_hook)(void *ud, gr_optim *o);
+int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_config *mc, const gr_dataset *train,
+                        const gr_dataset *test, const gr_train_cfg *tc, const gr_optim_cfg *oc,
+                        runs_optim_hook hook, void *hook_ud);
+/* Prints evaluation metrics (text or one JSON object). */
+void runs_print_eval(FILE *fp, const gr_eval_result *ev, bool json);

@@ -70,7 +70,7 @@ gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run)
   if (!m || !run || !run->model || !run->train || !run->optim) return gr_error(GR_EARG, "transfer prepare: NULL argument");
   if (m->uses_source) {
     if (!run->source) return gr_error(GR_EARG, "transfer method '%s' needs a source model", m->name);
-    int n = gr_transfer_copy_weights(run->model, run->source, run->head);
+    int n = gr_transfer_copy_weights(run->model, run->source, run->copy_head ? NULL : run->head);
     if (n < 0) return gr_last_status();
     if (n == 0) return gr_error(GR_ENOTFOUND, "transfer '%s': no source weight matches the target model", m->name);
   }

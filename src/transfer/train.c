@@ -162,6 +162,7 @@ static gr_status train_loop(train_run *r, int64_t total, gr_train_result *res) {
   gr_schedule sched = cfg->sched;
   sched.base_lr = base;
   if (sched.kind == GR_SCHED_COSINE && sched.total_steps <= 0) sched.total_steps = total;
+  if (sched.kind == GR_SCHED_STEP && sched.step_size <= 0) sched.step_size = total / 3 > 0 ? total / 3 : 1;
   int64_t per_epoch = gr_loader_batches(&r->l);
   bool stop = false;
   gr_status s = GR_OK;

@@ -1,0 +1,82 @@
+/* cli/finetune.c — `graft finetune`: transfer a model directory to new data
+ * with a method of the transfer registry (default: full fine-tuning),
+ * optional freezing by glob, a linear probe (--head-only) and a fresh head
+ * (--reinit-head, automatic when the class count changes). */
+#include <string.h>
+
+#include "cli/runs.h"
+
+typedef struct ft_hook {
+  const gr_transfer_method *method;
+  gr_transfer_run *run;
+} ft_hook;
+
+static gr_status ft_optim_hook(void *ud, gr_optim *o) {
+  ft_hook *h = ud;
+  return gr_transfer_prepare_optim(h->method, h->run, o);
+}
+
+int cmd_finetune(int argc, char **argv) {
+  runs_train_flags f;
+  cli_opt opts[RUNS_TRAIN_NOPTS + 5];
+  runs_train_flags_init(&f, opts);
+  const char *from = NULL, *freeze = NULL, *method = "finetune";
+  bool head_only = false, reinit = false;
+  opts[RUNS_TRAIN_NOPTS] = (cli_opt){"--from", CLI_STR, &from, "source model directory"};
+  opts[RUNS_TRAIN_NOPTS + 1] = (cli_opt){"--freeze", CLI_STR, &freeze, "freeze parameters matching this glob (e.g. 'features.*')"};
+  opts[RUNS_TRAIN_NOPTS + 2] = (cli_opt){"--head-only", CLI_BOOL, &head_only, "linear probe: train only the head"};
+  opts[RUNS_TRAIN_NOPTS + 3] = (cli_opt){"--reinit-head", CLI_BOOL, &reinit, "start from a freshly initialized head"};
+  opts[RUNS_TRAIN_NOPTS + 4] = (cli_opt){"--method", CLI_STR, &method, "transfer method from the registry"};
+  cli_spec spec = {"finetune", "graft finetune --from DIR --data D --out DIR [--freeze GLOB] [--head-only] [options]",
+                   "Transfer a trained model directory to new data; write a new model directory.", opts,
+                   RUNS_TRAIN_NOPTS + 5, 0, 0};
+  const char *pos[1];
+  int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
+  if (rc == CLI_HELP) return CLI_OK;
+  if (rc) return rc;
+  gr_train_cfg tc;
+  gr_optim_cfg oc;
+  if ((rc = runs_train_flags_configs(&f, &tc, &oc))) return rc;
+  if (!from) {
+    fprintf(stderr, "graft finetune: --from DIR is required\n");
+    return CLI_USAGE;
+  }
+  if (head_only) method = "linear-probe";
+  const gr_transfer_method *meth = gr_transfer_find(method);
+  if (!meth) {
+    fprintf(stderr, "graft finetune: %s\n", gr_last_error());
+    return CLI_USAGE;
+  }
+  gr_set_threads(f.threads);
+  gr_model_config mc;
+  gr_model *src = NULL, *m = NULL;
+  if (gr_model_load_dir(from, (uint64_t)f.seed, &mc, &src)) return cli_fail_status("--from");
+  if ((rc = runs_prepare_outdir(f.out, f.force))) {
+    gr_model_free(src);
+    return rc;
+  }
+  gr_dataset *train = NULL, *test = NULL;
+  if ((rc = runs_load_data(&f, &train, &test))) {
+    gr_model_free(src);
+    return rc;
+  }
+  const gr_arch_info *arch = gr_arch_lookup(mc.arch);
+  m = gr_model_new((uint64_t)f.seed + 1);
+  gr_module *root = m ? gr_arch_build(m, mc.arch, train->c, train->h, train->w, train->n_classes) : NULL;
+  gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
+  bool new_head = reinit || train->n_classes != mc.n_classes;
+  gr_transfer_run run = {m, src, arch->head, arch->early, NULL, &tc, &oc, !new_head};
+  if (!s) s = gr_transfer_prepare(meth, &run);
+  if (!s && freeze && gr_model_freeze(m, freeze, true) == 0)
+    s = gr_error(GR_ENOTFOUND, "--freeze '%s' matches no parameter", freeze);
+  mc.n_classes = train->n_classes;
+  snprintf(mc.data, sizeof mc.data, "%s", f.data);
+  ft_hook h = {meth, &run};
+  rc = s ? cli_fail_status("preparing the model")
+         : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, ft_optim_hook, &h);
+  gr_model_free(m);
+  gr_model_free(src);
+  gr_dataset_free(train);
+  gr_dataset_free(test);
+  return rc;
+}
