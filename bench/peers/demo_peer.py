@@ -136,6 +136,7 @@ def main():
     ap.add_argument("--methods", default="scratch,linear-probe,finetune,finetune-frozen-early")
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-norm", action="store_true", help="pixels in [0,1], no mean/std normalization")
+    ap.add_argument("--source-cache", default=None, help="reuse (or save) the pretrained source state_dict here")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.quick:
@@ -159,7 +160,13 @@ def main():
     torch.manual_seed(a.seed)
     source = LeNet(5)
     t0 = time.time()
-    steps = train(source, sx, sy, a.source_epochs * math.ceil(len(sy) / a.batch), a.lr, a.momentum, a.batch, a.seed)
+    steps = a.source_epochs * math.ceil(len(sy) / a.batch)
+    if a.source_cache and os.path.exists(a.source_cache):
+        source.load_state_dict(torch.load(a.source_cache))
+    else:
+        train(source, sx, sy, steps, a.lr, a.momentum, a.batch, a.seed)
+        if a.source_cache:
+            torch.save(source.state_dict(), a.source_cache)
     emit({"phase": "pretrain", "method": "lenet", "budget": 1.0, "seed": a.seed, "steps": steps,
           "accuracy": accuracy(source, stx, sty), "seconds": time.time() - t0})
     print("pretrain: source test acc %.2f%% (%.1fs)" % (100 * rows[-1]["accuracy"], rows[-1]["seconds"]), flush=True)

@@ -6,15 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/runs.h"
-
-typedef struct demo_opts {
-  bool quick, force, quiet;
-  int seed, threads, seeds, source_epochs, target_epochs, batch;
-  int64_t min_steps;
-  double lr, momentum;
-  const char *out, *arch, *methods, *budgets;
-} demo_opts;
+#include "cli/demo.h"
 
 typedef struct demo_data {
   gr_dataset *src_train, *src_test, *tgt_train, *tgt_test;
@@ -120,7 +112,7 @@ static gr_status demo_report(const demo_opts *o, const gr_results *rs, double se
   return gr_report_write_html(runs_path(path, sizeof path, o->out, "report.html"), &info, rs);
 }
 
-static int demo_main(const demo_opts *o) {
+int demo_run(const demo_opts *o) {
   double t0 = gr_wall_seconds();
   char storage[1024], path[1100];
   runs_grid g;
@@ -150,10 +142,28 @@ static int demo_main(const demo_opts *o) {
   return CLI_OK;
 }
 
+void demo_opts_default(demo_opts *o) {
+  *o = (demo_opts){.seed = 1, .threads = 0, .seeds = 1, .source_epochs = 3, .target_epochs = 3, .batch = 64,
+                   .min_steps = 300, .lr = 0.01, .momentum = 0.9, .out = "demo-out", .arch = "lenet",
+                   .methods = "scratch,linear-probe,finetune,finetune-frozen-early", .budgets = "0.01,0.1,1"};
+}
+
+int demo_opts_check(demo_opts *o) {
+  if (o->seeds < 1 || o->source_epochs < 1 || o->target_epochs < 1 || o->batch < 1 || o->min_steps < 0 ||
+      o->threads < 0 || !(o->lr > 0) || !(o->momentum >= 0)) {
+    fprintf(stderr, "graft: seeds, source/target epochs and batch must be >= 1, min steps >= 0, lr > 0\n");
+    return CLI_USAGE;
+  }
+  if (o->quick) {
+    o->source_epochs = 1, o->target_epochs = 1;
+    if (o->min_steps > 60) o->min_steps = 60;
+  }
+  return CLI_OK;
+}
+
 int cmd_demo(int argc, char **argv) {
-  demo_opts o = {.seed = 1, .threads = 0, .seeds = 1, .source_epochs = 3, .target_epochs = 3, .batch = 64,
-                 .min_steps = 300, .lr = 0.01, .momentum = 0.9, .out = "demo-out", .arch = "lenet",
-                 .methods = "scratch,linear-probe,finetune,finetune-frozen-early", .budgets = "0.01,0.1,1"};
+  demo_opts o;
+  demo_opts_default(&o);
   const cli_opt opts[] = {
       {"--quick", CLI_BOOL, &o.quick, "a one-minute version: 6000 train / 1000 test images per task, 1 epoch"},
       {"--out", CLI_STR, &o.out, "output directory (results.jsonl, report.html)"},
@@ -180,15 +190,7 @@ int cmd_demo(int argc, char **argv) {
   int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
   if (rc == CLI_HELP) return CLI_OK;
   if (rc) return rc;
-  if (o.seeds < 1 || o.source_epochs < 1 || o.target_epochs < 1 || o.batch < 1 || o.min_steps < 0 || o.threads < 0 ||
-      !(o.lr > 0) || !(o.momentum >= 0)) {
-    fprintf(stderr, "graft demo: --seeds, --source-epochs, --target-epochs, --batch must be >= 1, --lr > 0\n");
-    return CLI_USAGE;
-  }
-  if (o.quick) {
-    o.source_epochs = 1, o.target_epochs = 1;
-    if (o.min_steps > 60) o.min_steps = 60;
-  }
+  if ((rc = demo_opts_check(&o))) return rc;
   gr_set_threads(o.threads);
-  return demo_main(&o);
+  return demo_run(&o);
 }
