@@ -40,6 +40,6 @@ for method in linear slerp ties; do
   rss_kb=$(grep "Maximum resident set size" "$work/$method.time" | awk '{print $NF}')
   wall=$(grep "Elapsed (wall clock)" "$work/$method.time" | awk '{print $NF}')
   echo "$method: $(cat "$work/$method.json")"
-  echo "$method: process wall $wall, max RSS $((rss_kb / 1024)) MiB (time -v); read $(echo "$bytes / $s / 1e9" | bc -l | cut -c1-5) GB/s; cp/graft time ratio $(echo "$cp_s / $s" | bc -l | cut -c1-5)"
+  echo "$method: process wall $wall, max RSS $((rss_kb / 1024)) MiB (time -v); read $(echo "$bytes / $s / 1000000000" | bc -l | cut -c1-5) GB/s; cp/graft time ratio $(echo "$cp_s / $s" | bc -l | cut -c1-5)"
   rm -rf "$work/out"
 done

@@ -319,6 +319,11 @@ static void check_errors(void) {
   fx.p[0].density = 0.05; /* int(0.5) = 0 entries */
   CHECK_FAILS(gr_merge_tensor(&a, fx.out, NULL) == GR_OK, GR_EARG);
   CHECK(strstr(gr_last_error(), "x.weight") != NULL);
+  fx.p[0].density = 0.5;
+  fx.m0[3] = NAN; /* ranking |tau| needs numbers */
+  CHECK_FAILS(gr_merge_tensor(&a, fx.out, NULL) == GR_OK, GR_ENUMERIC);
+  CHECK(strstr(gr_last_error(), "x.weight") && strstr(gr_last_error(), "NaN"));
+  fx.m0[3] = 0;
   fx.p[0].density = 1;
   a.base = NULL;
   CHECK_FAILS(gr_merge_tensor(&a, fx.out, NULL) == GR_OK, GR_EARG);

@@ -12,6 +12,7 @@
  * Then the rescale: ‖τ‖₁/‖mask⊙τ‖₁ (mergekit) or 1/d (DARE paper, PEFT).
  * The output is a 0/1 mask and a scale; the kernels apply them on the fly. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,81 +24,135 @@ static inline float abs_delta(const float *m, const float *b, int64_t j) {
   return fabsf(m[j] - (b ? b[j] : 0.0f));
 }
 
-/* The k-th smallest (0-based) of x[0..n); reorders x so that x[0..k) <= x[k] <= x[k+1..n). */
-static float select_kth(float *x, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    float a = x[lo], b = x[lo + (hi - lo) / 2], c = x[hi];
-    float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (x[i] < pivot) i++;
-      while (x[j] > pivot) j--;
-      if (i <= j) {
-        float t = x[i];
-        x[i++] = x[j];
-        x[j--] = t;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return x[k];
-  }
-  return x[k];
+/* Ranks of |τ| are found by radix selection on the bits of |τ| (for
+ * non-negative floats the bit patterns order like the values): one parallel
+ * pass histograms the high 16 bits, a second the low 16 bits inside the
+ * bucket holding the wanted rank. No copy of the tensor is made. */
+#define RADIX_BINS 65536
+
+static inline uint32_t abs_bits(const float *m, const float *b, int64_t j) {
+  float a = abs_delta(m, b, j);
+  uint32_t u;
+  memcpy(&u, &a, sizeof u);
+  return u;
 }
 
-/* Largest of x[0..n). */
-static float max_of(const float *x, int64_t n) {
-  float m = x[0];
-#pragma omp parallel for schedule(static) reduction(max : m) if (n > MERGE_CHUNK)
-  for (int64_t j = 1; j < n; j++) m = x[j] > m ? x[j] : m;
-  return m;
+/* Where rank k falls in a histogram: the bin, and the count below it. */
+static int rank_bin(const int64_t *hist, int64_t k, int64_t *below) {
+  int64_t c = 0;
+  for (int i = 0; i < RADIX_BINS; i++) {
+    if (k < c + hist[i]) {
+      *below = c;
+      return i;
+    }
+    c += hist[i];
+  }
+  *below = c;
+  return RADIX_BINS - 1;
+}
+
+/* Histograms of |τ| bits: high halves (prefix < 0), or the low halves of the
+ * entries whose high half is prefix[0] / prefix[1] into hist / hist + BINS. */
+static void radix_hist(const float *m, const float *b, int64_t n, const int *prefix, int64_t *hist, int64_t *local,
+                       int n_threads) {
+  int n_hist = prefix && prefix[1] != prefix[0] ? 2 : 1;
+  memset(local, 0, sizeof(int64_t) * RADIX_BINS * 2 * (size_t)n_threads);
+#pragma omp parallel num_threads(n_threads) if (n > MERGE_CHUNK)
+  {
+    int64_t *h = local + (size_t)omp_get_thread_num() * RADIX_BINS * 2;
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+      uint32_t u = abs_bits(m, b, j);
+      if (!prefix) h[u >> 16]++;
+      else if ((int)(u >> 16) == prefix[0]) h[u & 0xffff]++;
+      else if ((int)(u >> 16) == prefix[1]) h[RADIX_BINS + (u & 0xffff)]++;
+    }
+  }
+  memset(hist, 0, sizeof(int64_t) * RADIX_BINS * 2);
+  for (int t = 0; t < n_threads; t++)
+    for (int i = 0; i < RADIX_BINS * n_hist; i++) hist[i] += local[(size_t)t * RADIX_BINS * 2 + i];
+}
+
+typedef struct rank_value {
+  float v;
+  int64_t below, equal; /* entries < v and == v */
+} rank_value;
+
+static float bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* The values of ascending ranks r[0] and r[1] of |m − b|; GR_ENUMERIC on NaN. */
+static gr_status select_two_ranks(const float *m, const float *b, int64_t n, const int64_t *r, rank_value *out,
+                                  const char *name) {
+  int n_threads = omp_get_max_threads();
+  int64_t *hist = gr_malloc(sizeof(int64_t) * RADIX_BINS * 2);
+  int64_t *local = gr_malloc(sizeof(int64_t) * RADIX_BINS * 2 * (size_t)n_threads);
+  if (!hist || !local) {
+    gr_free(hist);
+    gr_free(local);
+    return gr_error(GR_ENOMEM, "merge: no memory to rank tensor '%s'", name);
+  }
+  radix_hist(m, b, n, NULL, hist, local, n_threads);
+  int64_t nan = 0;
+  for (int i = 0x7f81; i < 0x8000; i++) nan += hist[i];
+  int prefix[2];
+  int64_t below_hi[2], below_lo[2];
+  for (int q = 0; q < 2; q++) prefix[q] = rank_bin(hist, r[q], &below_hi[q]);
+  if (!nan) radix_hist(m, b, n, prefix, hist, local, n_threads);
+  for (int q = 0; q < 2 && !nan; q++) {
+    const int64_t *h = hist + (prefix[q] == prefix[0] ? 0 : RADIX_BINS);
+    int low = rank_bin(h, r[q] - below_hi[q], &below_lo[q]);
+    out[q].v = bits_float(((uint32_t)prefix[q] << 16) | (uint32_t)low);
+    out[q].below = below_hi[q] + below_lo[q];
+    out[q].equal = h[low];
+  }
+  gr_free(hist);
+  gr_free(local);
+  if (nan) return gr_error(GR_ENUMERIC, "merge: tensor '%s': %lld NaN entries in a task vector", name, (long long)nan);
+  return GR_OK;
 }
 
 /* Ties at a boundary value: ranks by index order, one sequential pass. */
-static void tie_break_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi, float v_lo, float v_hi,
-                           int64_t lt_lo, int64_t lt_hi, uint8_t *mask) {
+static void tie_break_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi, const rank_value *v,
+                           uint8_t *mask) {
   int64_t seen_lo = 0, seen_hi = 0;
   for (int64_t j = 0; j < n; j++) {
     float a = abs_delta(m, b, j);
     int64_t r;
-    if (a == v_lo) {
-      r = lt_lo + seen_lo++;
+    if (a == v[0].v) {
+      r = v[0].below + seen_lo++;
       mask[j] = r >= lo && r < hi;
-    } else if (a == v_hi) {
-      r = lt_hi + seen_hi++;
+    } else if (a == v[1].v) {
+      r = v[1].below + seen_hi++;
       mask[j] = r < hi;
     }
   }
 }
 
 /* Entries of |m − b| whose ascending rank (ties broken by index) is in [lo, hi). */
-static void rank_window_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi,
-                             uint8_t *mask, float *scratch) {
+static gr_status rank_window_mask(const float *m, const float *b, int64_t n, int64_t lo, int64_t hi, uint8_t *mask,
+                                  const char *name) {
   if (lo < 0) lo = 0;
   if (hi > n) hi = n;
   if (lo >= hi) {
     memset(mask, 0, (size_t)n);
-    return;
+    return GR_OK;
   }
+  rank_value v[2];
+  gr_status st = select_two_ranks(m, b, n, (const int64_t[]){lo, hi - 1}, v, name);
+  if (st) return st;
 #pragma omp parallel for schedule(static) if (n > MERGE_CHUNK)
-  for (int64_t j = 0; j < n; j++) scratch[j] = abs_delta(m, b, j);
-  float v_lo = select_kth(scratch, n, lo);
-  /* after the select, scratch[lo..n) holds the n−lo largest */
-  float v_hi = hi == n ? max_of(scratch + lo, n - lo) : select_kth(scratch + lo, n - lo, hi - 1 - lo);
-  int64_t lt_lo = 0, lt_hi = 0, eq_lo = 0, eq_hi = 0;
-#pragma omp parallel for schedule(static) reduction(+ : lt_lo, lt_hi, eq_lo, eq_hi) if (n > MERGE_CHUNK)
   for (int64_t j = 0; j < n; j++) {
     float a = abs_delta(m, b, j);
-    lt_lo += a < v_lo;
-    lt_hi += a < v_hi;
-    eq_lo += a == v_lo;
-    eq_hi += a == v_hi;
-    mask[j] = a >= v_lo && a <= v_hi;
+    mask[j] = a >= v[0].v && a <= v[1].v;
   }
   /* With a single entry at each boundary value its rank is exactly lo (hi−1)
    * and the pass above is already right; otherwise rank the ties by index. */
-  if (eq_lo > 1 || eq_hi > 1) tie_break_mask(m, b, n, lo, hi, v_lo, v_hi, lt_lo, lt_hi, mask);
+  if (v[0].equal > 1 || v[1].equal > 1) tie_break_mask(m, b, n, lo, hi, v, mask);
+  return GR_OK;
 }
 
 static void random_mask(const gr_merge_args *a, int i, double p, uint8_t *mask) {
@@ -188,8 +243,7 @@ static gr_status build_mask(const gr_merge_args *a, int i, uint8_t *mask, float 
       if (k <= 0 && n > 0)
         return gr_error(GR_EARG, "%s: tensor '%s' model %d: density %g keeps int(%g*%lld) = 0 entries",
                         info->name, a->name, i, d, d, (long long)n);
-      rank_window_mask(m, b, n, n - k, n, mask, scratch);
-      return GR_OK;
+      return rank_window_mask(m, b, n, n - k, n, mask, a->name);
     }
     case GR_SPARSIFY_MAGNITUDE_OUTLIERS: {
       int64_t target = (int64_t)(d * (double)n), n_top = (int64_t)(p->gamma * (double)n);
@@ -203,8 +257,7 @@ static gr_status build_mask(const gr_merge_args *a, int i, uint8_t *mask, float 
         out->quirk_zeroed = true;
         return GR_OK;
       }
-      rank_window_mask(m, b, n, n_bot, n - n_top, mask, scratch);
-      return GR_OK;
+      return rank_window_mask(m, b, n, n_bot, n - n_top, mask, a->name);
     }
     case GR_SPARSIFY_RANDOM: random_mask(a, i, d, mask); return GR_OK;
     case GR_SPARSIFY_DELLA:
