@@ -187,7 +187,7 @@ int combine_run(const combine_spec *s) {
   gr_status e = items && specs ? plan_ref(s, &st, items, &n) : gr_error(GR_ENOMEM, "out of memory");
   if (!e && s->n_terms) plan_extra(s, &st, items, &n);
   for (int i = 0; i < n; i++) specs[i] = items[i].spec;
-  if (!e) e = ts_out_open(s->out, s->force, &o);
+  if (!e) e = ts_out_open(s->out, s->force, 0, &o);
   if (!e) e = ts_out_declare(o, n, specs);
   for (int i = 0; i < n && !e; i++) e = combine_one(s, &st, &items[i], o, i);
   if (!e) e = ts_out_copy_file(o, ts_model_path(s->ref), "config.json");

@@ -23,7 +23,7 @@
 #define MERGE_MAX_INPUTS 64
 
 typedef struct merge_opts {
-  const char *out, *rescale_mode;
+  const char *out, *rescale_mode, *shard_size;
   int64_t seed;
   int threads;
   bool force, json, keep_top, quiet;
@@ -48,6 +48,7 @@ typedef struct merge_job {
   planned *plan;
   int n_plan, n_skipped, n_cut, n_copied, n_quirk;
   int64_t bytes_in, bytes_out;
+  uint64_t shard_bytes;
   merge_opts opt;
 } merge_job;
 
@@ -280,7 +281,7 @@ static gr_status copy_side_files(merge_job *j, ts_out *o) {
 
 static gr_status write_output(merge_job *j, double *seconds) {
   ts_out *o = NULL;
-  gr_status st = ts_out_open(j->opt.out, j->opt.force, &o);
+  gr_status st = ts_out_open(j->opt.out, j->opt.force, j->shard_bytes, &o);
   ts_tensor *specs = calloc((size_t)(j->n_plan ? j->n_plan : 1), sizeof *specs);
   if (!st && !specs) st = gr_error(GR_ENOMEM, "out of memory");
   for (int i = 0; i < j->n_plan && !st; i++) specs[i] = j->plan[i].spec;
@@ -322,6 +323,16 @@ static void print_summary(const merge_job *j, double secs) {
          secs > 0 ? gb_in / secs : 0, rss);
 }
 
+/* "5B" (mergekit: 5e9), "500M", "20K" or plain bytes. */
+static bool parse_shard_size(const char *s, uint64_t *out) {
+  char *end;
+  double v = strtod(s, &end);
+  double mult = !*end ? 1 : !strcmp(end, "K") ? 1e3 : !strcmp(end, "M") ? 1e6 : !strcmp(end, "B") || !strcmp(end, "G") ? 1e9 : -1;
+  if (end == s || mult < 0 || !(v * mult >= 1) || v * mult > 1e15) return false;
+  *out = (uint64_t)(v * mult);
+  return true;
+}
+
 static void job_free(merge_job *j) {
   for (int k = 0; k < j->n_inputs; k++) ts_model_close(j->inputs[k]);
   ts_model_close(j->ref);
@@ -337,6 +348,7 @@ int cmd_merge(int argc, char **argv) {
       {"--threads", CLI_INT, &j.opt.threads, "threads (0 = GRAFT_THREADS or all cores)"},
       {"--rescale-mode", CLI_STR, &j.opt.rescale_mode, "l1 (mergekit: match the L1 norm) or inverse-density (DARE paper, PEFT: 1/d)"},
       {"--breadcrumbs-keep-top", CLI_BOOL, &j.opt.keep_top, "when int(gamma*numel) == 0 keep the top entries instead of mergekit's zeroing"},
+      {"--out-shard-size", CLI_STR, &j.opt.shard_size, "largest output shard: bytes, or with K/M/B (1e3/1e6/1e9) like mergekit"},
       {"--force", CLI_BOOL, &j.opt.force, "replace an existing non-empty output directory"},
       {"--quiet", CLI_BOOL, &j.opt.quiet, "no per-tensor warnings"},
       {"--json", CLI_BOOL, &j.opt.json, "print the summary as one JSON object"},
@@ -351,6 +363,8 @@ int cmd_merge(int argc, char **argv) {
   if (!j.opt.out) return cli_fail("merge: --out DIR is required");
   if (strcmp(j.opt.rescale_mode, "l1") && strcmp(j.opt.rescale_mode, "inverse-density"))
     return cli_fail("merge: --rescale-mode must be l1 or inverse-density, not '%s'", j.opt.rescale_mode);
+  if (j.opt.shard_size && !parse_shard_size(j.opt.shard_size, &j.shard_bytes))
+    return cli_fail("merge: --out-shard-size wants a size like 5B, 500M or 1000000, not '%s'", j.opt.shard_size);
   gr_set_threads(j.opt.threads);
   j.cfg_path = pos[0];
   double secs = 0;

@@ -2,8 +2,9 @@
  * directories for merge, taskvec and rebase (see tensor_stream.h), on top of
  * graft/safetensors.h: models are mmapped and validated by the io layer;
  * finished tensors' pages are given back with madvise so the resident set
- * stays at a few tensors; the output is written by the streaming writer
- * (one model.safetensors) into DIR.tmp-<pid> and renamed to DIR at the end. */
+ * stays at a few tensors; the output is written by the streaming sharded
+ * writer (shards of at most TS_SHARD_BYTES by default, as mergekit) into
+ * DIR.tmp-<pid> and renamed to DIR at the end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -19,8 +20,11 @@
 #include "cli/tensor_stream.h"
 #include "graft/safetensors.h"
 
+/* mergekit's default output shard size (out_shard_size "5B"). */
+#define TS_SHARD_BYTES 5000000000ull
+
 struct ts_model {
-  gr_st_file *st;
+  gr_st_model *st;
   char *path;
   int n;
   ts_tensor *t;
@@ -42,31 +46,17 @@ bool ts_same_shape(const ts_tensor *a, const ts_tensor *b) {
 
 static bool float_dtype(gr_dtype d) { return d == GR_DT_F32 || d == GR_DT_F64 || d == GR_DT_F16 || d == GR_DT_BF16; }
 
-/* A .safetensors file, or a directory holding model.safetensors. */
-static gr_status open_single_file(const char *path, gr_st_file **out) {
-  struct stat sb;
-  if (stat(path, &sb)) return gr_error(GR_ENOTFOUND, "%s: %s", path, strerror(errno));
-  if (!S_ISDIR(sb.st_mode)) return gr_st_open(path, out);
-  char p[4096];
-  snprintf(p, sizeof p, "%s/model.safetensors", path);
-  if (stat(p, &sb) == 0) return gr_st_open(p, out);
-  snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
-  if (stat(p, &sb) == 0)
-    return gr_error(GR_EUNSUPPORTED, "%s: sharded models are not readable in this build yet", path);
-  return gr_error(GR_ENOTFOUND, "%s: no model.safetensors in this directory", path);
-}
-
 gr_status ts_model_open(const char *path, ts_model **out) {
   *out = NULL;
   ts_model *m = calloc(1, sizeof *m);
   if (!m) return gr_error(GR_ENOMEM, "out of memory");
-  gr_status st = open_single_file(path, &m->st);
+  gr_status st = gr_st_model_open(path, &m->st);
   if (st) {
     free(m);
     return st;
   }
   m->path = strdup(path);
-  m->n = (int)gr_st_count(m->st);
+  m->n = (int)gr_st_model_count(m->st);
   m->t = calloc((size_t)(m->n ? m->n : 1), sizeof *m->t);
   m->raw = calloc((size_t)(m->n ? m->n : 1), sizeof *m->raw);
   if (!m->path || !m->t || !m->raw) {
@@ -74,7 +64,7 @@ gr_status ts_model_open(const char *path, ts_model **out) {
     return gr_error(GR_ENOMEM, "out of memory");
   }
   for (int i = 0; i < m->n; i++) {
-    const gr_st_tensor *r = gr_st_at(m->st, (size_t)i);
+    const gr_st_tensor *r = gr_st_model_at(m->st, (size_t)i);
     ts_tensor *t = &m->t[i];
     m->raw[i] = r;
     t->name = r->name;
@@ -95,7 +85,7 @@ gr_status ts_model_open(const char *path, ts_model **out) {
 
 void ts_model_close(ts_model *m) {
   if (!m) return;
-  gr_st_close(m->st);
+  gr_st_model_close(m->st);
   free(m->path);
   free(m->t);
   free(m->raw);
@@ -107,7 +97,7 @@ int ts_model_count(const ts_model *m) { return m->n; }
 const ts_tensor *ts_model_tensor(const ts_model *m, int i) { return &m->t[i]; }
 
 int ts_model_find(const ts_model *m, const char *name) {
-  const gr_st_tensor *r = gr_st_find(m->st, name);
+  const gr_st_tensor *r = gr_st_model_find(m->st, name);
   if (!r) {
     gr_clear_error();
     return -1;
@@ -154,9 +144,10 @@ void ts_model_done(ts_model *m, int i, float *owned) {
 struct ts_out {
   char *dir, *tmp, path_buf[4096];
   bool force;
+  uint64_t shard_bytes;
   int n;
   ts_tensor *specs;
-  gr_st_writer *w;
+  gr_st_sharded_writer *w;
 };
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -183,7 +174,7 @@ static void sync_parent(const char *path) {
   free(dup);
 }
 
-gr_status ts_out_open(const char *dir, bool force, ts_out **out) {
+gr_status ts_out_open(const char *dir, bool force, uint64_t shard_bytes, ts_out **out) {
   *out = NULL;
   struct stat sb;
   if (stat(dir, &sb) == 0 && (!S_ISDIR(sb.st_mode) || (!dir_is_empty(dir) && !force)))
@@ -207,6 +198,7 @@ gr_status ts_out_open(const char *dir, bool force, ts_out **out) {
     return st;
   }
   o->force = force;
+  o->shard_bytes = shard_bytes ? shard_bytes : TS_SHARD_BYTES;
   *out = o;
   return GR_OK;
 }
@@ -226,18 +218,18 @@ gr_status ts_out_declare(ts_out *o, int n, const ts_tensor *specs) {
   }
   o->n = n;
   gr_st_kv meta = {"format", "pt"};
-  if (!st) st = gr_st_writer_begin(ts_out_path(o, "model.safetensors"), e, (size_t)n, &meta, 1, &o->w);
+  if (!st) st = gr_st_sharded_begin(o->tmp, "model", e, (size_t)n, o->shard_bytes, &meta, 1, &o->w);
   free(e);
   return st;
 }
 
 gr_status ts_out_write_f32(ts_out *o, int i, const float *data) {
-  return gr_st_writer_write_f32(o->w, o->specs[i].name, data, (uint64_t)o->specs[i].numel);
+  return gr_st_sharded_write_f32(o->w, o->specs[i].name, data, (uint64_t)o->specs[i].numel);
 }
 
 gr_status ts_out_write_raw(ts_out *o, int i, const void *bytes) {
   uint64_t nb = (uint64_t)(o->specs[i].numel * ts_dtype_size(o->specs[i].dtype));
-  return gr_st_writer_write(o->w, o->specs[i].name, bytes, nb);
+  return gr_st_sharded_write(o->w, o->specs[i].name, bytes, nb);
 }
 
 const char *ts_out_path(ts_out *o, const char *file) {
@@ -262,7 +254,7 @@ gr_status ts_out_copy_file(ts_out *o, const char *src_dir, const char *name) {
 }
 
 gr_status ts_out_commit(ts_out *o) {
-  gr_status st = o->w ? gr_st_writer_finish(o->w) : GR_OK;
+  gr_status st = o->w ? gr_st_sharded_finish(o->w) : GR_OK;
   o->w = NULL;
   char old[4200] = "";
   struct stat sb;
@@ -288,7 +280,7 @@ gr_status ts_out_commit(ts_out *o) {
 
 void ts_out_abort(ts_out *o) {
   if (!o) return;
-  if (o->w) gr_st_writer_abort(o->w);
+  if (o->w) gr_st_sharded_abort(o->w);
   if (o->tmp) remove_tree(o->tmp);
   free(o->tmp);
   free(o->dir);

@@ -4,8 +4,7 @@
  * tensors are read one at a time as f32, and an output directory written
  * into a temporary sibling and renamed into place only when complete, so an
  * existing or partial output is never left half-written. Thin layer over the
- * io library (graft/safetensors.h); the verbs see only this. Sharded inputs
- * and outputs wait for the io layer's model reader and sharded writer. */
+ * io library (graft/safetensors.h); the verbs see only this. */
 #ifndef GRAFT_CLI_TENSOR_STREAM_H
 #define GRAFT_CLI_TENSOR_STREAM_H
 #include <stdbool.h>
@@ -49,8 +48,10 @@ void ts_model_done(ts_model *m, int i, float *owned);
 typedef struct ts_out ts_out;
 
 /* Prepares DIR (created at commit): fails if it exists and is not empty
- * unless force. Work happens in DIR.tmp-<pid> beside it. */
-gr_status ts_out_open(const char *dir, bool force, ts_out **out);
+ * unless force. Work happens in DIR.tmp-<pid> beside it. Tensors go to
+ * model.safetensors, or to shards of at most shard_bytes plus an index
+ * (0: 5e9, mergekit's default). */
+gr_status ts_out_open(const char *dir, bool force, uint64_t shard_bytes, ts_out **out);
 /* Declares every output tensor (name, dtype, shape) before any data. */
 gr_status ts_out_declare(ts_out *o, int n, const ts_tensor *specs);
 /* Tensor i's data, in declaration order: f32 converted to its dtype, or raw bytes. */

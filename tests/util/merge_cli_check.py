@@ -128,7 +128,7 @@ def setup_models():
     for i in range(3):
         models[f"m{i}"] = model_tensors(0.1, base)
     for name, m in models.items():
-        st.save_model(os.path.join(WORK, name), m, shards=1)
+        st.save_model(os.path.join(WORK, name), m, shards=2 if name == "base" else 1)
     return models
 
 
@@ -162,6 +162,13 @@ def check_methods(models):
         if name == "breadcrumbs_ties":
             check("zeroed" in r.stderr and "model.norm.weight" in r.stderr, "breadcrumbs: n_top == 0 quirk reported")
     check(os.path.exists(os.path.join(WORK, "out_ties", "mergekit_config.yml")), "mergekit_config.yml written")
+    out = os.path.join(WORK, "out_ties_sharded")
+    r = graft("merge", os.path.join(WORK, "ties.yml"), "--out", out, "--out-shard-size", "2K")
+    shards = [f for f in os.listdir(out) if f.startswith("model-")] if r.returncode == 0 else []
+    check(len(shards) > 2 and os.path.exists(os.path.join(out, "model.safetensors.index.json")),
+          f"--out-shard-size 2K: {len(shards)} shards and an index")
+    if r.returncode == 0:
+        compare(out, expected_merge(cfgs["ties"], models), "sharded output equals the reference")
     back = yaml.safe_load(open(os.path.join(WORK, "out_ties", "mergekit_config.yml")))
     check(back["merge_method"] == "ties" and back["models"][1]["parameters"]["weight"] == [0.2, 0.8],
           "mergekit_config.yml reads back in PyYAML")
