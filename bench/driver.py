@@ -116,9 +116,9 @@ def machine_info():
             "git": git, "openblas_env": env}
 
 
-def run_child(cmd, threads):
+def run_child(cmd, threads, omp_threads=None):
     """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(omp_threads or threads),
                GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
@@ -145,7 +145,7 @@ def case_key(r):
     return str(r.get("case", "n%s" % r.get("n")))
 
 
-def collect(bench, build, threads, runs, quick, init_path):
+def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
     """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max pressure."""
     cmds = {"graft": [os.path.join(build, "bench_" + bench.name)],
             "peer": [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.name)]}
@@ -155,7 +155,9 @@ def collect(bench, build, threads, runs, quick, init_path):
     pressure = cpu_pressure()
     for r in range(runs):
         for side in (("graft", "peer") if r % 2 == 0 else ("peer", "graft")):
-            recs, kib = run_child(cmds[side] + flags, threads)
+            extra = ["--intraop", str(peer_intraop)] if side == "peer" and peer_intraop else []
+            recs, kib = run_child(cmds[side] + flags + extra, threads,
+                                  peer_intraop if side == "peer" else None)
             rss[side].append(kib)
             for rec in recs:
                 by_case[side].setdefault(case_key(rec), []).append(rec)
@@ -279,6 +281,8 @@ class Reporter:
             for c in bad:
                 self.failures.append("%s %s t=%d: %s graft %s vs peer %s" % (bench.name, case, threads, *c[:3]))
             parts = ["%-6s %-9s t=%d" % (bench.name, case, threads)]
+            if p[0].get("torch_threads") not in (None, threads):
+                parts[0] += " (torch intra-op %d)" % p[0]["torch_threads"]
             if case == "train" or case.startswith("train"):
                 parts.append("graft %s  torch %s" % (fmt_rate(items / tg, bench.unit), fmt_rate(items / tp, bench.unit)))
             else:
@@ -308,7 +312,8 @@ class Reporter:
                          "graft_rss_kb": rss_g, "peer_rss_kb": rss_p,
                          "pressure": {pressure[0]: pressure[1]},
                          "graft_blas": g[0].get("blas_core"), "peer_blas": p[0].get("blas_core"),
-                         "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g)})
+                         "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g),
+                         "peer_torch_threads": p[0].get("torch_threads")})
 
 
 def main():
@@ -319,6 +324,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, help="runs of each side (default 5, quick 2)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
+    ap.add_argument("--peer-intraop", type=int,
+                    help="torch's intra-op (OpenMP) threads, default = --threads; OpenBLAS keeps --threads")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args()
     runs = a.runs or (2 if a.quick else 5)
@@ -343,7 +350,7 @@ def main():
                                check=True)
             for t in [int(x) for x in a.threads.split(",")]:
                 try:
-                    by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init)
+                    by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init, a.peer_intraop)
                 except Skipped as e:
                     print("%-6s skipped: %s" % (bench.name, e), flush=True)
                     break

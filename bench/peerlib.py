@@ -25,10 +25,11 @@ def parse_args(extra=None):
     p.add_argument("--init")
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--batch", type=int, default=0)
+    p.add_argument("--intraop", type=int, help="torch threads if not --threads (OpenBLAS keeps --threads)")
     if extra:
         extra(p)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.intraop or a.threads)
     if os.environ.get("OPENBLAS_NUM_THREADS") != str(a.threads):
         sys.exit("peer: OPENBLAS_NUM_THREADS must equal --threads (set by bench/driver.py)")
     return a
@@ -36,7 +37,7 @@ def parse_args(extra=None):
 
 def blas_info():
     """OpenBLAS as loaded into this process by torch, and torch's CPU kernels."""
-    info = {"torch": torch.__version__}
+    info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
     try:
         lib = ctypes.CDLL("libopenblas.so.0")
         lib.openblas_get_corename.restype = ctypes.c_char_p
