@@ -30,13 +30,10 @@ int cmd_finetune(int argc, char **argv) {
   cli_spec spec = {"finetune", "graft finetune --from DIR --data D --out DIR [--freeze GLOB] [--head-only] [options]",
                    "Transfer a trained model directory to new data; write a new model directory.", opts,
                    RUNS_TRAIN_NOPTS + 5, 0, 0};
-  const char *pos[1];
-  int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
-  if (rc == CLI_HELP) return CLI_OK;
-  if (rc) return rc;
   gr_train_cfg tc;
   gr_optim_cfg oc;
-  if ((rc = runs_train_flags_configs(&f, &tc, &oc))) return rc;
+  int rc = runs_train_parse(&spec, argc, argv, &f, &tc, &oc);
+  if (rc) return rc == CLI_HELP ? CLI_OK : rc;
   if (!from) {
     fprintf(stderr, "graft finetune: --from DIR is required\n");
     return CLI_USAGE;

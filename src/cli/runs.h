@@ -74,6 +74,9 @@ typedef struct runs_train_flags {
 void runs_train_flags_init(runs_train_flags *f, cli_opt *opts);
 /* Validates flags into configs; prints a usage error and returns CLI_USAGE. */
 int runs_train_flags_configs(const runs_train_flags *f, gr_train_cfg *tc, gr_optim_cfg *oc);
+/* cli_parse + runs_train_flags_configs: CLI_OK, CLI_HELP or CLI_USAGE. */
+int runs_train_parse(const cli_spec *spec, int argc, char **argv, const runs_train_flags *f, gr_train_cfg *tc,
+                     gr_optim_cfg *oc);
 /* Loads the train/test data of the flags (test: --test-data or --data with
  * split=test); prints and returns CLI_FAIL on error. */
 int runs_load_data(const runs_train_flags *f, gr_dataset **train, gr_dataset **test);

@@ -14,13 +14,10 @@ int cmd_train(int argc, char **argv) {
   cli_spec spec = {"train", "graft train --model M --data D --out DIR [--epochs N | --steps N] [options]",
                    "Train a model from random init; evaluate on the test split; write a model directory.", opts,
                    RUNS_TRAIN_NOPTS + 2, 0, 0};
-  const char *pos[1];
-  int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
-  if (rc == CLI_HELP) return CLI_OK;
-  if (rc) return rc;
   gr_train_cfg tc;
   gr_optim_cfg oc;
-  if ((rc = runs_train_flags_configs(&f, &tc, &oc))) return rc;
+  int rc = runs_train_parse(&spec, argc, argv, &f, &tc, &oc);
+  if (rc) return rc == CLI_HELP ? CLI_OK : rc;
   gr_init_kind ik = !strcmp(init, "default") ? GR_INIT_TORCH_DEFAULT
                     : !strcmp(init, "kaiming") ? GR_INIT_KAIMING_NORMAL
                     : !strcmp(init, "xavier")  ? GR_INIT_XAVIER_NORMAL

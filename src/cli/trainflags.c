@@ -71,6 +71,13 @@ int runs_train_flags_configs(const runs_train_flags *f, gr_train_cfg *tc, gr_opt
   return CLI_OK;
 }
 
+int runs_train_parse(const cli_spec *spec, int argc, char **argv, const runs_train_flags *f, gr_train_cfg *tc,
+                     gr_optim_cfg *oc) {
+  const char *pos[1];
+  int np = 0, rc = cli_parse(spec, argc, argv, pos, &np);
+  return rc ? rc : runs_train_flags_configs(f, tc, oc);
+}
+
 int runs_load_data(const runs_train_flags *f, gr_dataset **train, gr_dataset **test) {
   gr_data_spec ts, es;
   *train = *test = NULL;
