@@ -49,8 +49,23 @@ bench-quick:
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 	@bench/run.sh $(BUILD) --quick
 
+# libFuzzer targets (tests/fuzz): clang build in $(FUZZ_BUILD), each target run
+# FUZZ_SECONDS on a scratch copy of its seed corpus (finds are not committed
+# automatically; crashes land in $(FUZZ_BUILD)/crash-*).
+FUZZ_BUILD ?= build-fuzz
+fuzz:
+	@scripts/setup.sh fuzz
+	@cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@set -e; for t in safetensors peft_config; do \
+	  mkdir -p $(FUZZ_BUILD)/work_$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/work_$$t/; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $$dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- $(FUZZ_BUILD)/work_$$t; \
+	done
+
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -2,7 +2,7 @@
 # setup.sh — install the Debian packages graft needs to build, test and demo.
 # Idempotent: checks each package with dpkg-query and installs only what is
 # missing. As root it runs apt-get; otherwise it prints the command to run.
-# Usage: scripts/setup.sh [build|test|demo|bench|all]   (default: test)
+# Usage: scripts/setup.sh [build|test|demo|bench|fuzz|all]   (default: test)
 set -euo pipefail
 
 want="${1:-test}"
@@ -10,15 +10,17 @@ build_pkgs="cmake make gcc pkg-config libopenblas-dev liblapacke-dev libcjson-de
 test_pkgs="python3 python3-numpy python3-torch dataset-fashion-mnist"
 demo_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy hyperfine"
-extra_pkgs="libopenmpi-dev openmpi-bin libclang-rt-14-dev clang gnuplot-nox chromium"
+fuzz_pkgs="clang libclang-rt-14-dev"
+extra_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox chromium"
 
 case "$want" in
   build) pkgs="$build_pkgs" ;;
   test)  pkgs="$build_pkgs $test_pkgs" ;;
   demo)  pkgs="$build_pkgs $demo_pkgs" ;;
   bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
-  all)   pkgs="$build_pkgs $test_pkgs $bench_pkgs $extra_pkgs" ;;
-  *) echo "usage: $0 [build|test|demo|bench|all]" >&2; exit 2 ;;
+  fuzz)  pkgs="$build_pkgs $fuzz_pkgs" ;;
+  all)   pkgs="$build_pkgs $test_pkgs $bench_pkgs $fuzz_pkgs $extra_pkgs" ;;
+  *) echo "usage: $0 [build|test|demo|bench|fuzz|all]" >&2; exit 2 ;;
 esac
 
 missing=""

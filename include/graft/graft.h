@@ -7,6 +7,7 @@
 #include "graft/ops.h"
 #include "graft/safetensors.h"
 #include "graft/checkpoint.h"
+#include "graft/peft_io.h"
 #include "graft/merge.h"
 #include "graft/data.h"
 #include "graft/nn.h"
