@@ -62,6 +62,7 @@ typedef struct gr_mk_model {
 typedef struct gr_mk_config {
   gr_merge_method method;
   char *base_model;  /* NULL when absent */
+  int base_line;
   gr_mk_model *models;
   int n_models;
   gr_mk_param *params; /* global parameters */

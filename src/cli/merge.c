@@ -84,7 +84,7 @@ static gr_status open_inputs(merge_job *j) {
     gr_status st = open_model(j, m->model, m->line, &j->inputs[k]);
     if (st) return st;
   }
-  if (c->base_model) return open_model(j, c->base_model, 1, &j->ref);
+  if (c->base_model) return open_model(j, c->base_model, c->base_line, &j->ref);
   if (gr_merge_info(c->method)->needs_base)
     return gr_error(GR_EARG, "%s: merge_method %s needs base_model", j->cfg_path, gr_merge_info(c->method)->name);
   if (j->n_inputs == 0) return gr_error(GR_EARG, "%s: no models to merge", j->cfg_path);
@@ -262,20 +262,27 @@ static gr_status merge_one(merge_job *j, ts_out *o, int i) {
   return st;
 }
 
-/* Tokenizer and config files of the model named by tokenizer_source (the base by default). */
+/* config.json from the base (else the first model), as mergekit; tokenizer
+ * files from tokenizer_source (the base by default). */
 static gr_status copy_side_files(merge_job *j, ts_out *o) {
-  static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                      "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt"};
+  static const char *const config_files[] = {"config.json", "generation_config.json"};
+  static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                          "tokenizer.model", "vocab.json", "merges.txt"};
   const char *src = j->cfg->tokenizer_source;
   if (src && !strcmp(src, "union"))
     return gr_error(GR_EUNSUPPORTED, "%s: tokenizer_source: union is not supported", j->cfg_path);
-  char path[4096];
-  const char *model = !src || !strcmp(src, "base") ? j->cfg->base_model : src;
-  if (!model) model = j->cfg->models[j->merge_idx[0]].model;
-  gr_status st = resolve_model_path(j->cfg_path, model, 1, path, sizeof path);
-  struct stat sb;
-  if (st || stat(path, &sb) || !S_ISDIR(sb.st_mode)) return st;
-  for (size_t i = 0; i < sizeof files / sizeof files[0] && !st; i++) st = ts_out_copy_file(o, path, files[i]);
+  const char *first = j->cfg->base_model ? j->cfg->base_model : j->cfg->models[j->merge_idx[0]].model;
+  const char *tok = !src || !strcmp(src, "base") ? first : src;
+  gr_status st = GR_OK;
+  for (int pass = 0; pass < 2 && !st; pass++) {
+    char path[4096];
+    struct stat sb;
+    st = resolve_model_path(j->cfg_path, pass ? tok : first, pass ? 1 : j->cfg->base_line, path, sizeof path);
+    if (st || stat(path, &sb) || !S_ISDIR(sb.st_mode)) continue;
+    const char *const *files = pass ? tok_files : config_files;
+    size_t n = pass ? sizeof tok_files / sizeof *tok_files : sizeof config_files / sizeof *config_files;
+    for (size_t i = 0; i < n && !st; i++) st = ts_out_copy_file(o, path, files[i]);
+  }
   return st;
 }
 

@@ -332,7 +332,10 @@ static gr_status parse_top_key(mk_parser *p, yaml_node_t *k, yaml_node_t *v, boo
     if (!strcmp(ks, "slices")) return parse_slices(p, v);
     return fail(p, k, GR_EUNSUPPORTED, "'modules' (multi-module merges) is not supported", NULL, NULL);
   }
-  if (!strcmp(ks, "base_model")) return string_value(p, k, v, &c->base_model);
+  if (!strcmp(ks, "base_model")) {
+    c->base_line = line_of(k);
+    return string_value(p, k, v, &c->base_model);
+  }
   if (!strcmp(ks, "parameters")) return parse_params(p, v, &c->params, &c->n_params);
   if (!strcmp(ks, "dtype")) return parse_dtype(p, k, v, &c->dtype);
   if (!strcmp(ks, "out_dtype")) return parse_dtype(p, k, v, &c->out_dtype);

@@ -129,6 +129,9 @@ def setup_models():
         models[f"m{i}"] = model_tensors(0.1, base)
     for name, m in models.items():
         st.save_model(os.path.join(WORK, name), m, shards=2 if name == "base" else 1)
+    open(os.path.join(WORK, "base", "config.json"), "w").write('{"model_type": "toy"}')
+    open(os.path.join(WORK, "m0", "config.json"), "w").write('{"model_type": "toy0"}')
+    open(os.path.join(WORK, "m1", "tokenizer.json"), "w").write('{"version": "1.0"}')
     return models
 
 
@@ -169,6 +172,13 @@ def check_methods(models):
           f"--out-shard-size 2K: {len(shards)} shards and an index")
     if r.returncode == 0:
         compare(out, expected_merge(cfgs["ties"], models), "sharded output equals the reference")
+    check(open(os.path.join(WORK, "out_ties", "config.json")).read() == '{"model_type": "toy"}',
+          "config.json copied from the base")
+    cfg = dict(cfgs["linear"], tokenizer_source="m1")
+    r = graft("merge", write_cfg("tok.yml", cfg), "--out", os.path.join(WORK, "out_tok"))
+    check(r.returncode == 0 and os.path.exists(os.path.join(WORK, "out_tok", "tokenizer.json"))
+          and os.path.exists(os.path.join(WORK, "out_tok", "config.json")),
+          "tokenizer files from tokenizer_source, config.json from the first model")
     back = yaml.safe_load(open(os.path.join(WORK, "out_ties", "mergekit_config.yml")))
     check(back["merge_method"] == "ties" and back["models"][1]["parameters"]["weight"] == [0.2, 0.8],
           "mergekit_config.yml reads back in PyYAML")
@@ -231,6 +241,8 @@ def check_bad_inputs(models):
                 ["model.layers.1.self_attn.q_proj.weight", "F16"], "dtype mismatch")
     expect_fail(["merge", write_cfg("nofile.yml", base_cfg + "  - model: no_such_model\n"), "--out", out],
                 ["no_such_model", "nofile.yml:6"], "config naming a missing model")
+    expect_fail(["merge", write_cfg("nobase.yml", base_cfg.replace("base_model: base", "base_model: gone")), "--out", out],
+                ["gone", "nobase.yml:2"], "config naming a missing base model")
     expect_fail(["merge", write_cfg("meth.yml", base_cfg.replace("ties", "frankenmerge")), "--out", out],
                 ["frankenmerge", "meth.yml:1"], "unknown method")
     expect_fail(["merge", write_cfg("param.yml", base_cfg + "parameters:\n  lamda: 0.5\n"), "--out", out],
