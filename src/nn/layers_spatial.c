@@ -9,10 +9,6 @@
  * before they land; a layer whose op is missing fails with GR_EUNSUPPORTED.
  * Remove each name from this list when its op lands (a weak reference does
  * not pull the op's object out of the static library). */
-#pragma weak gr_conv2d
-#pragma weak gr_max_pool2d
-#pragma weak gr_avg_pool2d
-#pragma weak gr_global_avg_pool
 #pragma weak gr_batch_norm
 #pragma weak gr_layer_norm
 #define NEED_OP(fn)                                                             \
@@ -45,7 +41,6 @@ static void *cfg_new(gr_module *mod, size_t bytes) {
 /* ---- Conv2d ------------------------------------------------------------------ */
 static gr_tensor *conv_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   conv_cfg *cf = m->cfg;
-  NEED_OP(gr_conv2d);
   return gr_conv2d(c, x, m->p[0].t, m->n_p > 1 ? m->p[1].t : NULL, &cf->o);
 }
 
@@ -138,11 +133,9 @@ gr_module *gr_nn_dropout(gr_model *m, float p) {
 
 /* ---- pools, flatten, activations ------------------------------------------- */
 static gr_tensor *maxpool_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
-  NEED_OP(gr_max_pool2d);
   return gr_max_pool2d(c, x, &((pool_cfg *)m->cfg)->o);
 }
 static gr_tensor *avgpool_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
-  NEED_OP(gr_avg_pool2d);
   return gr_avg_pool2d(c, x, &((pool_cfg *)m->cfg)->o);
 }
 
@@ -163,7 +156,6 @@ gr_module *gr_nn_maxpool2d(gr_model *m, int k, int stride) { return pool_new(m, 
 gr_module *gr_nn_avgpool2d(gr_model *m, int k, int stride) { return pool_new(m, "AvgPool2d", avgpool_forward, k, stride); }
 
 static gr_tensor *gap_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
-  NEED_OP(gr_global_avg_pool);
   gr_tensor *y = gr_global_avg_pool(c, x);
   return y ? gr_reshape(c, y, 2, GR_SHAPE(y->shape[0], y->shape[1])) : NULL;
 }

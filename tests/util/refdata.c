@@ -65,7 +65,7 @@ gr_tensor *ref_tensor(gr_ctx *c, const ref_file *f, const char *name, bool grad)
   return grad ? gr_leaf(c, a->ndim, a->shape, a->data) : gr_tensor_from(c, a->ndim, a->shape, a->data);
 }
 
-static bool has_array(const ref_file *f, const char *name) {
+bool ref_has(const ref_file *f, const char *name) {
   for (int i = 0; i < f->count; i++)
     if (!strcmp(f->a[i].name, name)) return true;
   return false;
@@ -81,7 +81,7 @@ bool ref_check(const char *case_name, ref_fn fn, void *ud, int n, const char *co
   char dname[80];
   for (int k = 0; ok && k < n; k++) {
     snprintf(dname, sizeof dname, "d%s", names[k]);
-    in[k] = ref_tensor(c, f, names[k], has_array(f, dname));
+    in[k] = ref_tensor(c, f, names[k], ref_has(f, dname));
     ok = in[k] != NULL;
   }
   gr_tensor *y = ok ? fn(c, in, ud) : NULL;
@@ -95,7 +95,7 @@ bool ref_check(const char *case_name, ref_fn fn, void *ud, int n, const char *co
     if (!ok) fprintf(stderr, "  %s: backward failed: %s\n", case_name, gr_last_error());
     for (int k = 0; ok && k < n; k++) {
       snprintf(dname, sizeof dname, "d%s", names[k]);
-      if (!has_array(f, dname)) continue;
+      if (!ref_has(f, dname)) continue;
       const ref_array *dw = ref_get(f, dname);
       char what[160];
       snprintf(what, sizeof what, "%s %s", case_name, dname);

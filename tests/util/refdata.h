@@ -21,6 +21,8 @@ typedef struct ref_file {
 
 /* Loads <case>.ref; prints why and returns NULL if missing or malformed. */
 ref_file *ref_open(const char *case_name);
+/* Whether the file holds the named array (silent). */
+bool ref_has(const ref_file *f, const char *name);
 /* The named array or NULL (prints a message). */
 const ref_array *ref_get(const ref_file *f, const char *name);
 void ref_close(ref_file *f);

@@ -1,0 +1,186 @@
+/* core/ops_pool.c — 2-D max and average pooling and global average pooling
+ * (NCHW). Max pooling pads with -inf and saves the argmax of each window
+ * (first maximum on ties, as PyTorch) for backward; average pooling divides
+ * by the full window (count_include_pad) or by its in-bounds part. */
+#include <math.h>
+#include <string.h>
+
+#include "core/op.h"
+
+typedef struct pool_geom {
+  int64_t NC, H, W, kh, kw, sh, sw, ph, pw, OH, OW;
+  bool include_pad;
+} pool_geom;
+
+static bool pool_geometry(const char *op, const gr_tensor *x, const gr_pool2d_opts *o, pool_geom *g) {
+  char sx[96];
+  if (x->ndim != 4) {
+    gr_error(GR_ESHAPE, "%s: want x[N,C,H,W], got x%s", op, gr_shape_str(x, sx, sizeof sx));
+    return false;
+  }
+  if (!o || o->kernel_h < 1 || o->kernel_w < 1 || o->stride_h < 0 || o->stride_w < 0 || o->pad_h < 0 || o->pad_w < 0 ||
+      o->pad_h * 2 > o->kernel_h || o->pad_w * 2 > o->kernel_w) {
+    gr_error(GR_EARG, "%s: need kernel >= 1, stride >= 0 and 0 <= padding <= kernel/2", op);
+    return false;
+  }
+  *g = (pool_geom){.NC = x->shape[0] * x->shape[1], .H = x->shape[2], .W = x->shape[3], .kh = o->kernel_h,
+                   .kw = o->kernel_w, .sh = o->stride_h ? o->stride_h : o->kernel_h,
+                   .sw = o->stride_w ? o->stride_w : o->kernel_w, .ph = o->pad_h, .pw = o->pad_w,
+                   .include_pad = o->count_include_pad};
+  if (g->H + 2 * g->ph < g->kh || g->W + 2 * g->pw < g->kw) {
+    gr_error(GR_ESHAPE, "%s: kernel %lldx%lld larger than padded input x%s", op, (long long)g->kh, (long long)g->kw,
+             gr_shape_str(x, sx, sizeof sx));
+    return false;
+  }
+  g->OH = (g->H + 2 * g->ph - g->kh) / g->sh + 1;
+  g->OW = (g->W + 2 * g->pw - g->kw) / g->sw + 1;
+  return true;
+}
+
+/* ---- max pool ---------------------------------------------------------- */
+static void maxpool_backward(gr_ctx *c, gr_node *n) {
+  gr_tensor *x = n->in[0];
+  if (!x->requires_grad) return;
+  const int32_t *arg = n->saved;
+  const float *dy = n->out->grad;
+  float *dx = gr_grad_buf(c, x);
+  int64_t plane_in = x->shape[2] * x->shape[3], plane_out = n->out->shape[2] * n->out->shape[3];
+  int64_t NC = x->shape[0] * x->shape[1];
+  for (int64_t p = 0; p < NC; p++)
+    for (int64_t i = 0; i < plane_out; i++) dx[p * plane_in + arg[p * plane_out + i]] += dy[p * plane_out + i];
+}
+
+static const gr_op_def OP_MAXPOOL = {"max_pool2d", maxpool_backward};
+
+gr_tensor *gr_max_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o) {
+  GR_NEED("max_pool2d", c);
+  GR_NEED("max_pool2d", x);
+  pool_geom g;
+  if (!pool_geometry("max_pool2d", x, o, &g)) return NULL;
+  gr_tensor *y = gr_tensor_new(c, 4, GR_SHAPE(x->shape[0], x->shape[1], g.OH, g.OW));
+  int32_t *arg = y ? gr_scratch(c, (size_t)y->numel * sizeof(int32_t)) : NULL;
+  if (!arg) return NULL;
+#pragma omp parallel for schedule(static) if (y->numel * g.kh * g.kw > GR_PAR_MIN)
+  for (int64_t p = 0; p < g.NC; p++) {
+    const float *src = x->data + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.OH; oh++)
+      for (int64_t ow = 0; ow < g.OW; ow++) {
+        float best = -INFINITY;
+        int32_t at = -1;
+        for (int64_t ki = 0; ki < g.kh; ki++) {
+          int64_t ih = oh * g.sh - g.ph + ki;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t kj = 0; kj < g.kw; kj++) {
+            int64_t iw = ow * g.sw - g.pw + kj;
+            if (iw < 0 || iw >= g.W) continue;
+            float v = src[ih * g.W + iw];
+            if (v > best || at < 0 || isnan(v)) {
+              best = v;
+              at = (int32_t)(ih * g.W + iw);
+              if (isnan(v)) ki = g.kh, kj = g.kw; /* NaN wins, as in PyTorch */
+            }
+          }
+        }
+        int64_t i = (p * g.OH + oh) * g.OW + ow;
+        y->data[i] = best;
+        arg[i] = at;
+      }
+  }
+  gr_node *n = gr_tape_record(c, &OP_MAXPOOL, y, 1, &x);
+  if (n) n->saved = arg;
+  return y;
+}
+
+/* ---- average pool ------------------------------------------------------ */
+/* The in-bounds part [h0,h1) x [w0,w1) of window (oh, ow), and its divisor:
+ * the full kernel with count_include_pad, else the in-bounds area. */
+static float avg_window(const pool_geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1, int64_t *w0,
+                        int64_t *w1) {
+  int64_t hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
+  *h0 = hs < 0 ? 0 : hs;
+  *w0 = ws < 0 ? 0 : ws;
+  *h1 = hs + g->kh < g->H ? hs + g->kh : g->H;
+  *w1 = ws + g->kw < g->W ? ws + g->kw : g->W;
+  return g->include_pad ? (float)(g->kh * g->kw) : (float)((*h1 - *h0) * (*w1 - *w0));
+}
+
+static void avgpool_backward(gr_ctx *c, gr_node *n) {
+  gr_tensor *x = n->in[0];
+  if (!x->requires_grad) return;
+  const pool_geom *g = n->saved;
+  const float *dy = n->out->grad;
+  float *dx = gr_grad_buf(c, x);
+  int64_t h0, h1, w0, w1;
+  for (int64_t p = 0; p < g->NC; p++)
+    for (int64_t oh = 0; oh < g->OH; oh++)
+      for (int64_t ow = 0; ow < g->OW; ow++) {
+        float div = avg_window(g, oh, ow, &h0, &h1, &w0, &w1);
+        float gv = dy[(p * g->OH + oh) * g->OW + ow] / div;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++) dx[(p * g->H + ih) * g->W + iw] += gv;
+      }
+}
+
+static const gr_op_def OP_AVGPOOL = {"avg_pool2d", avgpool_backward};
+
+gr_tensor *gr_avg_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o) {
+  GR_NEED("avg_pool2d", c);
+  GR_NEED("avg_pool2d", x);
+  pool_geom g;
+  if (!pool_geometry("avg_pool2d", x, o, &g)) return NULL;
+  gr_tensor *y = gr_tensor_new(c, 4, GR_SHAPE(x->shape[0], x->shape[1], g.OH, g.OW));
+  if (!y) return NULL;
+#pragma omp parallel for schedule(static) if (y->numel * g.kh * g.kw > GR_PAR_MIN)
+  for (int64_t p = 0; p < g.NC; p++)
+    for (int64_t oh = 0; oh < g.OH; oh++)
+      for (int64_t ow = 0; ow < g.OW; ow++) {
+        int64_t h0, h1, w0, w1;
+        float div = avg_window(&g, oh, ow, &h0, &h1, &w0, &w1);
+        double acc = 0;
+        for (int64_t ih = h0; ih < h1; ih++)
+          for (int64_t iw = w0; iw < w1; iw++) acc += x->data[(p * g.H + ih) * g.W + iw];
+        y->data[(p * g.OH + oh) * g.OW + ow] = (float)(acc / div);
+      }
+  gr_node *n = gr_tape_record(c, &OP_AVGPOOL, y, 1, &x);
+  if (n) {
+    n->saved = gr_scratch(c, sizeof g);
+    if (!n->saved) return NULL;
+    memcpy(n->saved, &g, sizeof g);
+  }
+  return y;
+}
+
+/* ---- global average pool ----------------------------------------------- */
+static void gap_backward(gr_ctx *c, gr_node *n) {
+  gr_tensor *x = n->in[0];
+  if (!x->requires_grad) return;
+  int64_t plane = x->shape[2] * x->shape[3], NC = x->shape[0] * x->shape[1];
+  float *dx = gr_grad_buf(c, x);
+  const float *dy = n->out->grad;
+  for (int64_t p = 0; p < NC; p++) {
+    float gv = dy[p] / (float)plane;
+    for (int64_t i = 0; i < plane; i++) dx[p * plane + i] += gv;
+  }
+}
+
+static const gr_op_def OP_GAP = {"global_avg_pool", gap_backward};
+
+gr_tensor *gr_global_avg_pool(gr_ctx *c, gr_tensor *x) {
+  GR_NEED("global_avg_pool", c);
+  GR_NEED("global_avg_pool", x);
+  char sx[96];
+  if (x->ndim != 4 || x->shape[2] * x->shape[3] == 0) {
+    gr_error(GR_ESHAPE, "global_avg_pool: want x[N,C,H,W] with H,W >= 1, got x%s", gr_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  gr_tensor *y = gr_tensor_new(c, 4, GR_SHAPE(x->shape[0], x->shape[1], 1, 1));
+  if (!y) return NULL;
+  int64_t plane = x->shape[2] * x->shape[3];
+  for (int64_t p = 0; p < y->numel; p++) {
+    double acc = 0;
+    for (int64_t i = 0; i < plane; i++) acc += x->data[p * plane + i];
+    y->data[p] = (float)(acc / (double)plane);
+  }
+  gr_tape_record(c, &OP_GAP, y, 1, &x);
+  return y;
+}

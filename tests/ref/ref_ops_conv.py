@@ -1,0 +1,54 @@
+"""Reference values for conv2d and the pools (tests/test_ops_conv.c)."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reflib import torch_case, write_ref
+
+rng = np.random.default_rng(1)
+
+
+def r(*s):
+    return rng.uniform(-1, 1, size=s).astype(np.float32)
+
+
+# name, N, C, H, W, O, kh, kw, stride, pad, dil, groups, bias
+CONV = [
+    ("conv_basic", 2, 3, 7, 6, 4, 3, 3, 1, 0, 1, 1, True),
+    ("conv_pad_stride", 2, 2, 9, 8, 3, 3, 2, 2, 1, 1, 1, True),
+    ("conv_dilated", 1, 2, 9, 9, 2, 3, 3, 1, 2, 2, 1, False),
+    ("conv_groups", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 2, True),
+    ("conv_depthwise", 2, 3, 5, 5, 3, 3, 3, 1, 1, 1, 3, True),
+    ("conv_1x1", 3, 5, 4, 4, 2, 1, 1, 1, 0, 1, 1, True),
+    ("conv_lenet2", 4, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1, True),
+    ("conv_edge1", 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, True),
+]
+for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
+    inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
+    if b:
+        inputs["b"] = r(O)
+    torch_case(name, lambda x, w, b=None, s=s, p=p, d=d, g=g: F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g),
+               inputs, grad=list(inputs))
+    write_ref(name + "_opts", {"opts": np.array([s, p, d, g], dtype=np.float32)})
+
+
+def distinct(*s):
+    """Values spaced >= 0.01 apart so the max of each window is unique."""
+    n = int(np.prod(s))
+    return (rng.permutation(n).astype(np.float32) * 0.01 - n * 0.005).reshape(s)
+
+
+# name, N, C, H, W, k, stride, pad, count_include_pad
+POOL = [
+    ("pool_2x2", 2, 3, 6, 6, 2, 2, 0, True),
+    ("pool_3s2p1", 2, 2, 7, 8, 3, 2, 1, True),
+    ("pool_3s2p1_nopad", 2, 2, 7, 8, 3, 2, 1, False),
+    ("pool_overlap", 1, 2, 5, 5, 3, 1, 0, True),
+]
+for name, N, C, H, W, k, s, p, cip in POOL:
+    x = distinct(N, C, H, W)
+    torch_case("max" + name, lambda x, k=k, s=s, p=p: F.max_pool2d(x, k, s, p), {"x": x}, grad=["x"])
+    torch_case("avg" + name, lambda x, k=k, s=s, p=p, cip=cip: F.avg_pool2d(x, k, s, p, count_include_pad=cip),
+               {"x": x}, grad=["x"])
+    write_ref(name + "_opts", {"opts": np.array([k, s, p, cip], dtype=np.float32)})
+torch_case("gap", lambda x: F.adaptive_avg_pool2d(x, 1), {"x": r(2, 3, 5, 4)}, grad=["x"])

@@ -1,0 +1,121 @@
+/* conv2d, max/avg pooling, global average pooling: PyTorch reference
+ * (forward + backward), finite-difference gradients, bad input. */
+#include <math.h>
+
+#include "gradcheck.h"
+#include "refdata.h"
+
+static gr_tensor *f_conv(gr_ctx *c, gr_tensor **in, void *ud) {
+  return gr_conv2d(c, in[0], in[1], in[2], (const gr_conv2d_opts *)ud);
+}
+static gr_tensor *f_conv_nb(gr_ctx *c, gr_tensor **in, void *ud) {
+  return gr_conv2d(c, in[0], in[1], NULL, (const gr_conv2d_opts *)ud);
+}
+static gr_tensor *f_max(gr_ctx *c, gr_tensor **in, void *ud) { return gr_max_pool2d(c, in[0], ud); }
+static gr_tensor *f_avg(gr_ctx *c, gr_tensor **in, void *ud) { return gr_avg_pool2d(c, in[0], ud); }
+static gr_tensor *f_gap(gr_ctx *c, gr_tensor **in, void *ud) { return gr_global_avg_pool(c, in[0]); }
+
+static const float *opts_of(const char *name, ref_file **keep) {
+  char n[64];
+  snprintf(n, sizeof n, "%s_opts", name);
+  *keep = ref_open(n);
+  const ref_array *a = *keep ? ref_get(*keep, "opts") : NULL;
+  return a ? a->data : NULL;
+}
+
+static void conv_refs(void) {
+  static const char *names[] = {"conv_basic", "conv_pad_stride", "conv_dilated", "conv_groups",
+                                "conv_depthwise", "conv_1x1", "conv_lenet2", "conv_edge1"};
+  static const char *xwb[] = {"x", "w", "b"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    ref_file *of;
+    const float *o = opts_of(names[i], &of);
+    CHECK_MSG(o != NULL, "options of %s", names[i]);
+    if (!o) continue;
+    gr_conv2d_opts co = {.stride_h = (int)o[0], .stride_w = (int)o[0], .pad_h = (int)o[1], .pad_w = (int)o[1],
+                         .dil_h = (int)o[2], .dil_w = (int)o[2], .groups = (int)o[3]};
+    ref_file *f = ref_open(names[i]);
+    bool has_b = f && ref_has(f, "b");
+    ref_close(f);
+    if (has_b) CHECK_REF(names[i], f_conv, &co, 3, xwb);
+    else CHECK_REF(names[i], f_conv_nb, &co, 2, xwb);
+    ref_close(of);
+  }
+}
+
+static void pool_refs(void) {
+  static const char *names[] = {"pool_2x2", "pool_3s2p1", "pool_3s2p1_nopad", "pool_overlap"};
+  static const char *x[] = {"x"};
+  char n[64];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    ref_file *of;
+    const float *o = opts_of(names[i], &of);
+    CHECK_MSG(o != NULL, "options of %s", names[i]);
+    if (!o) continue;
+    gr_pool2d_opts po = {.kernel_h = (int)o[0], .kernel_w = (int)o[0], .stride_h = (int)o[1], .stride_w = (int)o[1],
+                         .pad_h = (int)o[2], .pad_w = (int)o[2], .count_include_pad = o[3] != 0};
+    snprintf(n, sizeof n, "max%s", names[i]);
+    CHECK_REF(n, f_max, &po, 1, x);
+    snprintf(n, sizeof n, "avg%s", names[i]);
+    CHECK_REF(n, f_avg, &po, 1, x);
+    ref_close(of);
+  }
+  CHECK_REF("gap", f_gap, NULL, 1, x);
+}
+
+static void gradchecks(void) {
+  gr_rng r;
+  gr_rng_seed(&r, 11);
+  gr_conv2d_opts co = {.stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 2, .dil_h = 1, .dil_w = 2, .groups = 2};
+  gc_input in[3] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 6), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 2), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true)};
+  CHECK_GRAD("conv2d stride/pad/dil/groups", f_conv, &co, 3, in);
+  for (int k = 0; k < 3; k++) gc_input_free(&in[k]);
+  /* max pool: values spaced 0.05 apart so eps = 1e-2 never flips a window's max */
+  gc_input mp = gc_rand(&r, 4, GR_SHAPE(1, 2, 5, 5), 0, 1, true);
+  int64_t perm[50];
+  gr_rng_permutation(&r, 50, perm);
+  for (int i = 0; i < 50; i++) mp.data[i] = (float)perm[i] * 0.05f;
+  gr_pool2d_opts po = {.kernel_h = 3, .kernel_w = 2, .stride_h = 2, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+  CHECK_GRAD("max_pool2d", f_max, &po, 1, &mp);
+  CHECK_GRAD("avg_pool2d", f_avg, &po, 1, &mp);
+  po.count_include_pad = true;
+  CHECK_GRAD("avg_pool2d include pad", f_avg, &po, 1, &mp);
+  CHECK_GRAD("global_avg_pool", f_gap, NULL, 1, &mp);
+  gc_input_free(&mp);
+}
+
+static void bad_input(void) {
+  gr_ctx *c = gr_ctx_new(1 << 16, 1);
+  gr_tensor *x = gr_tensor_new(c, 4, GR_SHAPE(1, 3, 4, 4)), *w = gr_tensor_new(c, 4, GR_SHAPE(2, 3, 5, 5));
+  gr_tensor *w2 = gr_tensor_new(c, 4, GR_SHAPE(2, 2, 3, 3)), *x3 = gr_tensor_new(c, 3, GR_SHAPE(3, 4, 4));
+  CHECK_FAILS(gr_conv2d(c, x, w, NULL, NULL), GR_ESHAPE);              /* kernel > input */
+  CHECK_FAILS(gr_conv2d(c, x, w2, NULL, NULL), GR_ESHAPE);             /* channel mismatch */
+  gr_conv2d_opts g2 = {.groups = 2};
+  CHECK_FAILS(gr_conv2d(c, x, w2, NULL, &g2), GR_ESHAPE);              /* 3 channels, 2 groups */
+  CHECK_FAILS(gr_conv2d(c, x3, w2, NULL, NULL), GR_ESHAPE);            /* rank 3 */
+  CHECK_FAILS(gr_conv2d(c, NULL, w2, NULL, NULL), GR_EARG);
+  gr_conv2d_opts neg = {.stride_h = -1};
+  CHECK_FAILS(gr_conv2d(c, x, w2, NULL, &neg), GR_EARG);
+  gr_tensor *bb = gr_tensor_new(c, 1, GR_SHAPE(3));
+  gr_tensor *w3 = gr_tensor_new(c, 4, GR_SHAPE(2, 3, 3, 3));
+  CHECK_FAILS(gr_conv2d(c, x, w3, bb, NULL), GR_ESHAPE);               /* bias size */
+  gr_pool2d_opts big = {.kernel_h = 6, .kernel_w = 6};
+  CHECK_FAILS(gr_max_pool2d(c, x, &big), GR_ESHAPE);
+  gr_pool2d_opts zero = {0};
+  CHECK_FAILS(gr_avg_pool2d(c, x, &zero), GR_EARG);
+  CHECK_FAILS(gr_max_pool2d(c, x, NULL), GR_EARG);
+  CHECK_FAILS(gr_global_avg_pool(c, x3), GR_ESHAPE);
+  gr_tensor *empty = gr_tensor_new(c, 4, GR_SHAPE(0, 3, 4, 4));
+  gr_tensor *ye = gr_conv2d(c, empty, w3, NULL, NULL);
+  CHECK(ye && ye->shape[0] == 0 && ye->shape[1] == 2);
+  gr_ctx_free(c);
+}
+
+int main(void) {
+  conv_refs();
+  pool_refs();
+  gradchecks();
+  bad_input();
+  return test_summary();
+}
