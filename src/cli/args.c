@@ -121,3 +121,10 @@ int cli_fail_status(const char *what) {
   fprintf(stderr, "graft: error: %s%s%s\n", what, m[0] ? ": " : "", m);
   return CLI_FAIL;
 }
+
+int cli_fail_file(const char *path) {
+  const char *m = gr_last_error();
+  size_t pl = strlen(path);
+  if (!strncmp(m, path, pl) && m[pl] == ':') return cli_fail("%s", m);
+  return cli_fail("%s: %s", path, m[0] ? m : "failed");
+}

@@ -42,5 +42,8 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, const char **pos, int
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "graft: error: <what>: <gr_last_error()>" and returns CLI_FAIL. */
 int cli_fail_status(const char *what);
+/* Same for a file, without repeating the path when the message already
+ * starts with "<path>:" (io messages name their file). */
+int cli_fail_file(const char *path);
 
 #endif
