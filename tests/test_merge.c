@@ -59,6 +59,7 @@ static bool run_tensor(const ref_file *f, const char *t, gr_merge_method m, int 
   a.t = opts->data[3];
   a.filter_wise = opts->data[4] != 0;
   a.rescale_mode = opts->data[5] != 0 ? GR_RESCALE_INV_DENSITY : GR_RESCALE_L1;
+  a.peft_semantics = opts->numel > 6 && opts->data[6] != 0;
   a.masks_in = have_masks ? masks : NULL;
   float *out = malloc(sizeof(float) * (size_t)(base->numel ? base->numel : 1));
   gr_status st = gr_merge_tensor(&a, out, rep);
@@ -98,6 +99,7 @@ static void check_references(void) {
       {"merge_task_arithmetic", GR_MERGE_TASK_ARITHMETIC}, {"merge_task_arithmetic_lambda", GR_MERGE_TASK_ARITHMETIC},
       {"merge_ties", GR_MERGE_TIES}, {"merge_ties_parity", GR_MERGE_TIES}, {"merge_ties_lambda", GR_MERGE_TIES},
       {"merge_dare_ties", GR_MERGE_DARE_TIES}, {"merge_dare_ties_invd", GR_MERGE_DARE_TIES},
+      {"merge_ties_peft", GR_MERGE_TIES}, {"merge_dare_ties_peft", GR_MERGE_DARE_TIES},
       {"merge_dare_linear", GR_MERGE_DARE_LINEAR}, {"merge_dare_linear_invd", GR_MERGE_DARE_LINEAR},
       {"merge_breadcrumbs", GR_MERGE_BREADCRUMBS}, {"merge_breadcrumbs_ties", GR_MERGE_BREADCRUMBS_TIES},
       {"merge_della", GR_MERGE_DELLA}, {"merge_della_linear", GR_MERGE_DELLA_LINEAR},

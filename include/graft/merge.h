@@ -104,6 +104,10 @@ typedef struct gr_merge_args {
    * is empty and zeroes the whole task vector. Reproduced when false (the
    * default, for parity); true keeps [n_bot:] instead. */
   bool breadcrumbs_keep_top;
+  /* PEFT's merge_utils semantics for the consensus methods (ties, dare_ties):
+   * sign elected on the unweighted deltas, the agreeing weighted deltas
+   * divided by how many agree (always); use with GR_RESCALE_INV_DENSITY. */
+  bool peft_semantics;
   uint64_t seed;
   const uint8_t *const *masks_in; /* optional, n_models masks of numel (0/1) for random sparsifiers */
   uint8_t *const *masks_out;      /* optional, receives the masks used (all 1 where not sparsified) */

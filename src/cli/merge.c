@@ -26,7 +26,7 @@ typedef struct merge_opts {
   const char *out, *rescale_mode, *shard_size;
   int64_t seed;
   int threads;
-  bool force, json, keep_top, quiet;
+  bool force, json, keep_top, quiet, peft;
 } merge_opts;
 
 /* One output tensor: where its inputs come from. */
@@ -244,7 +244,8 @@ static gr_status merge_one(merge_job *j, ts_out *o, int i) {
     a.params = params;
     a.seed = (uint64_t)j->opt.seed;
     a.breadcrumbs_keep_top = j->opt.keep_top;
-    a.rescale_mode = !strcmp(j->opt.rescale_mode, "l1") ? GR_RESCALE_L1 : GR_RESCALE_INV_DENSITY;
+    a.rescale_mode = !strcmp(j->opt.rescale_mode, "l1") && !j->opt.peft ? GR_RESCALE_L1 : GR_RESCALE_INV_DENSITY;
+    a.peft_semantics = j->opt.peft;
     gr_merge_report rep;
     if (p->n_in == 0) memcpy(out, base.data, sizeof(float) * (size_t)p->spec.numel); /* mergekit: no task vectors → base */
     else st = gr_merge_tensor(&a, out, &rep);
@@ -354,6 +355,8 @@ int cmd_merge(int argc, char **argv) {
       {"--seed", CLI_I64, &j.opt.seed, "seed of the DARE/DELLA masks (per tensor stream from the tensor name)"},
       {"--threads", CLI_INT, &j.opt.threads, "threads (0 = GRAFT_THREADS or all cores)"},
       {"--rescale-mode", CLI_STR, &j.opt.rescale_mode, "l1 (mergekit: match the L1 norm) or inverse-density (DARE paper, PEFT: 1/d)"},
+      {"--peft-semantics", CLI_BOOL, &j.opt.peft,
+       "ties/dare_ties as PEFT's merge_utils: sign elected on unweighted deltas, divide by the agreeing count, DARE 1/d"},
       {"--breadcrumbs-keep-top", CLI_BOOL, &j.opt.keep_top, "when int(gamma*numel) == 0 keep the top entries instead of mergekit's zeroing"},
       {"--out-shard-size", CLI_STR, &j.opt.shard_size, "largest output shard: bytes, or with K/M/B (1e3/1e6/1e9) like mergekit"},
       {"--force", CLI_BOOL, &j.opt.force, "replace an existing non-empty output directory"},

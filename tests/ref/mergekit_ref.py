@@ -188,3 +188,29 @@ def parameter(cfg, model_params, name, tensor, t, default):
             if v is not None:
                 return v
     return default
+
+
+def peft_consensus(method, base, models, p, masks):
+    """PEFT's merge_utils.ties / dare_ties (peft/utils/merge_utils.py) with a
+    density per model: prune (top-k by |x|, or the injected Bernoulli mask
+    divided by density), elect the sign on the unweighted pruned tensors,
+    divide the agreeing weighted sum by the number that agree (>= 1)."""
+    tts = []
+    for i, m in enumerate(models):
+        tv = (m - base).astype(F32)
+        d = p["d"][i]
+        if d < 1:
+            if method == "ties":
+                k = int(d * tv.size)
+                mask = np.zeros(tv.size, F32)
+                mask[np.argsort(-np.abs(tv).reshape(-1), kind="stable")[:k]] = 1
+                tv = tv * mask.reshape(tv.shape)
+            else:
+                tv = (tv * masks[i].astype(F32)) / F32(d)
+        tts.append(tv)
+    t = np.stack(tts)
+    majority = np.where(t.sum(axis=0) >= 0, F32(1), F32(-1))
+    agree = (np.sign(t) == majority).astype(F32)
+    w = np.array(p["w"], F32).reshape((-1,) + (1,) * base.ndim)
+    mixed = (t * w * agree).sum(axis=0) / np.maximum(agree.sum(axis=0), F32(1))
+    return (base + mixed).astype(F32)

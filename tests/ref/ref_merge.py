@@ -7,7 +7,7 @@ mergekit on CPU. Each case holds several random tensors: <tensor>.base,
 opts = [normalize, rescale, lambda, t, filter_wise, rescale_inv_density]."""
 import numpy as np
 
-from mergekit_ref import GTA, F32, della_probs, gta, linear, model_stock, slerp
+from mergekit_ref import GTA, F32, della_probs, gta, linear, model_stock, peft_consensus, slerp
 from reflib import write_ref
 
 rng = np.random.default_rng(1234)
@@ -36,7 +36,7 @@ SHAPES = [(64, 96), (7,), (3, 5, 40)]
 
 
 def gta_case(method, shapes=SHAPES, weights=(0.6, -0.3, 1.1), dens=(0.3, 0.5, 0.7), inv_d=False, lam=1.0,
-             normalize=None, name=None):
+             normalize=None, name=None, peft=False):
     sp, _, dn, dr = GTA[method]
     tensors = []
     for shape in shapes:
@@ -45,14 +45,14 @@ def gta_case(method, shapes=SHAPES, weights=(0.6, -0.3, 1.1), dens=(0.3, 0.5, 0.
         d = list(dens)
         p = {"w": list(weights), "d": d, "g": [0.01, 0.05, 0.1], "e": [0.1, 0.2, 0.05]}
         nz = dn if normalize is None else normalize
-        opts = [float(nz), float(dr), lam, 0.5, 0.0, float(inv_d)]
+        opts = [float(nz), float(dr), lam, 0.5, 0.0, float(inv_d), float(peft)]
         masks = None
         if sp == "random":
             masks = [(rng.random(shape) < di).astype(F32) for di in d]
         elif sp == "della_magprune":
             masks = [(rng.random(shape) < della_probs(m - base, di, ei)).astype(F32)
                      for m, di, ei in zip(models, d, p["e"])]
-        y = gta(method, base, models, p, opts, masks)
+        y = peft_consensus(method, base, models, p, masks) if peft else gta(method, base, models, p, opts, masks)
         tensors.append({"base": base, "models": models, "masks": masks, "p": p, "opts": opts, "y": y})
     write_case(name or "merge_" + method, tensors)
 
@@ -64,6 +64,9 @@ gta_case("ties", shapes=[(64, 96)], weights=(0.5, 0.8, 1.3), name="merge_ties_pa
 gta_case("ties", lam=0.7, normalize=False, name="merge_ties_lambda")
 gta_case("dare_linear", inv_d=True, name="merge_dare_linear_invd")
 gta_case("dare_ties", inv_d=True, name="merge_dare_ties_invd")
+# PEFT's merge_utils semantics (unweighted sign election, divide by the agreeing count)
+gta_case("ties", name="merge_ties_peft", peft=True)
+gta_case("dare_ties", inv_d=True, name="merge_dare_ties_peft", peft=True)
 gta_case("task_arithmetic", lam=0.4, weights=(1.0, 1.0, 1.0), name="merge_task_arithmetic_lambda")
 
 

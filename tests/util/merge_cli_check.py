@@ -101,6 +101,22 @@ def expected_merge(cfg, models):
     return out
 
 
+def expected_peft_ties(cfg, models):
+    """PEFT's merge_utils.ties on every float tensor, settings evaluated like mergekit."""
+    base = models[cfg["base_model"]]
+    out = {}
+    for name, b in base.items():
+        if b.dtype != np.float32:
+            out[name] = b
+            continue
+        t = layer_t(name)
+        es = cfg["models"]
+        p = {"w": [mk.parameter(cfg, e.get("parameters"), "weight", name, t, None) for e in es],
+             "d": [mk.parameter(cfg, e.get("parameters"), "density", name, t, 1.0) for e in es]}
+        out[name] = mk.peft_consensus("ties", b, [models[e["model"]][name] for e in es], p, None)
+    return out
+
+
 def compare(out_dir, want, what, rtol=1e-5, atol=1e-6):
     got, dtypes = st.load_model(out_dir)
     same_keys = sorted(got) == sorted(want)
@@ -165,6 +181,11 @@ def check_methods(models):
         if name == "breadcrumbs_ties":
             check("zeroed" in r.stderr and "model.norm.weight" in r.stderr, "breadcrumbs: n_top == 0 quirk reported")
     check(os.path.exists(os.path.join(WORK, "out_ties", "mergekit_config.yml")), "mergekit_config.yml written")
+    out = os.path.join(WORK, "out_ties_peft")
+    r = graft("merge", os.path.join(WORK, "ties.yml"), "--out", out, "--peft-semantics")
+    check(r.returncode == 0, "merge ties --peft-semantics: exit 0")
+    if r.returncode == 0:
+        compare(out, expected_peft_ties(cfgs["ties"], models), "merge ties --peft-semantics equals PEFT's merge_utils.ties")
     out = os.path.join(WORK, "out_ties_sharded")
     r = graft("merge", os.path.join(WORK, "ties.yml"), "--out", out, "--out-shard-size", "2K")
     shards = [f for f in os.listdir(out) if f.startswith("model-")] if r.returncode == 0 else []

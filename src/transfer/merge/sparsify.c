@@ -240,6 +240,10 @@ static gr_status build_mask(const gr_merge_args *a, int i, uint8_t *mask, float 
   switch (info->sparsify) {
     case GR_SPARSIFY_MAGNITUDE: {
       int64_t k = (int64_t)(d * (double)n);
+      if (k <= 0 && n > 0 && a->peft_semantics) { /* PEFT's topk(k=0) keeps nothing */
+        memset(mask, 0, (size_t)n);
+        return GR_OK;
+      }
       if (k <= 0 && n > 0)
         return gr_error(GR_EARG, "%s: tensor '%s' model %d: density %g keeps int(%g*%lld) = 0 entries",
                         info->name, a->name, i, d, d, (long long)n);

@@ -21,7 +21,7 @@ typedef struct gta_plan {
   const uint8_t *mask[GTA_MAX_MODELS];
   float scale[GTA_MAX_MODELS], weight[GTA_MAX_MODELS];
   gr_consensus consensus;
-  bool normalize;
+  bool normalize, peft;
   float lambda;
 } gta_plan;
 
@@ -29,44 +29,58 @@ typedef struct gta_plan {
 
 static inline float sign_of(float x) { return (float)((x > 0) - (x < 0)); }
 
+/* Σ over agreeing entries, mergekit's way: the sign is elected on the
+ * weighted deltas and the divisor is Σ w_i over the agreeing models. PEFT's
+ * way (merge_utils.ties/dare_ties): elected on the unweighted deltas, the
+ * weighted sum divided by the number of agreeing models (at least 1). */
+static void gta_consensus(const gta_plan *p, float delta[][GTA_BLOCK], int len, float *mixed, float *div, float *elect) {
+  bool by_sum = p->consensus == GR_CONSENSUS_SUM;
+  for (int i = 0; i < p->n; i++) {
+    float w = p->peft ? 1.0f : p->weight[i];
+    for (int t = 0; t < len; t++) elect[t] += by_sum ? delta[i][t] * w : sign_of(delta[i][t] * w);
+  }
+  for (int t = 0; t < len; t++) elect[t] = elect[t] >= 0 ? 1.0f : -1.0f;
+  for (int i = 0; i < p->n; i++) {
+    float w = p->weight[i], vote_w = p->peft ? 1.0f : w, count = p->peft ? 1.0f : w;
+    for (int t = 0; t < len; t++) {
+      bool agree = sign_of(delta[i][t] * vote_w) == elect[t];
+      mixed[t] += agree ? delta[i][t] * w : 0.0f;
+      div[t] += agree ? count : 0.0f;
+    }
+  }
+  for (int t = 0; t < len; t++) div[t] = div[t] == 0 ? 1.0f : div[t];
+}
+
 /* θ0 + λ·mixed for entries [j0, j0+len) (see graft/merge.h). Loops run over
  * the block so they vectorize; per entry the models are summed in index
- * order, as mergekit's sum over the stacked deltas. */
+ * order, as mergekit's sum over the stacked deltas. delta holds δ_i before
+ * weighting; (δ_i·w_i) is formed where used, the same rounding as mergekit's
+ * weighted_deltas. */
 static void gta_block(const gta_plan *p, const float *base, int64_t j0, int len, float *out) {
   float delta[GTA_MAX_MODELS][GTA_BLOCK], mixed[GTA_BLOCK], div[GTA_BLOCK], elect[GTA_BLOCK];
   const float *b = base + j0;
   for (int i = 0; i < p->n; i++) {
     const float *m = p->models[i] + j0;
-    float s = p->scale[i], w = p->weight[i];
+    float s = p->scale[i];
     if (p->mask[i]) {
       const uint8_t *k = p->mask[i] + j0;
-      for (int t = 0; t < len; t++) delta[i][t] = (k[t] ? (m[t] - b[t]) * s : 0.0f) * w;
+      for (int t = 0; t < len; t++) delta[i][t] = k[t] ? (m[t] - b[t]) * s : 0.0f;
     } else
-      for (int t = 0; t < len; t++) delta[i][t] = ((m[t] - b[t]) * s) * w;
+      for (int t = 0; t < len; t++) delta[i][t] = (m[t] - b[t]) * s;
   }
   for (int t = 0; t < len; t++) mixed[t] = div[t] = elect[t] = 0;
-  if (p->consensus != GR_CONSENSUS_NONE) {
-    bool by_sum = p->consensus == GR_CONSENSUS_SUM;
-    for (int i = 0; i < p->n; i++)
-      for (int t = 0; t < len; t++) elect[t] += by_sum ? delta[i][t] : sign_of(delta[i][t]);
-    for (int t = 0; t < len; t++) elect[t] = elect[t] >= 0 ? 1.0f : -1.0f;
+  if (p->consensus != GR_CONSENSUS_NONE) gta_consensus(p, delta, len, mixed, div, elect);
+  else {
     for (int i = 0; i < p->n; i++)
       for (int t = 0; t < len; t++) {
-        bool agree = sign_of(delta[i][t]) == elect[t];
-        mixed[t] += agree ? delta[i][t] : 0.0f;
-        div[t] += agree ? p->weight[i] : 0.0f;
-      }
-    for (int t = 0; t < len; t++) div[t] = div[t] == 0 ? 1.0f : div[t];
-  } else {
-    for (int i = 0; i < p->n; i++)
-      for (int t = 0; t < len; t++) {
-        mixed[t] += delta[i][t];
+        mixed[t] += delta[i][t] * p->weight[i];
         div[t] += p->weight[i];
       }
     for (int t = 0; t < len; t++) div[t] = fabsf(div[t]) < 1e-8f ? 1.0f : div[t];
   }
+  bool normalize = p->normalize || (p->peft && p->consensus != GR_CONSENSUS_NONE);
   for (int t = 0; t < len; t++) {
-    float x = p->normalize ? mixed[t] / div[t] : mixed[t];
+    float x = normalize ? mixed[t] / div[t] : mixed[t];
     out[j0 + t] = b[t] + (p->lambda != 1.0f ? x * p->lambda : x);
   }
 }
@@ -101,7 +115,7 @@ gr_status merge_task_arithmetic(const gr_merge_args *a, float *out, gr_merge_rep
   const gr_merge_method_info *info = gr_merge_info(a->method);
   if (a->n_models > GTA_MAX_MODELS)
     return gr_error(GR_EARG, "%s: %d models, at most %d supported", info->name, a->n_models, GTA_MAX_MODELS);
-  gta_plan p = {.n = a->n_models, .consensus = info->consensus, .normalize = a->normalize,
+  gta_plan p = {.n = a->n_models, .consensus = info->consensus, .normalize = a->normalize, .peft = a->peft_semantics,
                 .lambda = (float)a->lambda};
   int64_t n = a->numel;
   uint8_t *masks = NULL;
