@@ -5,20 +5,6 @@
 
 #include "graft/nn.h"
 
-/* Ops of core/ not yet on main are referenced weakly so the library links
- * before they land; a layer whose op is missing fails with GR_EUNSUPPORTED.
- * Remove each name from this list when its op lands (a weak reference does
- * not pull the op's object out of the static library). */
-#pragma weak gr_batch_norm
-#pragma weak gr_layer_norm
-#define NEED_OP(fn)                                                             \
-  do {                                                                          \
-    if (!(fn)) {                                                                \
-      gr_error(GR_EUNSUPPORTED, "%s: op " #fn " is not in this build yet", m->kind); \
-      return NULL;                                                              \
-    }                                                                           \
-  } while (0)
-
 typedef struct conv_cfg {
   gr_conv2d_opts o;
 } conv_cfg;
@@ -62,7 +48,6 @@ gr_module *gr_nn_conv2d(gr_model *m, int64_t in_ch, int64_t out_ch, int k, int s
 /* ---- norms and dropout: run in the module's own train/eval mode ------------ */
 static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   norm_cfg *cf = m->cfg;
-  NEED_OP(gr_batch_norm);
   bool prev = gr_ctx_training(c);
   gr_ctx_set_training(c, m->training && !m->model->inference);
   gr_tensor *y = gr_batch_norm(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps);
@@ -91,7 +76,6 @@ gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch) {
 
 static gr_tensor *ln_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   norm_cfg *cf = m->cfg;
-  NEED_OP(gr_layer_norm);
   return gr_layer_norm(c, x, m->p[0].t, m->p[1].t, cf->eps);
 }
 

@@ -1,0 +1,226 @@
+/* core/ops_norm.c — batch normalization and layer normalization.
+ *
+ * batch_norm: x [N,C,*] normalized per channel over N and the trailing dims.
+ * Training uses the batch mean and biased variance and updates the running
+ * stats in place (PyTorch: r = (1-m) r + m s, with the unbiased variance);
+ * eval uses the running stats. The mode is fixed at forward time and saved.
+ * layer_norm: normalized over the last dim. Both save mean and 1/std per
+ * group and recompute x_hat in backward. */
+#include <math.h>
+#include <string.h>
+
+#include "core/op.h"
+
+typedef struct norm_saved {
+  float *mean, *invstd; /* per channel (batch norm) or per row (layer norm) */
+  bool batch_stats;     /* batch norm in training mode */
+} norm_saved;
+
+/* x [N,C,*] as N blocks of C planes of `inner` elements. */
+static void bn_layout(const gr_tensor *x, int64_t *N, int64_t *C, int64_t *inner) {
+  *N = x->shape[0];
+  *C = x->shape[1];
+  *inner = 1;
+  for (int d = 2; d < x->ndim; d++) *inner *= x->shape[d];
+}
+
+static void bn_backward(gr_ctx *c, gr_node *n) {
+  gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+  const norm_saved *s = n->saved;
+  int64_t N, C, inner;
+  bn_layout(x, &N, &C, &inner);
+  const float *dy = n->out->grad;
+  float *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
+  float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
+  double M = (double)(N * inner);
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t ch = 0; ch < C; ch++) {
+    float mu = s->mean[ch], is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
+    double sdy = 0, sdyx = 0;
+    for (int64_t b = 0; b < N; b++) {
+      const float *xp = x->data + (b * C + ch) * inner, *gp = dy + (b * C + ch) * inner;
+      for (int64_t i = 0; i < inner; i++) {
+        sdy += gp[i];
+        sdyx += (double)gp[i] * (xp[i] - mu) * is;
+      }
+    }
+    if (dg) dg[ch] += (float)sdyx;
+    if (db) db[ch] += (float)sdy;
+    if (!dx) continue;
+    for (int64_t b = 0; b < N; b++) {
+      const float *xp = x->data + (b * C + ch) * inner, *gp = dy + (b * C + ch) * inner;
+      float *dp = dx + (b * C + ch) * inner;
+      for (int64_t i = 0; i < inner; i++) {
+        if (!s->batch_stats) {
+          dp[i] += gp[i] * g * is;
+          continue;
+        }
+        double xh = (xp[i] - mu) * is;
+        dp[i] += (float)(g * is * (gp[i] - sdy / M - xh * sdyx / M));
+      }
+    }
+  }
+}
+
+static const gr_op_def OP_BATCHNORM = {"batch_norm", bn_backward};
+
+static bool bn_check(const gr_tensor *x, const gr_tensor *const *per_ch, float momentum, float eps) {
+  char sx[96], sp[96];
+  if (x->ndim < 2) {
+    gr_error(GR_ESHAPE, "batch_norm: want x[N,C,...], got x%s", gr_shape_str(x, sx, sizeof sx));
+    return false;
+  }
+  for (int k = 0; k < 4; k++)
+    if (per_ch[k] && (per_ch[k]->ndim != 1 || per_ch[k]->shape[0] != x->shape[1])) {
+      gr_error(GR_ESHAPE, "batch_norm: per-channel tensor %d is %s, want [%lld] for x%s", k,
+               gr_shape_str(per_ch[k], sp, sizeof sp), (long long)x->shape[1], gr_shape_str(x, sx, sizeof sx));
+      return false;
+    }
+  if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) {
+    gr_error(GR_EARG, "batch_norm: eps %g must be > 0 and momentum %g in [0,1]", eps, momentum);
+    return false;
+  }
+  return true;
+}
+
+gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
+                         gr_tensor *running_var, float momentum, float eps) {
+  GR_NEED("batch_norm", c);
+  GR_NEED("batch_norm", x);
+  gr_tensor *per_ch[4] = {gamma, beta, running_mean, running_var};
+  if (!bn_check(x, (const gr_tensor *const *)per_ch, momentum, eps)) return NULL;
+  int64_t N, C, inner;
+  bn_layout(x, &N, &C, &inner);
+  bool batch_stats = gr_ctx_training(c);
+  if (!batch_stats && (!running_mean || !running_var)) {
+    gr_error(GR_EARG, "batch_norm: eval mode needs running_mean and running_var");
+    return NULL;
+  }
+  if (batch_stats && N * inner < 2) {
+    gr_error(GR_ESHAPE, "batch_norm: training needs more than 1 value per channel, got x[%lld,%lld,...] with %lld",
+             (long long)N, (long long)C, (long long)(N * inner));
+    return NULL;
+  }
+  gr_tensor *y = gr_tensor_like(c, x);
+  norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats};
+  if (!y || !s.mean || !s.invstd) return NULL;
+  double M = (double)(N * inner);
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t ch = 0; ch < C; ch++) {
+    double mu, var;
+    if (batch_stats) {
+      double sum = 0, sq = 0;
+      for (int64_t b = 0; b < N; b++) {
+        const float *xp = x->data + (b * C + ch) * inner;
+        for (int64_t i = 0; i < inner; i++) sum += xp[i];
+      }
+      mu = sum / M;
+      for (int64_t b = 0; b < N; b++) {
+        const float *xp = x->data + (b * C + ch) * inner;
+        for (int64_t i = 0; i < inner; i++) sq += (xp[i] - mu) * (xp[i] - mu);
+      }
+      var = sq / M;
+      if (running_mean) running_mean->data[ch] = (float)((1 - momentum) * running_mean->data[ch] + momentum * mu);
+      if (running_var)
+        running_var->data[ch] = (float)((1 - momentum) * running_var->data[ch] + momentum * sq / (M - 1));
+    } else {
+      mu = running_mean->data[ch];
+      var = running_var->data[ch];
+    }
+    float is = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
+    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f;
+    s.mean[ch] = m;
+    s.invstd[ch] = is;
+    for (int64_t b = 0; b < N; b++) {
+      const float *xp = x->data + (b * C + ch) * inner;
+      float *yp = y->data + (b * C + ch) * inner;
+      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * is * g + bb;
+    }
+  }
+  gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 3, (gr_tensor *[]){x, gamma, beta});
+  if (n) {
+    n->saved = gr_scratch(c, sizeof s);
+    if (!n->saved) return NULL;
+    memcpy(n->saved, &s, sizeof s);
+  }
+  return y;
+}
+
+/* ---- layer norm -------------------------------------------------------- */
+static void ln_backward(gr_ctx *c, gr_node *n) {
+  gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+  const norm_saved *s = n->saved;
+  int64_t D = x->shape[x->ndim - 1], rows = D ? x->numel / D : 0;
+  const float *dy = n->out->grad;
+  float *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
+  float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xp = x->data + r * D, *gp = dy + r * D;
+    float mu = s->mean[r], is = s->invstd[r];
+    double sg = 0, sgx = 0;
+    for (int64_t i = 0; i < D; i++) {
+      float xh = (xp[i] - mu) * is, gi = gp[i] * (gamma ? gamma->data[i] : 1.0f);
+      if (dg) dg[i] += gp[i] * xh;
+      if (db) db[i] += gp[i];
+      sg += gi;
+      sgx += (double)gi * xh;
+    }
+    if (!dx) continue;
+    float *dp = dx + r * D;
+    for (int64_t i = 0; i < D; i++) {
+      double xh = (xp[i] - mu) * is, gi = gp[i] * (gamma ? gamma->data[i] : 1.0f);
+      dp[i] += (float)(is * (gi - sg / D - xh * sgx / D));
+    }
+  }
+}
+
+static const gr_op_def OP_LAYERNORM = {"layer_norm", ln_backward};
+
+gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, float eps) {
+  GR_NEED("layer_norm", c);
+  GR_NEED("layer_norm", x);
+  char sx[96], sp[96];
+  if (x->ndim < 1 || x->shape[x->ndim - 1] == 0) {
+    gr_error(GR_ESHAPE, "layer_norm: want x[...,D] with D >= 1, got x%s", gr_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  int64_t D = x->shape[x->ndim - 1], rows = x->numel / D;
+  const gr_tensor *aff[2] = {gamma, beta};
+  for (int k = 0; k < 2; k++)
+    if (aff[k] && (aff[k]->ndim != 1 || aff[k]->shape[0] != D)) {
+      gr_error(GR_ESHAPE, "layer_norm: %s is %s, want [%lld]", k ? "beta" : "gamma", gr_shape_str(aff[k], sp, sizeof sp),
+               (long long)D);
+      return NULL;
+    }
+  if (!(eps > 0)) {
+    gr_error(GR_EARG, "layer_norm: eps %g must be > 0", eps);
+    return NULL;
+  }
+  gr_tensor *y = gr_tensor_like(c, x);
+  norm_saved s = {gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)),
+                  gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false};
+  if (!y || !s.mean || !s.invstd) return NULL;
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xp = x->data + r * D;
+    float *yp = y->data + r * D;
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < D; i++) sum += xp[i];
+    double mu = sum / D;
+    for (int64_t i = 0; i < D; i++) sq += (xp[i] - mu) * (xp[i] - mu);
+    float is = (float)(1.0 / sqrt(sq / D + eps)), m = (float)mu;
+    s.mean[r] = m;
+    s.invstd[r] = is;
+    for (int64_t i = 0; i < D; i++)
+      yp[i] = (xp[i] - m) * is * (gamma ? gamma->data[i] : 1.0f) + (beta ? beta->data[i] : 0.0f);
+  }
+  gr_node *n = gr_tape_record(c, &OP_LAYERNORM, y, 3, (gr_tensor *[]){x, gamma, beta});
+  if (n) {
+    n->saved = gr_scratch(c, sizeof s);
+    if (!n->saved) return NULL;
+    memcpy(n->saved, &s, sizeof s);
+  }
+  return y;
+}
