@@ -111,6 +111,7 @@ static void check_fields(void) {
   double t[6];
   gr_mk_layer_positions(nm, 6, t);
   CHECK(t[0] == 0 && t[1] == 0.5 && t[2] == 1 && t[3] == 1 && t[4] == 0 && t[5] == 1);
+  CHECK(gr_mk_layer_count(nm, 6) == 8 && gr_mk_layer_count(nm + 4, 1) == 0);
 }
 
 /* Parsing text must fail with status st, and the message hold every needle. */

@@ -100,6 +100,8 @@ gr_status gr_mk_resolve(const gr_mk_config *c, const char *tensor, double t, gr_
  * (1 when L == 1), and 0 for tensors outside layers (mergekit's t for
  * embeddings and the final norm/head). t_out has n entries. */
 void gr_mk_layer_positions(const char *const *names, int n, double *t_out);
+/* 1 + the largest layer index among the names (0 when none has one). */
+int gr_mk_layer_count(const char *const *names, int n);
 
 #ifdef __cplusplus
 }

@@ -155,6 +155,10 @@ static gr_status build_plan(merge_job *j) {
   for (int i = 0; i < n; i++) names[i] = ts_model_tensor(ref, i)->name;
   gr_mk_layer_positions(names, n, t);
   gr_status st = GR_OK;
+  int layers = gr_mk_layer_count(names, n), want = j->cfg->n_models ? j->cfg->models[0].layer_range[1] : 0;
+  if (j->cfg->from_slices && layers != want)
+    st = gr_error(GR_EUNSUPPORTED, "%s: the slice's layer_range [0, %d] does not cover the %d layers of %s; only "
+                  "whole-model slices are supported", j->cfg_path, want, layers, ts_model_path(ref));
   for (int i = 0; i < n && !st; i++) {
     const ts_tensor *base = ts_model_tensor(ref, i);
     planned *p = &j->plan[j->n_plan++];

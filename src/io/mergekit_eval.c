@@ -125,6 +125,16 @@ void gr_mk_layer_positions(const char *const *names, int n, double *t_out) {
   }
 }
 
+int gr_mk_layer_count(const char *const *names, int n) {
+  long max_layer = -1;
+  for (int i = 0; i < n; i++) {
+    size_t pl;
+    long li = layer_of(names[i], &pl);
+    if (li > max_layer) max_layer = li;
+  }
+  return (int)(max_layer + 1);
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 static void write_escaped(FILE *fp, const char *s) {

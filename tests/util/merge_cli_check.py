@@ -264,6 +264,16 @@ def check_bad_inputs(models):
                 ["no_such_model", "nofile.yml:6"], "config naming a missing model")
     expect_fail(["merge", write_cfg("nobase.yml", base_cfg.replace("base_model: base", "base_model: gone")), "--out", out],
                 ["gone", "nobase.yml:2"], "config naming a missing base model")
+    sl = ("merge_method: slerp\nbase_model: base\nparameters: {t: 0.5}\nslices:\n  - sources:\n"
+          "      - {model: base, layer_range: [0, %d]}\n      - {model: m1, layer_range: [0, %d]}\n")
+    r = graft("merge", write_cfg("slices.yml", sl % (N_LAYERS, N_LAYERS)), "--out", os.path.join(WORK, "out_slices"))
+    check(r.returncode == 0, "whole-model slices: exit 0")
+    if r.returncode == 0:
+        eq = {"merge_method": "slerp", "base_model": "base", "parameters": {"t": 0.5},
+              "models": [{"model": "base"}, {"model": "m1"}]}
+        compare(os.path.join(WORK, "out_slices"), expected_merge(eq, models), "slices == the models form")
+    expect_fail(["merge", write_cfg("slices3.yml", sl % (3, 3)), "--out", out], ["layer_range [0, 3]", "4 layers"],
+                "slices not covering the model")
     expect_fail(["merge", write_cfg("meth.yml", base_cfg.replace("ties", "frankenmerge")), "--out", out],
                 ["frankenmerge", "meth.yml:1"], "unknown method")
     expect_fail(["merge", write_cfg("param.yml", base_cfg + "parameters:\n  lamda: 0.5\n"), "--out", out],
