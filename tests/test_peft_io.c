@@ -4,6 +4,7 @@
  * errors, rank/alpha patterns and rsLoRA scaling, IA3 orientation, and the
  * refusal of pickled adapter_model.bin. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static void test_config_rules(void) {
   expect_bad_config("pattern without layers", "{\"peft_type\": \"LORA\", \"layers_pattern\": \"layers\"}");
   expect_bad_config("loftq", "{\"peft_type\": \"LORA\", \"init_lora_weights\": \"loftq\", \"loftq_config\": {}}");
   expect_bad_config("rank_pattern value", "{\"peft_type\": \"LORA\", \"rank_pattern\": {\"q\": \"4\"}}");
+  expect_bad_config("inf number", "{\"peft_type\": \"LORA\", \"x\": [1e999]}"); /* could not be written back */
   expect_bad_config("ia3 ff subset",
                     "{\"peft_type\": \"IA3\", \"target_modules\": [\"k_proj\"], \"feedforward_modules\": [\"down_proj\"]}");
   gr_peft_config *c = NULL;
@@ -222,12 +224,49 @@ static void test_ia3_and_pickle(void) {
   gr_peft_config_free(c);
 }
 
+/* Every config of the fuzz corpus (incl. fuzzer finds): parse; when valid,
+ * print, re-parse and print again: graft reads what it writes, and printing
+ * is idempotent. */
+static void test_corpus_roundtrip(void) {
+  char cdir[1024];
+  const char *src = getenv("GRAFT_SRC");
+  snprintf(cdir, sizeof cdir, "%s/tests/fuzz/corpus/peft_config", src ? src : ".");
+  DIR *d = opendir(cdir);
+  CHECK_PTR(d);
+  int files = 0, valid = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", cdir, e->d_name);
+    size_t n;
+    char *text = (char *)test_read_file(path, &n);
+    if (!text) continue;
+    files++;
+    gr_peft_config *c = NULL, *c2 = NULL;
+    if (gr_peft_config_parse(text, n, e->d_name, &c) == GR_OK) {
+      valid++;
+      char *out = gr_peft_config_to_json(c);
+      CHECK_MSG(out && gr_peft_config_parse(out, strlen(out), e->d_name, &c2) == GR_OK, "%s: re-parse: %s", e->d_name, gr_last_error());
+      char *out2 = c2 ? gr_peft_config_to_json(c2) : NULL;
+      CHECK_MSG(out && out2 && !strcmp(out, out2), "%s: printing is not idempotent", e->d_name);
+      gr_free(out);
+      gr_free(out2);
+    }
+    gr_peft_config_free(c);
+    gr_peft_config_free(c2);
+    free(text);
+  }
+  if (d) closedir(d);
+  CHECK(files >= 8 && valid >= 4);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "%s/peft_%d", test_tmpdir(), (int)getpid());
   test_parse_and_roundtrip();
   test_config_rules();
   test_lora_dir();
   test_ia3_and_pickle();
+  test_corpus_roundtrip();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   CHECK(system(cmd) == 0);

@@ -16,19 +16,6 @@
 #include "refdata.h"
 #include "testutil.h"
 
-static uint8_t *slurp(const char *path, size_t *len) {
-  *len = 0;
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  *len = fread(b, 1, (size_t)n, fp);
-  fclose(fp);
-  return b;
-}
-
 static char *tmp_path(const char *name) {
   static char buf[8][512];
   static int k;
@@ -85,7 +72,7 @@ static void test_golden_bytes(void) {
   const void *datas[1] = {vals};
   const char *p = tmp_path("forced.safetensors");
   CHECK_OK(gr_st_save(p, &e, datas, 1, NULL, 0));
-  uint8_t *b = slurp(p, &n);
+  uint8_t *b = test_read_file(p, &n);
   CHECK(b && n == sizeof forced && !memcmp(b, forced, n));
   gr_st_file *f = NULL;
   CHECK_OK(gr_st_open(p, &f));
@@ -383,7 +370,7 @@ static void check_python_case(const char *dir, const char *name, const cJSON *c)
   snprintf(out, sizeof out, "%s", tmp_path("pyparity.safetensors"));
   CHECK_OK(gr_st_save(out, e, datas, (size_t)n, meta, (size_t)nm));
   size_t la = 0, lb = 0;
-  uint8_t *a = slurp(path, &la), *b = slurp(out, &lb);
+  uint8_t *a = test_read_file(path, &la), *b = test_read_file(out, &lb);
   CHECK_MSG(a && b && la == lb && !memcmp(a, b, la), "%s: graft's bytes differ from the Python writer's", name);
   free(a);
   free(b);
@@ -401,7 +388,7 @@ static void test_python_writer_parity(void) {
   snprintf(dir, sizeof dir, "%s/st_py", ref ? ref : "ref");
   snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
   size_t n;
-  char *text = (char *)slurp(mpath, &n);
+  char *text = (char *)test_read_file(mpath, &n);
   CHECK_MSG(text != NULL, "missing %s (ref_safetensors.py fixture)", mpath);
   if (!text) return;
   text[n] = 0;
@@ -421,7 +408,7 @@ static void test_streaming(void) {
   gr_st_entry e[3] = {{"a", GR_DT_F32, 1, GR_SHAPE(4)}, {"b", GR_DT_BF16, 1, GR_SHAPE(3)}, {"c", GR_DT_F16, 1, GR_SHAPE(3)}};
   CHECK_OK(gr_st_save(p, e, (const void *const[]){a, "\0\0\0\0\0\0", "\0\0\0\0\0\0"}, 3, NULL, 0));
   size_t n0;
-  uint8_t *before = slurp(p, &n0);
+  uint8_t *before = test_read_file(p, &n0);
   gr_st_writer *w = NULL;
   CHECK_OK(gr_st_writer_begin(p, e, 3, &(gr_st_kv){"format", "pt"}, 1, &w));
   CHECK_OK(gr_st_writer_write_f32(w, "c", b, 3));
@@ -430,11 +417,11 @@ static void test_streaming(void) {
   CHECK_FAILS(gr_st_writer_write(w, "zz", b, 4) == GR_OK, GR_ENOTFOUND);
   CHECK_OK(gr_st_writer_write_f32(w, "b", b, 3));
   size_t n1;
-  uint8_t *mid = slurp(p, &n1); /* target untouched while writing */
+  uint8_t *mid = test_read_file(p, &n1); /* target untouched while writing */
   CHECK(mid && n1 == n0 && !memcmp(mid, before, n0));
   free(mid);
   CHECK_FAILS(gr_st_writer_finish(w) == GR_OK, GR_ESTATE); /* "a" never written: target kept */
-  mid = slurp(p, &n1);
+  mid = test_read_file(p, &n1);
   CHECK(mid && n1 == n0 && !memcmp(mid, before, n0));
   free(mid);
   CHECK_OK(gr_st_writer_begin(p, e, 3, &(gr_st_kv){"format", "pt"}, 1, &w));

@@ -14,19 +14,6 @@
 
 static char corpus[1024];
 
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  *len = 0;
-  if (!fp) return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  uint8_t *b = malloc(n ? (size_t)n : 1);
-  *len = fread(b, 1, (size_t)n, fp);
-  fclose(fp);
-  return b;
-}
-
 /* Parses and, when valid, touches every tensor: checks data lies inside. */
 static gr_status parse_and_touch(const uint8_t *b, size_t n, const char *what) {
   gr_st_file *f = NULL;
@@ -63,7 +50,7 @@ static void test_expected_kinds(void) {
     if (sscanf(line, "%255s %63s", file, kind) != 2) continue;
     snprintf(path, sizeof path, "%s/%s", corpus, file);
     size_t n;
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = test_read_file(path, &n);
     CHECK_MSG(b != NULL, "missing %s", path);
     if (!b) continue;
     bool want_ok = !strcmp(kind, "OK");
@@ -94,7 +81,7 @@ static void test_replay_all(void) {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s", corpus, e->d_name);
     size_t n;
-    uint8_t *b = slurp(path, &n);
+    uint8_t *b = test_read_file(path, &n);
     if (!b) continue;
     parse_and_touch(b, n, e->d_name);
     free(b);
@@ -108,7 +95,7 @@ static void test_truncations_and_flips(void) {
   char path[1400];
   snprintf(path, sizeof path, "%s/v_three.safetensors", corpus);
   size_t n;
-  uint8_t *good = slurp(path, &n);
+  uint8_t *good = test_read_file(path, &n);
   CHECK_PTR(good);
   if (!good) return;
   CHECK_OK(parse_and_touch(good, n, "v_three"));

@@ -98,6 +98,13 @@ static cJSON *totals_json(const totals *s) {
   return o;
 }
 
+static void print_json_and_free(cJSON *o) {
+  char *text = cJSON_Print(o);
+  printf("%s\n", text ? text : "null");
+  cJSON_free(text);
+  cJSON_Delete(o);
+}
+
 static void print_adapter_text(const gr_peft_config *c) {
   printf("PEFT adapter: peft_type %s, task_type %s, base model %s\n", c->peft_type, c->task_type ? c->task_type : "null",
          c->base_model_name_or_path ? c->base_model_name_or_path : "null");
@@ -128,10 +135,7 @@ static int inspect_adapter(const char *dir, bool json) {
     cJSON_AddItemToArray(files, file_json(f, &s));
     cJSON_AddItemToObject(o, "files", files);
     cJSON_AddItemToObject(o, "totals", totals_json(&s));
-    char *text = cJSON_Print(o);
-    printf("%s\n", text);
-    cJSON_free(text);
-    cJSON_Delete(o);
+    print_json_and_free(o);
   } else {
     print_adapter_text(c);
     print_file_text(f, &s);
@@ -155,10 +159,7 @@ static int inspect_model(const char *path, bool json) {
     for (size_t i = 0; i < gr_st_model_shards(m); i++) cJSON_AddItemToArray(files, file_json(gr_st_model_shard(m, i), &s));
     cJSON_AddItemToObject(o, "files", files);
     cJSON_AddItemToObject(o, "totals", totals_json(&s));
-    char *text = cJSON_Print(o);
-    printf("%s\n", text);
-    cJSON_free(text);
-    cJSON_Delete(o);
+    print_json_and_free(o);
   } else {
     if (index) printf("sharded model: %s (%zu shards)\n", index, gr_st_model_shards(m));
     for (size_t i = 0; i < gr_st_model_shards(m); i++) print_file_text(gr_st_model_shard(m, i), &s);

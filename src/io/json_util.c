@@ -1,7 +1,8 @@
-/* io/json_util.c — cJSON parsing with duplicate-key and trailing-byte
- * checks (see json_util.h). */
+/* io/json_util.c — cJSON parsing with duplicate-key, number-range and
+ * trailing-byte checks (see json_util.h). */
 #include "io/json_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,9 @@ static int cmp_str_ptr(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-gr_status io_json_check_unique_keys(const cJSON *j, const char *what) {
+gr_status io_json_check(const cJSON *j, const char *what) {
+  if (cJSON_IsNumber(j) && !isfinite(j->valuedouble))
+    return gr_error(GR_EFORMAT, "%s: number out of range%s%.200s", what, j->string ? " at key " : "", j->string ? j->string : "");
   if (!j || (!cJSON_IsObject(j) && !cJSON_IsArray(j))) return GR_OK;
   size_t n = 0;
   for (const cJSON *c = j->child; c; c = c->next) n++;
@@ -29,7 +32,7 @@ gr_status io_json_check_unique_keys(const cJSON *j, const char *what) {
     if (st) return st;
   }
   for (const cJSON *c = j->child; c; c = c->next) {
-    gr_status st = io_json_check_unique_keys(c, what);
+    gr_status st = io_json_check(c, what);
     if (st) return st;
   }
   return GR_OK;
@@ -52,7 +55,7 @@ gr_status io_json_parse(const char *text, size_t len, const char *what, cJSON **
     return gr_error(GR_EFORMAT, "%s: trailing characters after the JSON value at byte %ld", what,
                     (long)(end - text));
   }
-  gr_status st = io_json_check_unique_keys(j, what);
+  gr_status st = io_json_check(j, what);
   if (st) {
     cJSON_Delete(j);
     return st;

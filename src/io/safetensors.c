@@ -133,17 +133,15 @@ void gr_st_metadata_at(const gr_st_file *f, size_t i, const char **key, const ch
   if (value) *value = ok ? f->meta[i].value : NULL;
 }
 
+static int cmp_kv_key(const void *a, const void *b) {
+  return strcmp(((const gr_st_kv *)a)->key, ((const gr_st_kv *)b)->key);
+}
+
 const char *gr_st_metadata_get(const gr_st_file *f, const char *key) {
   if (!f || !key) return NULL;
-  size_t lo = 0, hi = f->n_meta;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(f->meta[mid].key, key);
-    if (!c) return f->meta[mid].value;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  gr_st_kv probe = {key, NULL};
+  const gr_st_kv *kv = bsearch(&probe, f->meta, f->n_meta, sizeof *f->meta, cmp_kv_key);
+  return kv ? kv->value : NULL;
 }
 
 const gr_st_tensor *gr_st_find(const gr_st_file *f, const char *name) {

@@ -57,15 +57,9 @@ static int cmp_tensor_name(const void *a, const void *b) {
 }
 
 static const gr_st_tensor *lookup(const gr_st_model *m, const char *name) {
-  size_t lo = 0, hi = m->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(m->by_name[mid]->name, name);
-    if (!c) return m->by_name[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  const gr_st_tensor probe = {.name = name}, *pp = &probe;
+  const gr_st_tensor *const *hit = bsearch(&pp, m->by_name, m->n, sizeof *m->by_name, cmp_tensor_name);
+  return hit ? *hit : NULL;
 }
 
 const gr_st_tensor *gr_st_model_find(const gr_st_model *m, const char *name) {

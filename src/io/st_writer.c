@@ -240,16 +240,11 @@ gr_status gr_st_writer_begin(const char *path, const gr_st_entry *entries, size_
   return st_ok();
 }
 
+static int cmp_slot_name(const void *a, const void *b) { return strcmp(((const slot *)a)->name, ((const slot *)b)->name); }
+
 static slot *find_slot(gr_st_writer *w, const char *name) {
-  size_t lo = 0, hi = w->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(w->slots[mid].name, name);
-    if (!c) return &w->slots[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  slot probe = {.name = (char *)name};
+  return bsearch(&probe, w->slots, w->n, sizeof *w->slots, cmp_slot_name);
 }
 
 static gr_status slot_for_write(gr_st_writer *w, const char *name, slot **out) {

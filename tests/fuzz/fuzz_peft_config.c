@@ -2,6 +2,7 @@
  * arbitrary bytes through gr_peft_config_parse; a valid config is printed,
  * re-parsed (must succeed: graft reads what it writes) and queried. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *out = gr_peft_config_to_json(c);
   if (!out) abort();
   gr_peft_config *c2 = NULL;
-  if (gr_peft_config_parse(out, strlen(out), "fuzz-roundtrip", &c2) != GR_OK) abort();
+  if (gr_peft_config_parse(out, strlen(out), "fuzz-roundtrip", &c2) != GR_OK) {
+    fprintf(stderr, "round trip failed: %s\n--- printed:\n%s\n", gr_last_error(), out);
+    abort();
+  }
   if (c2->type != c->type || c2->r != c->r || c2->n_unknown_keys != c->n_unknown_keys) abort();
   gr_peft_module_rank(c, "model.layers.0.self_attn.q_proj");
   gr_peft_scaling(c, "model.layers.0.mlp.down_proj");

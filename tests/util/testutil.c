@@ -54,3 +54,19 @@ const char *test_tmpdir(void) {
   mkdir(d, 0755);
   return d;
 }
+
+uint8_t *test_read_file(const char *path, size_t *len) {
+  *len = 0;
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return NULL;
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  uint8_t *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (b) {
+    *len = fread(b, 1, (size_t)n, fp);
+    b[*len] = 0;
+  }
+  fclose(fp);
+  return b;
+}

@@ -67,6 +67,9 @@ bool test_allclose(const char *what, const float *got, const float *want, int64_
 void test_fill(gr_rng *r, float *x, int64_t n, float lo, float hi);
 /* Prints "N checks, M failed" and returns the exit code. */
 int test_summary(void);
+/* A whole file in a malloc'd buffer (one spare byte, NUL-terminated); NULL
+ * if unreadable. *len gets its size. */
+uint8_t *test_read_file(const char *path, size_t *len);
 /* Directory for scratch files of this test (created): $GRAFT_TMP or /tmp. */
 const char *test_tmpdir(void);
 
