@@ -233,6 +233,12 @@ static void test_header_fields(void) {
   gr_st_entry two[2] = {{"a", GR_DT_F32, 0, NULL}, {"a", GR_DT_F16, 0, NULL}};
   CHECK_FAILS(gr_st_writer_begin(tmp_path("x"), two, 2, NULL, 0, &w) == GR_OK, GR_EFORMAT);
   CHECK(gr_st_last_err() == GR_ST_DUPLICATE_KEY);
+  gr_st_entry latin1 = {"caf\xe9", GR_DT_F32, 0, NULL};
+  CHECK_FAILS(gr_st_writer_begin(tmp_path("x"), &latin1, 1, NULL, 0, &w) == GR_OK, GR_EFORMAT);
+  CHECK(gr_st_last_err() == GR_ST_BAD_NAME);
+  gr_st_kv badv = {"k", "\xff"};
+  CHECK_FAILS(gr_st_writer_begin(tmp_path("x"), NULL, 0, &badv, 1, &w) == GR_OK, GR_EFORMAT);
+  CHECK(gr_st_last_err() == GR_ST_BAD_NAME);
   gr_st_kv dupm[2] = {{"k", "1"}, {"k", "2"}};
   CHECK_FAILS(gr_st_writer_begin(tmp_path("x"), NULL, 0, dupm, 2, &w) == GR_OK, GR_EFORMAT);
   CHECK(gr_st_last_err() == GR_ST_DUPLICATE_KEY);

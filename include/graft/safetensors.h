@@ -27,7 +27,10 @@
  * fsyncs it and renames it over the target, so an existing file is replaced
  * only by a complete one. abort() (or any failure) removes the temporary file.
  *
- * Names are arbitrary UTF-8 without NUL; "__metadata__" is reserved. */
+ * Names are arbitrary UTF-8 without NUL; "__metadata__" is reserved.
+ * A mapped file must not be truncated in place by another program while it
+ * is open (reads would fault); graft's own writers never modify a file in
+ * place: they rename a new one over it, which leaves open mappings valid. */
 #ifndef GRAFT_SAFETENSORS_H
 #define GRAFT_SAFETENSORS_H
 #include <stdbool.h>
@@ -92,7 +95,7 @@ typedef enum gr_st_err {
   GR_ST_INCOMPLETE_BUFFER,     /* data buffer not exactly covered (short or trailing bytes) */
   GR_ST_DUPLICATE_KEY,         /* a name (tensor or metadata key) appears twice */
   GR_ST_RESERVED_NAME,         /* writing a tensor named "__metadata__" */
-  GR_ST_BAD_NAME,              /* empty name or a name/value containing NUL */
+  GR_ST_BAD_NAME,              /* a name/value containing NUL (read) or not UTF-8 (write) */
   GR_ST_NOT_FOUND,             /* lookup of an absent tensor */
   GR_ST_UNSUPPORTED_DTYPE,     /* conversion not implemented for this dtype */
   GR_ST_IO,                    /* open/map/read/write/fsync/rename failed */

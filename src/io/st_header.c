@@ -39,7 +39,7 @@ typedef struct parser {
 } parser;
 
 /* ---- UTF-8 (as Rust's str::from_utf8: no overlongs, surrogates, > U+10FFFF) */
-static bool utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
+bool st_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
   size_t i = 0;
   while (i < n) {
     uint8_t c = s[i];
@@ -508,7 +508,7 @@ static gr_status check_prefix(gr_st_file *f, const char *what) {
   f->header_len = n;
   size_t bad;
   GR_ASSERT(f->head_len >= 8 + n);
-  if (!utf8_valid(f->head + 8, n, &bad))
+  if (!st_utf8_valid(f->head + 8, n, &bad))
     return st_fail(GR_ST_INVALID_UTF8, GR_EFORMAT, "%s: header is not valid UTF-8 (byte %zu)", what, bad);
   return GR_OK;
 }

@@ -37,6 +37,9 @@ struct gr_st_file {
  * header is valid (then st_set_data_pointers()). */
 gr_status st_parse_header(gr_st_file *f);
 void st_set_data_pointers(gr_st_file *f);
+/* UTF-8 as Rust's str::from_utf8 accepts it (no overlongs, surrogates or
+ * code points above U+10FFFF); *bad_at gets the first bad byte. */
+bool st_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
 /* ---- small utilities (st_util.c) ---------------------------------------- */
 /* A gr_malloc'd copy of s (NULL when out of memory). */
 char *st_strdup(const char *s);

@@ -53,6 +53,9 @@ static int cmp_kv_key(const void *a, const void *b) {
 
 static gr_status check_entry(const gr_st_entry *e, uint64_t *nbytes) {
   if (!e->name) return st_fail(GR_ST_BAD_ARG, GR_EARG, "safetensors writer: tensor with a NULL name");
+  size_t bad;
+  if (!st_utf8_valid((const uint8_t *)e->name, strlen(e->name), &bad))
+    return st_fail(GR_ST_BAD_NAME, GR_EFORMAT, "safetensors writer: tensor name is not valid UTF-8 (byte %zu)", bad);
   if (!strcmp(e->name, "__metadata__"))
     return st_fail(GR_ST_RESERVED_NAME, GR_EFORMAT, "safetensors writer: '__metadata__' is reserved, not a tensor name");
   if ((unsigned)e->dtype >= GR_DT_COUNT)
@@ -81,8 +84,12 @@ static gr_status check_metadata(const gr_st_kv *meta, size_t n_meta, gr_st_kv **
   *sorted = gr_malloc((n_meta + 1) * sizeof(gr_st_kv));
   if (!*sorted) return st_fail(GR_ST_IO, GR_ENOMEM, "safetensors writer: out of memory");
   for (size_t i = 0; i < n_meta; i++) {
+    size_t bad;
     if (!meta[i].key || !meta[i].value)
       return st_fail(GR_ST_BAD_ARG, GR_EARG, "safetensors writer: metadata entry %zu has a NULL key or value", i);
+    if (!st_utf8_valid((const uint8_t *)meta[i].key, strlen(meta[i].key), &bad) ||
+        !st_utf8_valid((const uint8_t *)meta[i].value, strlen(meta[i].value), &bad))
+      return st_fail(GR_ST_BAD_NAME, GR_EFORMAT, "safetensors writer: metadata entry %zu is not valid UTF-8", i);
     (*sorted)[i] = meta[i];
   }
   qsort(*sorted, n_meta, sizeof(gr_st_kv), cmp_kv_key);
