@@ -149,8 +149,8 @@ static gr_status read_lora(gr_peft_config *c, const char *what) {
   const cJSON *j = c->json;
   double r = c->r;
   gr_status st = get_number(j, "r", what, &r);
-  if (!st && (r != floor(r) || r < 1 || r > 1e9)) st = field_err(what, "r", "a positive integer");
-  c->r = (int)r;
+  if (!st && (r != floor(r) || r < 1 || r > 1e9)) st = field_err(what, "r", "a positive integer up to 1e9");
+  if (!st) c->r = (int)r; /* only once in int range (a fuzzer find) */
   if (!st) st = get_number(j, "lora_alpha", what, &c->lora_alpha);
   if (!st) st = get_number(j, "lora_dropout", what, &c->lora_dropout);
   if (!st) st = get_string(j, "bias", what, &c->bias);
