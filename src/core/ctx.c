@@ -56,6 +56,7 @@ bool gr_ctx_grad(const gr_ctx *c) { return c->grad_on; }
 int gr_ctx_tape_len(const gr_ctx *c) { return c->tape_len; }
 
 void *gr_scratch(gr_ctx *c, size_t bytes) { return gr_arena_alloc(c->arena, bytes); }
+void *gr_scratch_uninit(gr_ctx *c, size_t bytes) { return gr_arena_alloc_uninit(c->arena, bytes); }
 
 gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in,
                         gr_tensor *const *in) {

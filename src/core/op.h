@@ -35,6 +35,13 @@ gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in
 float *gr_grad_buf(gr_ctx *c, gr_tensor *t);
 /* Zero-filled scratch in the step arena (GR_ENOMEM message on failure). */
 void *gr_scratch(gr_ctx *c, size_t bytes);
+/* Uninitialized scratch / arena memory / step tensor, for buffers a kernel
+ * overwrites entirely (im2col columns, sgemm outputs with beta 0): zero-
+ * filling those was 12% of a LeNet training step. Debug builds fill them
+ * with NaN so a kernel that misses an element fails its tests. */
+void *gr_scratch_uninit(gr_ctx *c, size_t bytes);
+void *gr_arena_alloc_uninit(gr_arena *a, size_t bytes);
+gr_tensor *gr_tensor_new_uninit(gr_ctx *c, int ndim, const int64_t *shape);
 /* A new tensor in the step arena shaped like t. */
 gr_tensor *gr_tensor_like(gr_ctx *c, const gr_tensor *t);
 /* Normalizes a possibly negative axis; GR_EARG naming op on failure (-1). */

@@ -65,7 +65,8 @@ gr_status gr_check_finite(const gr_tensor *t, const char *what) {
   return GR_OK;
 }
 
-static gr_tensor *tensor_alloc(gr_arena *a, int ndim, const int64_t *shape, bool with_grad) {
+/* zero_data false: the caller overwrites every element (gr_tensor_new_uninit). */
+static gr_tensor *tensor_alloc(gr_arena *a, int ndim, const int64_t *shape, bool with_grad, bool zero_data) {
   int64_t numel;
   if (gr_check_shape(ndim, shape, &numel)) return NULL;
   gr_tensor *t = gr_arena_alloc(a, sizeof *t);
@@ -73,7 +74,8 @@ static gr_tensor *tensor_alloc(gr_arena *a, int ndim, const int64_t *shape, bool
   t->ndim = ndim;
   for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
   t->numel = numel;
-  t->data = gr_arena_alloc(a, (size_t)numel * sizeof(float));
+  size_t bytes = (size_t)numel * sizeof(float);
+  t->data = zero_data ? gr_arena_alloc(a, bytes) : gr_arena_alloc_uninit(a, bytes);
   if (!t->data) return NULL;
   if (with_grad) {
     t->grad = gr_arena_alloc(a, (size_t)numel * sizeof(float));
@@ -88,7 +90,7 @@ gr_tensor *gr_tensor_new_in(gr_arena *a, int ndim, const int64_t *shape, bool re
     gr_error(GR_EARG, "tensor: arena is NULL");
     return NULL;
   }
-  return tensor_alloc(a, ndim, shape, requires_grad);
+  return tensor_alloc(a, ndim, shape, requires_grad, true);
 }
 
 void gr_tensor_zero_grad(gr_tensor *t) {
@@ -104,11 +106,19 @@ gr_tensor *gr_tensor_new(gr_ctx *c, int ndim, const int64_t *shape) {
     gr_error(GR_EARG, "tensor: context is NULL");
     return NULL;
   }
-  return tensor_alloc(gr_ctx_arena(c), ndim, shape, false);
+  return tensor_alloc(gr_ctx_arena(c), ndim, shape, false, true);
+}
+
+gr_tensor *gr_tensor_new_uninit(gr_ctx *c, int ndim, const int64_t *shape) {
+  if (!c) {
+    gr_error(GR_EARG, "tensor: context is NULL");
+    return NULL;
+  }
+  return tensor_alloc(gr_ctx_arena(c), ndim, shape, false, false);
 }
 
 gr_tensor *gr_tensor_from(gr_ctx *c, int ndim, const int64_t *shape, const float *src) {
-  gr_tensor *t = gr_tensor_new(c, ndim, shape);
+  gr_tensor *t = src ? gr_tensor_new_uninit(c, ndim, shape) : gr_tensor_new(c, ndim, shape);
   if (t && src) memcpy(t->data, src, (size_t)t->numel * sizeof(float));
   return t;
 }
@@ -124,7 +134,7 @@ gr_tensor *gr_leaf(gr_ctx *c, int ndim, const int64_t *shape, const float *src) 
     gr_error(GR_EARG, "tensor: context is NULL");
     return NULL;
   }
-  gr_tensor *t = tensor_alloc(gr_ctx_arena(c), ndim, shape, true);
+  gr_tensor *t = tensor_alloc(gr_ctx_arena(c), ndim, shape, true, true);
   if (t && src) memcpy(t->data, src, (size_t)t->numel * sizeof(float));
   return t;
 }
