@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test asan demo bench bench-quick install fuzz clean setup
+.PHONY: all build test asan demo bench bench-quick install fuzz clean setup conformance
 
 all: build
 
@@ -57,12 +57,20 @@ fuzz:
 	@scripts/setup.sh fuzz
 	@cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@set -e; for t in safetensors peft_config; do \
+	@set -e; for t in safetensors peft_config onnx; do \
 	  mkdir -p $(FUZZ_BUILD)/work_$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/work_$$t/; \
 	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
 	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $$dict \
 	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- $(FUZZ_BUILD)/work_$$t; \
 	done
+
+# ONNX operator conformance: every case of /usr/share/libonnx-testdata whose
+# ops graft implements, per-op pass/fail/unsupported table (docs/ONNX.md).
+conformance:
+	@scripts/setup.sh onnx
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target test_onnx_conformance -- --no-print-directory
+	@$(BUILD)/test_onnx_conformance --table
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)

@@ -1,0 +1,163 @@
+/* graft/onnx.h — ONNX models in: a protobuf wire-format reader for
+ * ModelProto / TensorProto and a graph executor that runs the graph on graft
+ * ops (so gradients flow through an imported network like through any other).
+ *
+ * Reading
+ * -------
+ * gr_onnx_parse() decodes a serialized ModelProto from a buffer; no protobuf
+ * library is used. The bytes are untrusted: every varint is at most 10 bytes,
+ * every length is checked against the bytes left, element counts are checked
+ * against the data actually present before anything is allocated, tensors
+ * have at most GR_MAX_DIMS dims, and nesting is fixed by the schema (model ->
+ * graph -> node -> attribute -> tensor; subgraph attributes of If/Loop/Scan
+ * are recorded by name only, never descended into). Every failure is
+ * GR_EFORMAT naming the message and field ("NodeProto 'conv1'.attribute[2]:
+ * length 900 past the end"), GR_ENOMEM for memory. Everything a model holds
+ * lives in one arena freed by gr_onnx_free().
+ *
+ * Tensor values are decoded at parse time into f32 (FLOAT, DOUBLE, FLOAT16,
+ * BFLOAT16) or int64 (INT8..INT64, UINT8..UINT64, BOOL); other types (STRING,
+ * COMPLEX) keep their dtype with no data and are refused by the executor.
+ * External data (data_location = EXTERNAL) is refused with GR_EUNSUPPORTED.
+ *
+ * Running
+ * -------
+ * gr_onnx_run() evaluates the graph on a gr_ctx: float values are gr_tensors
+ * made by graft ops (recorded on the tape when grad mode is on), integer
+ * values (shapes, indices) are small host arrays computed on the fly (Shape,
+ * Cast, Slice, Concat, Unsqueeze ... on int64 feed Reshape). Nodes must be in
+ * topological order, as the ONNX spec requires. gr_onnx_check() lists every
+ * op the executor does not implement with the node names where it occurs
+ * (GR_EUNSUPPORTED), before anything runs; an attribute value the executor
+ * cannot honour (asymmetric pads, ceil_mode, 3-D conv, ...) is
+ * GR_EUNSUPPORTED naming the node at run time. Batch-norm follows the ctx's
+ * training mode (eval: running statistics). docs/ONNX.md lists the ops. */
+#ifndef GRAFT_ONNX_H
+#define GRAFT_ONNX_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graft/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* TensorProto.DataType values (onnx.proto). */
+enum {
+  GR_ONNX_UNDEFINED = 0, GR_ONNX_FLOAT = 1, GR_ONNX_UINT8 = 2, GR_ONNX_INT8 = 3,
+  GR_ONNX_UINT16 = 4, GR_ONNX_INT16 = 5, GR_ONNX_INT32 = 6, GR_ONNX_INT64 = 7,
+  GR_ONNX_STRING = 8, GR_ONNX_BOOL = 9, GR_ONNX_FLOAT16 = 10, GR_ONNX_DOUBLE = 11,
+  GR_ONNX_UINT32 = 12, GR_ONNX_UINT64 = 13, GR_ONNX_COMPLEX64 = 14,
+  GR_ONNX_COMPLEX128 = 15, GR_ONNX_BFLOAT16 = 16
+};
+
+/* AttributeProto.AttributeType values. */
+enum {
+  GR_ONNX_ATTR_UNDEFINED = 0, GR_ONNX_ATTR_FLOAT = 1, GR_ONNX_ATTR_INT = 2,
+  GR_ONNX_ATTR_STRING = 3, GR_ONNX_ATTR_TENSOR = 4, GR_ONNX_ATTR_GRAPH = 5,
+  GR_ONNX_ATTR_FLOATS = 6, GR_ONNX_ATTR_INTS = 7, GR_ONNX_ATTR_STRINGS = 8,
+  GR_ONNX_ATTR_TENSORS = 9, GR_ONNX_ATTR_GRAPHS = 10
+};
+
+/* What kind of values a decoded tensor holds. */
+typedef enum gr_onnx_kind { GR_ONNX_KIND_NONE, GR_ONNX_KIND_F32, GR_ONNX_KIND_I64 } gr_onnx_kind;
+
+typedef struct gr_onnx_tensor {
+  const char *name;      /* "" when unnamed */
+  int data_type;         /* GR_ONNX_FLOAT, ... */
+  int ndim;
+  int64_t dims[GR_MAX_DIMS];
+  int64_t numel;
+  gr_onnx_kind kind;
+  float *f32;            /* numel values when kind == F32 */
+  int64_t *i64;          /* numel values when kind == I64 */
+} gr_onnx_tensor;
+
+typedef struct gr_onnx_attr {
+  const char *name;
+  int type;              /* GR_ONNX_ATTR_*; inferred from the fields when 0 */
+  float f;
+  int64_t i;
+  const char *s;         /* NUL-terminated copy; s_len bytes before the NUL */
+  size_t s_len;
+  gr_onnx_tensor *t;
+  int n_floats, n_ints, n_strings;
+  float *floats;
+  int64_t *ints;
+  const char **strings;
+} gr_onnx_attr;
+
+typedef struct gr_onnx_node {
+  const char *name, *op_type, *domain;
+  int n_in, n_out, n_attr;
+  const char **in;       /* "" for an omitted optional input */
+  const char **out;
+  gr_onnx_attr *attr;
+} gr_onnx_node;
+
+/* A graph input/output/value_info: name, element type and shape as declared
+ * (a symbolic or missing dim is -1; ndim -1 when the shape is absent). */
+typedef struct gr_onnx_value_info {
+  const char *name;
+  int elem_type;
+  int ndim;
+  int64_t dims[GR_MAX_DIMS];
+} gr_onnx_value_info;
+
+typedef struct gr_onnx_model {
+  int64_t ir_version;
+  int64_t opset;         /* version of the default ("" / "ai.onnx") domain */
+  const char *producer_name, *graph_name;
+  int n_nodes, n_inits, n_inputs, n_outputs, n_value_info;
+  gr_onnx_node *nodes;
+  gr_onnx_tensor *inits;
+  gr_onnx_value_info *inputs, *outputs, *value_info;
+  gr_arena *arena;       /* owns everything above */
+} gr_onnx_model;
+
+/* Decodes a ModelProto. `what` names the buffer in messages (NULL: "<buffer>").
+ * The buffer is not referenced after return. *out is NULL on failure. */
+gr_status gr_onnx_parse(const void *buf, size_t len, const char *what, gr_onnx_model **out);
+/* Reads and decodes a file (GR_EIO / GR_ENOTFOUND naming it). */
+gr_status gr_onnx_load(const char *path, gr_onnx_model **out);
+void gr_onnx_free(gr_onnx_model *m);
+
+/* Decodes one TensorProto (the input_N.pb / output_N.pb files of the ONNX
+ * test suite) into a tensor allocated in arena a. */
+gr_status gr_onnx_parse_tensor(const void *buf, size_t len, const char *what, gr_arena *a,
+                               gr_onnx_tensor *out);
+/* Reads a TensorProto file into arena a. */
+gr_status gr_onnx_load_tensor(const char *path, gr_arena *a, gr_onnx_tensor *out);
+
+/* The attribute called name on node n, or NULL. */
+const gr_onnx_attr *gr_onnx_attr_find(const gr_onnx_node *n, const char *name);
+/* "FLOAT", "INT64", ... ("?" when unknown). */
+const char *gr_onnx_dtype_name(int data_type);
+
+/* ---- executor ---------------------------------------------------------- */
+/* True when the executor implements op_type in the default domain. */
+bool gr_onnx_op_supported(const char *domain, const char *op_type);
+/* GR_OK when every node's op is implemented; else GR_EUNSUPPORTED with a
+ * message listing each unsupported op and the nodes where it occurs:
+ * "unsupported ONNX ops: LSTM (nodes 'lstm_1', 'lstm_2'); Loop (node 'l')". */
+gr_status gr_onnx_check(const gr_onnx_model *m);
+
+/* Runs the graph. inputs[i] feeds the i-th graph input that is not also an
+ * initializer (f32; shapes are checked against the declared dims that are
+ * fixed). outputs[i] receives the i-th graph output (step arena of c, f32;
+ * an int64 output is converted to f32). Initializers and Constant tensors
+ * are wrapped, not copied: the step arena holds views of the model's data. */
+gr_status gr_onnx_run(gr_ctx *c, const gr_onnx_model *m, int n_in, gr_tensor *const *inputs,
+                      int n_out, gr_tensor **outputs);
+
+/* The graph inputs that are fed at run time (declared inputs that are not
+ * initializers): count, and the i-th one. */
+int gr_onnx_n_feeds(const gr_onnx_model *m);
+const gr_onnx_value_info *gr_onnx_feed(const gr_onnx_model *m, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
