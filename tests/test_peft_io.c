@@ -82,6 +82,8 @@ static void test_config_rules(void) {
   expect_bad_config("trailing", "{\"peft_type\": \"LORA\"} x");
   expect_bad_config("duplicate key", "{\"peft_type\": \"LORA\", \"r\": 8, \"r\": 16}");
   expect_bad_config("r zero", "{\"peft_type\": \"LORA\", \"r\": 0}");
+  expect_bad_config("regex bomb", "{\"peft_type\": \"LORA\", \"rank_pattern\": {\"_++++++++++++++bit{\": 4}}");
+  expect_bad_config("nested bounds", "{\"peft_type\": \"LORA\", \"target_modules\": \"((a{9}){9}){9}\"}");
   expect_bad_config("r huge", "{\"peft_type\": \"LORA\", \"r\": 1e50}");
   expect_bad_config("r float", "{\"peft_type\": \"LORA\", \"r\": 1.5}");
   expect_bad_config("r string", "{\"peft_type\": \"LORA\", \"r\": \"8\"}");

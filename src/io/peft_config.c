@@ -53,6 +53,60 @@ void gr_peft_config_free(gr_peft_config *c) {
   gr_free(c);
 }
 
+/* ---- regex keys ---------------------------------------------------------- */
+/* glibc's regcomp copies the pattern tree for every repetition, so nested or
+ * stacked quantifiers make it allocate exponentially (a fuzzer find: a
+ * 100-byte rank_pattern key took > 2 GB). Module-name patterns need little:
+ * accept at most 512 bytes, 8 repetition operators, never two in a row, and
+ * at most 2 bounded ones {m,n} with bounds <= 32. */
+static bool regex_is_tame(const char *p) {
+  int ops = 0, braces = 0;
+  bool prev_quant = false;
+  if (strlen(p) > 512) return false;
+  for (size_t i = 0; p[i]; i++) {
+    char c = p[i];
+    bool quant = c == '*' || c == '+' || c == '?' || c == '{';
+    if (c == '\\' && p[i + 1]) i++;
+    else if (c == '[') { /* bracket expression: literal up to the closing ] */
+      size_t j = i + 1 + (p[i + 1] == '^');
+      j += p[j] == ']';
+      while (p[j] && p[j] != ']') j++;
+      if (!p[j]) return false;
+      i = j;
+    } else if (quant) {
+      if (prev_quant || ++ops > 8) return false;
+      if (c == '{') {
+        char *end;
+        for (const char *q = p + i + 1; *q && *q != '}'; q = end) {
+          long v = strtol(q, &end, 10);
+          if (end == q) end = (char *)q + 1; /* the comma */
+          else if (v > 32) return false;
+        }
+        if (++braces > 2) return false;
+      }
+    }
+    prev_quant = quant;
+  }
+  return true;
+}
+
+/* regcomp of "^(.*\.)?(KEY)$" (PEFT's rank/alpha pattern rule) or, for
+ * target_modules, "^(KEY)$"; false for a key that is not tame or valid. */
+static bool compile_key(regex_t *re, const char *key, bool suffix_rule) {
+  char pat[1100];
+  if (!regex_is_tame(key)) return false;
+  snprintf(pat, sizeof pat, suffix_rule ? "^(.*\\.)?(%s)$" : "^(%s)$", key);
+  return regcomp(re, pat, REG_EXTENDED | REG_NOSUB) == 0;
+}
+
+static bool key_matches(const char *key, const char *module, bool suffix_rule) {
+  regex_t re;
+  if (!compile_key(&re, key, suffix_rule)) return false;
+  bool m = regexec(&re, module, 0, NULL, 0) == 0;
+  regfree(&re);
+  return m;
+}
+
 /* ---- typed field readers (absent or null keeps the default) ------------- */
 static gr_status field_err(const char *what, const char *key, const char *want) {
   return gr_error(GR_EFORMAT, "%s: field '%s' must be %s", what, key, want);
@@ -114,10 +168,8 @@ static gr_status get_patterns(const cJSON *j, const char *key, const char *what,
     if (!cJSON_IsNumber(e) || !isfinite(x) || (integral && (x != floor(x) || x < 1 || x > 1e9)))
       return field_err(what, key, integral ? "an object of pattern -> positive integer" : "an object of pattern -> number");
     regex_t re;
-    char pat[1100];
-    snprintf(pat, sizeof pat, "^(.*\\.)?(%.1000s)$", e->string);
-    if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB))
-      return gr_error(GR_EFORMAT, "%s: %s key '%.200s' is not a valid regex", what, key, e->string);
+    if (!compile_key(&re, e->string, true))
+      return gr_error(GR_EFORMAT, "%s: %s key '%.200s' is not a valid (or is too complex a) regex", what, key, e->string);
     regfree(&re);
     (*out)[*n].value = x;
     if (!((*out)[(*n)++].key = st_strdup(e->string))) return gr_error(GR_ENOMEM, "%s: out of memory", what);
@@ -137,6 +189,12 @@ static gr_status read_common(gr_peft_config *c, const char *what) {
   if (!st) st = get_bool(j, "inference_mode", what, &c->inference_mode);
   if (!st) st = get_bool(j, "fan_in_fan_out", what, &c->fan_in_fan_out);
   const cJSON *tm = field(j, "target_modules");
+  regex_t re;
+  if (!st && cJSON_IsString(tm) && strcmp(tm->valuestring, "all-linear")) {
+    if (!compile_key(&re, tm->valuestring, false))
+      return gr_error(GR_EFORMAT, "%s: target_modules '%.200s' is not a valid (or is too complex a) regex", what, tm->valuestring);
+    regfree(&re);
+  }
   if (!st && cJSON_IsString(tm)) {
     if (!(c->target_modules_regex = st_strdup(tm->valuestring))) st = gr_error(GR_ENOMEM, "out of memory");
   } else if (!st) {
@@ -387,19 +445,9 @@ char *gr_peft_config_to_json(const gr_peft_config *c) {
 }
 
 /* ---- per-module rules ------------------------------------------------- */
-static bool pattern_matches(const char *key, const char *module) {
-  regex_t re;
-  char pat[1100];
-  snprintf(pat, sizeof pat, "^(.*\\.)?(%.1000s)$", key);
-  if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) return false;
-  bool m = regexec(&re, module, 0, NULL, 0) == 0;
-  regfree(&re);
-  return m;
-}
-
 static const gr_peft_pattern *first_match(const gr_peft_pattern *p, int n, const char *module) {
   for (int i = 0; module && i < n; i++)
-    if (pattern_matches(p[i].key, module)) return &p[i];
+    if (key_matches(p[i].key, module, true)) return &p[i];
   return NULL;
 }
 
@@ -429,15 +477,7 @@ static bool suffix_match(char *const *list, int n, const char *module) {
 
 bool gr_peft_targets(const gr_peft_config *c, const char *module) {
   if (!c || !module) return false;
-  if (c->target_modules_regex) {
-    regex_t re;
-    char pat[1100];
-    snprintf(pat, sizeof pat, "^(%.1000s)$", c->target_modules_regex);
-    if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) return false;
-    bool m = regexec(&re, module, 0, NULL, 0) == 0;
-    regfree(&re);
-    return m;
-  }
+  if (c->target_modules_regex) return key_matches(c->target_modules_regex, module, false);
   return suffix_match(c->target_modules, c->n_target_modules, module);
 }
 
