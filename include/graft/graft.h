@@ -14,5 +14,6 @@
 #include "graft/optim.h"
 #include "graft/train.h"
 #include "graft/dist.h"
+#include "graft/fileio.h"
 #include "graft/report.h"
 #endif

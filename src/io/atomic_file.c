@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "graft/tensor.h"
+#include "graft/fileio.h"
 #include "io/st_internal.h"
 
 gr_status st_atomic_open(st_atomic *a, const char *target) {
@@ -99,4 +100,8 @@ gr_status st_atomic_write_file(const char *target, const void *buf, size_t n) {
     return st;
   }
   return st_atomic_commit(&a);
+}
+
+gr_status gr_write_file_atomic(const char *path, const void *buf, size_t n) {
+  return st_atomic_write_file(path, buf, n);
 }

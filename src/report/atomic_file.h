@@ -1,6 +1,6 @@
-/* report/atomic_file.h — internal: write a file so that an existing good
- * file is never lost (temporary file in the same directory, fsync, rename).
- * Used by the SVG and HTML writers. */
+/* report/atomic_file.h — internal: the report writers print into a memory
+ * stream, then hand the bytes to gr_write_file_atomic (graft/fileio.h), so
+ * a half-written report.html or plot is never left behind. */
 #ifndef GRAFT_REPORT_ATOMIC_FILE_H
 #define GRAFT_REPORT_ATOMIC_FILE_H
 #include <stdio.h>
@@ -8,18 +8,19 @@
 #include "graft/status.h"
 
 typedef struct report_atomic_file {
-  FILE *fp;        /* write here */
-  char *tmp_path;  /* "<path>.tmp.XXXXXX" */
-  char *path;      /* final name */
+  FILE *fp;    /* write here (a memory stream) */
+  char *buf;   /* the stream's buffer */
+  size_t len;
+  char *path;  /* final name */
 } report_atomic_file;
 
-/* Creates the temporary file next to path. GR_EIO naming path on failure. */
+/* Opens the memory stream for path. */
 gr_status report_atomic_open(report_atomic_file *f, const char *path);
-/* Flushes, fsyncs and renames over the target; on any failure (including an
- * earlier write error on f->fp) removes the temporary and returns GR_EIO.
- * Always releases f. */
+/* Closes the stream and writes it over path atomically; on any failure
+ * (including an earlier write error on f->fp) the old file stays and GR_EIO
+ * (or GR_ENOMEM) is returned. Always releases f. */
 gr_status report_atomic_commit(report_atomic_file *f);
-/* Abandons the write: closes and removes the temporary. */
+/* Drops what was written; the target is untouched. Releases f. */
 void report_atomic_abort(report_atomic_file *f);
 
 #endif
