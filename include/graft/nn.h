@@ -123,6 +123,8 @@ gr_tensor *gr_module_new_param(gr_module *mod, const char *local, int ndim, cons
 /* ---- layers -------------------------------------------------------------- */
 gr_module *gr_nn_linear(gr_model *m, int64_t in, int64_t out, bool bias);
 gr_module *gr_nn_conv2d(gr_model *m, int64_t in_ch, int64_t out_ch, int k, int stride, int pad, bool bias);
+/* The stride/padding of a Conv2d module (NULL if mod is not one). */
+const gr_conv2d_opts *gr_nn_conv2d_opts(const gr_module *mod);
 gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch);  /* eps 1e-5, momentum 0.1 */
 gr_module *gr_nn_layernorm(gr_model *m, int64_t dim);   /* eps 1e-5 */
 gr_module *gr_nn_dropout(gr_model *m, float p);

@@ -45,6 +45,11 @@ gr_module *gr_nn_conv2d(gr_model *m, int64_t in_ch, int64_t out_ch, int k, int s
   return gr_init_module(mod, &m->rng, GR_INIT_TORCH_DEFAULT, 0, 0, 0) ? NULL : mod;
 }
 
+const gr_conv2d_opts *gr_nn_conv2d_opts(const gr_module *mod) {
+  if (!mod || !mod->kind || strcmp(mod->kind, "Conv2d") || !mod->cfg) return NULL;
+  return &((const conv_cfg *)mod->cfg)->o;
+}
+
 /* ---- norms and dropout: run in the module's own train/eval mode ------------ */
 static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   norm_cfg *cf = m->cfg;
