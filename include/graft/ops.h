@@ -51,6 +51,11 @@ gr_tensor *gr_log_softmax(gr_ctx *c, gr_tensor *x, int axis); /* x_i - log sum_j
 /* Softmax over the last dim of scores [...,T,S] with keys j > i + (S-T)
  * masked out (query i is position S-T+i): causal self-attention. */
 gr_tensor *gr_causal_softmax(gr_ctx *c, gr_tensor *scores);
+/* Prefix-LM softmax over scores [...,T,S] (query i at position q = S-T+i):
+ * key j is visible iff j <= q or (q < p and j < p), i.e. the first p
+ * positions attend to each other both ways, later ones causally. p = 0 is
+ * gr_causal_softmax; p > S is GR_EARG. (core/ops_prefix_softmax.c) */
+gr_tensor *gr_prefix_softmax(gr_ctx *c, gr_tensor *scores, int64_t prefix);
 /* mean over rows n with target[n] != ignore_index of
  * -sum_k q_nk log softmax(logits_n)_k, q = (1-eps) onehot + eps/C.
  * logits [N,C]; scalar result (PyTorch CrossEntropyLoss semantics). A target
