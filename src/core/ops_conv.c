@@ -184,7 +184,8 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
     for (int64_t n = 0; n < g->N; n++)
       for (int64_t o = 0; o < g->O; o++) {
         const float *p = dy + (n * g->O + o) * plane;
-        double acc = 0;
+        double acc = 0; /* simd reduction: vectorized (the strict-order loop was 4% of a LeNet conv step) */
+#pragma omp simd reduction(+ : acc)
         for (int64_t i = 0; i < plane; i++) acc += p[i];
         db[o] += (float)acc;
       }
