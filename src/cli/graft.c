@@ -85,6 +85,8 @@ int main(int argc, char **argv) {
     return CLI_FAIL;
   }
   int rc = fn(argc - 1, argv + 1);
+  /* A failed rank ends the whole job (the others may be waiting in a collective). */
+  if (rc != CLI_OK && gr_dist_size() > 1) gr_dist_abort(rc);
   gr_dist_finalize();
   return rc;
 }

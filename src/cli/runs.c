@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/runs.h"
+#include "graft/dist.h"
 
 static int mkdir_p(const char *dir) {
   char buf[1024];
@@ -33,6 +34,7 @@ static bool dir_nonempty(const char *dir) {
 
 int runs_prepare_outdir(const char *dir, bool force) {
   if (!dir || !dir[0]) return cli_fail("--out DIR is required");
+  if (gr_dist_rank() != 0) return CLI_OK; /* data-parallel runs: rank 0 owns the output */
   struct stat st;
   if (!stat(dir, &st)) {
     if (!S_ISDIR(st.st_mode)) return cli_fail("--out %s exists and is not a directory", dir);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/runs.h"
+#include "graft/dist.h"
 
 void runs_train_flags_init(runs_train_flags *f, cli_opt *o) {
   *f = (runs_train_flags){.optim = "sgd", .schedule = "constant", .augment = "none", .seed = 1, .epochs = 3,
@@ -159,22 +160,24 @@ int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_c
     gr_optim_free(o);
     return cli_fail_status("optimizer setup");
   }
-  metrics_log l = {.jl = gr_jsonl_open(runs_path(path, sizeof path, f->out, "metrics.jsonl"), true)};
-  gr_status s = l.jl ? GR_OK : gr_last_status();
+  bool lead = gr_dist_rank() == 0; /* data-parallel runs: rank 0 alone writes and prints */
+  metrics_log l = {.jl = lead ? gr_jsonl_open(runs_path(path, sizeof path, f->out, "metrics.jsonl"), true) : NULL};
+  gr_status s = l.jl || !lead ? GR_OK : gr_last_status();
   gr_train_result res = {0};
   if (!s) {
-    runs_monitor_start(&l.mon, "train", gr_train_total_steps(tc, train->n), f->quiet);
+    runs_monitor_start(&l.mon, "train", gr_train_total_steps(tc, train->n), f->quiet || !lead);
     gr_train_hooks hooks = {&l, log_step, log_eval};
-    s = gr_train(m, o, train, test, tc, &hooks, &res);
+    s = gr_train(m, o, train, test, tc, lead ? &hooks : NULL, &res);
     runs_monitor_finish(&l.mon, s ? "failed" : NULL);
     if (!s) s = l.st;
-    if (!s) s = write_final(l.jl, &res, m);
+    if (!s && lead) s = write_final(l.jl, &res, m);
   }
   gr_status sc = gr_jsonl_close(l.jl);
   if (!s) s = sc;
-  if (!s) s = gr_model_save_dir(m, mc, f->out);
+  if (!s && lead) s = gr_model_save_dir(m, mc, f->out);
   gr_optim_free(o);
   if (s) return cli_fail_status("training");
+  if (!lead) return CLI_OK;
   runs_print_eval(stdout, &res.eval, false);
   printf("trainable parameters %lld of %lld; wrote %s/{model.safetensors,config.json,metrics.jsonl}\n",
          (long long)gr_model_param_count(m, true), (long long)gr_model_param_count(m, false), f->out);

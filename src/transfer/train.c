@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "graft/train.h"
+#include "transfer/train_dist.h"
 
 static void softmax_row(const float *z, int k, float *p) {
   float mx = z[0];
@@ -93,7 +94,9 @@ static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, c
                             double *loss) {
   gr_tensor *x;
   const int32_t *y;
+  double weight;
   gr_status s = gr_loader_next(l, c, &x, &y);
+  if (!s) s = gr_dp_shard(c, &x, &y, &weight);
   if (s) return s;
   gr_tensor *logits = gr_model_forward(m, c, x);
   gr_tensor *L = logits ? gr_cross_entropy(c, logits, y, cfg->label_smoothing, -100) : NULL;
@@ -101,6 +104,7 @@ static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, c
   *loss = L->data[0];
   gr_model_zero_grad(m);
   s = gr_backward(c, L);
+  if (!s) s = gr_dp_reduce(m, weight, loss);
   if (!s && cfg->clip_norm > 0 && !isfinite(gr_clip_grad_norm(m, cfg->clip_norm)))
     s = gr_error(GR_ENUMERIC, "train: gradient norm is not finite");
   if (!s) s = gr_optim_step(o);
@@ -202,9 +206,10 @@ gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_d
   memset(res, 0, sizeof *res);
   train_run r = {.m = m, .o = o, .eval = eval, .cfg = &cfg, .hooks = hooks};
   r.best.loss = INFINITY, r.best.step = -1;
-  gr_status s = gr_loader_init(&r.l, train, cfg.batch, true, cfg.seed);
+  gr_status s = gr_dp_begin(m, cfg.batch);
+  if (!s) s = gr_loader_init(&r.l, train, cfg.batch, true, cfg.seed);
   r.l.aug = cfg.aug;
-  r.c = s ? NULL : gr_ctx_new(8 << 20, cfg.seed ^ 0xC0FFEE);
+  r.c = s ? NULL : gr_ctx_new(8 << 20, gr_dp_local_seed(cfg.seed ^ 0xC0FFEE));
   if (!s && !r.c) s = gr_error(GR_ENOMEM, "train: out of memory for the step arena");
   if (!s && cfg.patience > 0) {
     r.best.data = gr_malloc((size_t)m->numel * sizeof(float) + 4);

@@ -1,0 +1,21 @@
+/* transfer/train_dist.h — internal: the data-parallel pieces of gr_train
+ * (graft/dist.h). With one process every function is a no-op, so the
+ * single-process loop is unchanged. */
+#ifndef GRAFT_TRANSFER_TRAIN_DIST_H
+#define GRAFT_TRANSFER_TRAIN_DIST_H
+#include "graft/train.h"
+
+/* Checks that the global batch splits evenly over the ranks and copies rank
+ * 0's parameters and buffers to every rank (identical initialization). */
+gr_status gr_dp_begin(gr_model *m, int64_t batch);
+/* Seed for rank-local randomness (dropout): rank 0 keeps `seed`, other
+ * ranks get an independent stream derived from it. */
+uint64_t gr_dp_local_seed(uint64_t seed);
+/* Replaces the global batch (*x, *y: the same on every rank) by this rank's
+ * contiguous slice; *weight gets slice/global sample count. */
+gr_status gr_dp_shard(gr_ctx *c, gr_tensor **x, const int32_t **y, double *weight);
+/* Averages the trainable parameters' gradients over the ranks, weighting
+ * each rank by its share of the batch; *loss becomes the global batch loss. */
+gr_status gr_dp_reduce(gr_model *m, double weight, double *loss);
+
+#endif
