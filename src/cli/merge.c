@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/tensor_stream.h"
+#include "graft/dist.h"
 #include "graft/mergekit.h"
 #include "graft/report.h"
 
@@ -211,14 +212,32 @@ static void release_input(tensor_input *in) {
   memset(in, 0, sizeof *in);
 }
 
-static gr_status merge_one(merge_job *j, ts_out *o, int i) {
+/* Tensor i's output before it is written: raw bytes of the base (copies,
+ * still mapped while `mapped`) or f32 values in `owned`. */
+typedef struct merged {
+  const void *bytes;
+  void *owned;
+  bool mapped;
+} merged;
+
+static int64_t merged_bytes(const planned *p) { return p->copy ? p->spec.nbytes : p->spec.numel * (int64_t)sizeof(float); }
+
+static gr_status merged_write(merge_job *j, ts_out *o, int i, const merged *r) {
+  return j->plan[i].copy ? ts_out_write_raw(o, i, r->bytes) : ts_out_write_f32(o, i, r->bytes);
+}
+
+static void merged_release(merge_job *j, int i, merged *r) {
+  if (r->mapped) ts_model_done(j->ref ? j->ref : j->inputs[0], j->plan[i].base_idx, NULL);
+  free(r->owned);
+  memset(r, 0, sizeof *r);
+}
+
+static gr_status merge_compute(merge_job *j, int i, merged *r) {
   planned *p = &j->plan[i];
   ts_model *ref = j->ref ? j->ref : j->inputs[0];
   if (p->copy) {
-    const void *raw;
-    gr_status st = ts_model_read_raw(ref, p->base_idx, &raw);
-    if (!st) st = ts_out_write_raw(o, i, raw);
-    ts_model_done(ref, p->base_idx, NULL);
+    gr_status st = ts_model_read_raw(ref, p->base_idx, &r->bytes);
+    r->mapped = true;
     j->n_copied++;
     j->bytes_in += p->spec.nbytes;
     return st;
@@ -262,8 +281,52 @@ static gr_status merge_one(merge_job *j, ts_out *o, int i) {
   }
   release_input(&base);
   for (int q = 0; q < p->n_in; q++) release_input(&in[q]);
-  if (!st) st = ts_out_write_f32(o, i, out);
-  free(out);
+  r->bytes = r->owned = out;
+  return st;
+}
+
+/* Every tensor in order, one process. */
+static gr_status merge_all_local(merge_job *j, ts_out *o) {
+  gr_status st = GR_OK;
+  for (int i = 0; i < j->n_plan && !st; i++) {
+    merged r = {0};
+    st = merge_compute(j, i, &r);
+    if (!st) st = merged_write(j, o, i, &r);
+    merged_release(j, i, &r);
+  }
+  return st;
+}
+
+/* Sharded over the MPI ranks: in rounds of `size` tensors, rank q merges
+ * tensor round+q, every result is broadcast from its rank, and rank 0 (the
+ * only one with an output, o) writes them in the reference order, so the
+ * files equal the one-process merge byte for byte. */
+static gr_status merge_all_sharded(merge_job *j, ts_out *o) {
+  int n = gr_dist_size(), me = gr_dist_rank();
+  merged *round = calloc((size_t)n, sizeof *round);
+  gr_status st = gr_dist_agree(round ? GR_OK : gr_error(GR_ENOMEM, "merge: out of memory"));
+  for (int first = 0; first < j->n_plan && !st; first += n) {
+    int k = j->n_plan - first < n ? j->n_plan - first : n;
+    gr_status mine = me < k ? merge_compute(j, first + me, &round[me]) : GR_OK;
+    for (int q = 0; q < k && !mine; q++)
+      if (q != me && !(round[q].owned = malloc((size_t)merged_bytes(&j->plan[first + q]) + 1)))
+        mine = gr_error(GR_ENOMEM, "merge: out of memory");
+      else if (q != me) round[q].bytes = round[q].owned;
+    st = gr_dist_agree(mine);
+    if (!st) {
+      gr_status wrote = GR_OK;
+      for (int q = 0; q < k && !st; q++) {
+        st = gr_dist_broadcast_bytes((void *)round[q].bytes, merged_bytes(&j->plan[first + q]), q);
+        if (!st && o && !wrote) wrote = merged_write(j, o, first + q, &round[q]);
+      }
+      st = gr_dist_agree(st ? st : wrote);
+    }
+    for (int q = 0; q < k; q++) merged_release(j, first + q, &round[q]);
+  }
+  free(round);
+  double counts[3] = {j->n_copied, j->n_quirk, (double)j->bytes_in};
+  if (!st) st = gr_dist_allreduce_sum_f64(counts, 3);
+  j->n_copied = (int)counts[0], j->n_quirk = (int)counts[1], j->bytes_in = (int64_t)counts[2];
   return st;
 }
 
@@ -291,17 +354,22 @@ static gr_status copy_side_files(merge_job *j, ts_out *o) {
   return st;
 }
 
+/* Rank 0 alone writes (MPI runs); all ranks agree at each phase boundary. */
 static gr_status write_output(merge_job *j, double *seconds) {
   ts_out *o = NULL;
-  gr_status st = ts_out_open(j->opt.out, j->opt.force, j->shard_bytes, &o);
+  bool lead = gr_dist_rank() == 0, sharded = gr_dist_size() > 1;
+  gr_status st = lead ? ts_out_open(j->opt.out, j->opt.force, j->shard_bytes, &o) : GR_OK;
   ts_tensor *specs = calloc((size_t)(j->n_plan ? j->n_plan : 1), sizeof *specs);
   if (!st && !specs) st = gr_error(GR_ENOMEM, "out of memory");
   for (int i = 0; i < j->n_plan && !st; i++) specs[i] = j->plan[i].spec;
-  if (!st) st = ts_out_declare(o, j->n_plan, specs);
+  if (!st && lead) st = ts_out_declare(o, j->n_plan, specs);
+  st = gr_dist_agree(st);
   double t0 = gr_wall_seconds();
-  for (int i = 0; i < j->n_plan && !st; i++) {
-    st = merge_one(j, o, i);
-    j->bytes_out += j->plan[i].spec.numel * ts_dtype_size(j->plan[i].spec.dtype);
+  if (!st) st = sharded ? merge_all_sharded(j, o) : merge_all_local(j, o);
+  for (int i = 0; i < j->n_plan; i++) j->bytes_out += j->plan[i].spec.numel * ts_dtype_size(j->plan[i].spec.dtype);
+  if (!lead) {
+    free(specs);
+    return st;
   }
   if (!st) st = copy_side_files(j, o);
   if (!st) {
@@ -385,8 +453,9 @@ int cmd_merge(int argc, char **argv) {
   gr_status st = gr_mk_load(pos[0], &j.cfg);
   if (!st) st = open_inputs(&j);
   if (!st) st = build_plan(&j);
+  st = gr_dist_agree(st); /* MPI: every rank stops together when one cannot start */
   if (!st) st = write_output(&j, &secs);
-  if (!st) print_summary(&j, secs);
+  if (!st && gr_dist_rank() == 0) print_summary(&j, secs);
   job_free(&j);
   return st ? cli_fail_status("merge") : CLI_OK;
 }
