@@ -16,6 +16,9 @@ static const gr_transfer_method methods[] = {
      gr_method_freeze_early_setup, NULL},
     {"finetune-discriminative", "fine-tune with a 10x smaller lr for the backbone", true, NULL,
      gr_method_discriminative_optim},
+    {"lora", "LoRA r=4 alpha=8 on every conv/linear but the head, new head trained (PEFT math)", true,
+     gr_method_lora_setup, NULL},
+    {"rslora", "rsLoRA (scaling alpha/sqrt r) r=4 alpha=8, same targets as lora", true, gr_method_rslora_setup, NULL},
 };
 
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
