@@ -128,7 +128,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--source-epochs", type=int, default=3)
     ap.add_argument("--target-epochs", type=int, default=3)
-    ap.add_argument("--min-steps", type=int, default=300)
+    ap.add_argument("--min-steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--batch", type=int, default=64)

@@ -144,7 +144,7 @@ int demo_run(const demo_opts *o) {
 
 void demo_opts_default(demo_opts *o) {
   *o = (demo_opts){.seed = 1, .threads = 0, .seeds = 1, .source_epochs = 3, .target_epochs = 3, .batch = 64,
-                   .min_steps = 300, .lr = 0.01, .momentum = 0.9, .out = "demo-out", .arch = "lenet",
+                   .min_steps = 100, .lr = 0.01, .momentum = 0.9, .out = "demo-out", .arch = "lenet",
                    .methods = "scratch,linear-probe,finetune,finetune-frozen-early", .budgets = "0.01,0.1,1"};
 }
 

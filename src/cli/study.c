@@ -3,7 +3,7 @@
  * same code (demo_run -> runs_grid_run). Config keys (all optional):
  *   {"arch": "lenet", "methods": ["scratch", "finetune"], "budgets": [0.01, 1],
  *    "seed": 1, "seeds": 3, "source_epochs": 3, "target_epochs": 3,
- *    "min_steps": 300, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false}
+ *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false}
  * Unknown keys are errors (a typo must not silently change the study). */
 #include <cjson/cJSON.h>
 #include <stddef.h>
