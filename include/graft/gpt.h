@@ -1,6 +1,6 @@
 /* graft/gpt.h — a GPT-2-shaped decoder-only transformer, its KV cache and
- * sampling. Not here: tokenizers and text corpora (graft/text.h), the model
- * directory files (gr_gpt_save_dir / gr_gpt_load_dir in io/gpt_dir.c).
+ * sampling. Not here (not written yet): tokenizers, text corpora, model
+ * directory files for GPT.
  *
  * Architecture (GPT-2): h = wte[ids] + wpe[pos]; n_layer pre-LN blocks
  *   h = h + attn.c_proj(MHA(attn.c_attn(ln_1(h))))   causal (or prefix-LM)
@@ -13,9 +13,9 @@
  * Layout decision: graft stores every Linear weight as [out,in] (PyTorch
  * nn.Linear, what gr_linear and LoRA expect). HF GPT-2 checkpoints store the
  * four Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) as
- * [in,out]; gr_gpt_load_hf_weights transposes exactly those four while
- * loading, everything else loads by name as is. Files graft writes use
- * graft's layout (a PyTorch twin with nn.Linear loads them directly).
+ * [in,out]: an HF GPT-2 importer must transpose exactly those four (not
+ * written yet); everything else maps by name as is. A PyTorch twin with
+ * nn.Linear uses graft's layout directly.
  *
  * The blocks are modules of the model tree, and each block's Linears are
  * called through their module's forward, so LoRA or adapters that replace
@@ -86,20 +86,6 @@ typedef struct gr_gpt_sample_opts {
 gr_status gr_gpt_generate(gr_gpt *g, gr_ctx *c, const int32_t *prompt, int64_t n_prompt, int64_t n_new,
                           const gr_gpt_sample_opts *o, gr_rng *rng, int32_t *out, int64_t *n_out,
                           float *logits_out);
-
-/* Loads a safetensors file (or HF model dir) in Hugging Face GPT-2 layout:
- * Conv1D weights [in,out] are transposed into graft's [out,in]; an optional
- * "transformer." prefix may be absent (as in gpt2 checkpoints saved from
- * GPT2Model); lm_head.weight and attn.bias/masked_bias buffers are ignored.
- * Every graft parameter must be present with a matching shape. */
-gr_status gr_gpt_load_hf_weights(gr_gpt *g, const char *path);
-
-/* Model directory: model.safetensors (graft layout), config.json (GPT-2
- * config keys: model_type "gpt2", vocab_size, n_positions, n_layer, n_head,
- * n_embd). Atomic writes; loading checks every key and tensor. */
-gr_status gr_gpt_save_dir(const gr_gpt *g, const char *dir);
-gr_status gr_gpt_load_dir(const char *dir, gr_gpt **out);
-gr_status gr_gpt_config_read(const char *path, gr_gpt_config *cfg);
 
 #ifdef __cplusplus
 }
