@@ -136,6 +136,12 @@ const gr_onnx_attr *gr_onnx_attr_find(const gr_onnx_node *n, const char *name);
 /* "FLOAT", "INT64", ... ("?" when unknown). */
 const char *gr_onnx_dtype_name(int data_type);
 
+/* Writes dir/model.safetensors (initializers and Constant tensors by ONNX
+ * name; F32, or I64 for integer types) and dir/config.json ("architecture":
+ * "onnx_graph", "graph": opset, inputs, outputs, nodes with attributes; see
+ * docs/ONNX.md), atomically. dir must exist. */
+gr_status gr_onnx_save_dir(const gr_onnx_model *m, const char *dir);
+
 /* ---- executor ---------------------------------------------------------- */
 /* True when the executor implements op_type in the default domain. */
 bool gr_onnx_op_supported(const char *domain, const char *op_type);
