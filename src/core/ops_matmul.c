@@ -11,9 +11,9 @@
 static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  if (k == 0) { /* empty inner dim: C = beta C */
+  if (k == 0) { /* empty inner dim: C = beta C (C may be uninitialized when beta is 0) */
     for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < n; j++) C[i * ldc + j] *= beta;
+      for (int64_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0.0f : beta * C[i * ldc + j];
     return;
   }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -103,7 +103,7 @@ gr_tensor *gr_matmul(gr_ctx *c, gr_tensor *a, gr_tensor *b, bool trans_a, bool t
   memcpy(shape, a->shape, sizeof shape);
   shape[a->ndim - 2] = d.M;
   shape[a->ndim - 1] = d.N;
-  gr_tensor *y = gr_tensor_new(c, a->ndim, shape);
+  gr_tensor *y = gr_tensor_new_uninit(c, a->ndim, shape); /* every batch entry's gemm has beta 0 */
   if (!y) return NULL;
   int64_t nb = d.fold ? 1 : d.batch, M = d.fold ? d.batch * d.M : d.M;
   int64_t sa = d.fold ? 0 : d.M * d.K, sb = d.b_shared ? 0 : d.K * d.N, sy = d.fold ? 0 : d.M * d.N;
@@ -150,7 +150,7 @@ gr_tensor *gr_linear(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b) {
   int64_t shape[GR_MAX_DIMS];
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = out;
-  gr_tensor *y = gr_tensor_new(c, x->ndim, shape);
+  gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, shape); /* bias rows or gemm with beta 0 */
   if (!y) return NULL;
   int64_t rows = 1;
   for (int i = 0; i < x->ndim - 1; i++) rows *= x->shape[i];
