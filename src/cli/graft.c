@@ -1,6 +1,8 @@
 /* cli/graft.c — the `graft` command: dispatch to one verb per file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "graft/dist.h"
@@ -55,7 +57,20 @@ static void usage(FILE *fp) {
             lookup(verbs[i].name) ? "" : "  [not built yet]");
 }
 
+/* OpenMP threads that busy-wait between parallel regions steal the core a
+ * BLAS call or another process needs; on a loaded 2-core machine that made a
+ * LeNet epoch 13x slower. libgomp reads its wait policy once at load time,
+ * so when the user has chosen none, graft sets a passive one and re-executes
+ * itself (before anything else has run). */
+static void prefer_passive_omp_wait(char **argv) {
+  if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("GRAFT_NO_REEXEC")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("GRAFT_NO_REEXEC", "1", 1);
+  execv("/proc/self/exe", argv); /* returns only on failure: carry on as is */
+}
+
 int main(int argc, char **argv) {
+  prefer_passive_omp_wait(argv);
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
