@@ -8,7 +8,7 @@
 
 #include "graft/modeldir.h"
 #include "graft/safetensors.h"
-#include "io/st_internal.h"
+#include "graft/fileio.h"
 
 static const char *join(char *buf, size_t n, const char *dir, const char *name) {
   snprintf(buf, n, "%s/%s", dir, name);
@@ -34,7 +34,7 @@ static gr_status config_write(const gr_model_config *cfg, const char *path) {
   if (!s) {
     memcpy(buf, txt, n);
     buf[n] = '\n';
-    s = st_atomic_write_file(path, buf, n + 1);
+    s = gr_write_file_atomic(path, buf, n + 1);
   }
   free(buf);
   cJSON_free(txt);
