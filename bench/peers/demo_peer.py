@@ -22,11 +22,15 @@ import json
 import math
 import os
 import resource
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "ref"))
+from torch_models import LeNet  # noqa: E402  (graft's architectures in torch)
 
 DIR = os.environ.get("GRAFT_FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -63,19 +67,6 @@ def budget(x, y, frac, seed):
         keep.extend(rng.permutation(ids)[:n])
     keep = np.sort(np.array(keep))
     return x[keep], y[keep]
-
-
-class LeNet(nn.Module):
-    def __init__(self, n_classes=5):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                                        nn.Linear(84, n_classes))
-
-    def forward(self, x):
-        return self.classifier(self.flatten(self.features(x)))
 
 
 def train(model, x, y, steps, lr, momentum, batch, seed):

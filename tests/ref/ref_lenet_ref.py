@@ -10,22 +10,10 @@ import torch
 import torch.nn as nn
 
 from reflib import write_ref
+from torch_models import LeNet
 
 STEPS, BATCH = 50, 32
 torch.manual_seed(0)
-
-
-class LeNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                                        nn.Linear(84, 10))
-
-    def forward(self, x):
-        return self.classifier(self.flatten(self.features(x)))
 
 
 def idx(path):
