@@ -6,7 +6,8 @@ mean 0.2860 / std 0.3530. LeNet (features.*, classifier.*; PyTorch default
 init) pretrained on classes 0-4 (30,000 images) with SGD(lr 0.01, momentum
 0.9), batch 64, 3 epochs. Transfer to classes 5-9 with a stratified fraction
 of the target training labels (round(f * class count) per class, >= 1),
-per budget and seed; each method gets a fresh LeNet(5 classes) seeded by the
+per budget and seed; every seed pretrains its own source model (seeded by
+the seed); each method gets a fresh LeNet(5 classes) seeded by the
 seed, copies the source weights except the head classifier.4 (except scratch),
 freezes per method (linear-probe: all but the head; finetune-frozen-early:
 features.*), and trains max(epochs * ceil(n / 64), min_steps) SGD steps over
@@ -127,7 +128,7 @@ def main():
     ap.add_argument("--methods", default="scratch,linear-probe,finetune,finetune-frozen-early")
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-norm", action="store_true", help="pixels in [0,1], no mean/std normalization")
-    ap.add_argument("--source-cache", default=None, help="reuse (or save) the pretrained source state_dict here")
+    ap.add_argument("--source-cache", default=None, help="reuse (or save) each seed's pretrained source state_dict here; %%d is the seed")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.quick:
@@ -148,23 +149,26 @@ def main():
             out.write(json.dumps(rec) + "\n")
             out.flush()
 
-    torch.manual_seed(a.seed)
-    source = LeNet(5)
-    t0 = time.time()
-    steps = a.source_epochs * math.ceil(len(sy) / a.batch)
-    if a.source_cache and os.path.exists(a.source_cache):
-        source.load_state_dict(torch.load(a.source_cache))
-    else:
-        train(source, sx, sy, steps, a.lr, a.momentum, a.batch, a.seed)
-        if a.source_cache:
-            torch.save(source.state_dict(), a.source_cache)
-    emit({"phase": "pretrain", "method": "lenet", "budget": 1.0, "seed": a.seed, "steps": steps,
-          "accuracy": accuracy(source, stx, sty), "seconds": time.time() - t0})
-    print("pretrain: source test acc %.2f%% (%.1fs)" % (100 * rows[-1]["accuracy"], rows[-1]["seconds"]), flush=True)
     budgets = [float(b) for b in a.budgets.split(",")]
     methods = a.methods.split(",")
-    for b in budgets:
-        for s in range(a.seed, a.seed + a.seeds):
+    for s in range(a.seed, a.seed + a.seeds):
+        # every seed pretrains its own source model (as graft demo does)
+        torch.manual_seed(s)
+        source = LeNet(5)
+        t0 = time.time()
+        steps = a.source_epochs * math.ceil(len(sy) / a.batch)
+        cache = a.source_cache % s if a.source_cache else None
+        if cache and os.path.exists(cache):
+            source.load_state_dict(torch.load(cache))
+        else:
+            train(source, sx, sy, steps, a.lr, a.momentum, a.batch, s)
+            if cache:
+                torch.save(source.state_dict(), cache)
+        emit({"phase": "pretrain", "method": "lenet", "budget": 1.0, "seed": s, "steps": steps,
+              "accuracy": accuracy(source, stx, sty), "seconds": time.time() - t0})
+        print("pretrain seed %d: source test acc %.2f%% (%.1fs)" % (s, 100 * rows[-1]["accuracy"],
+                                                                   rows[-1]["seconds"]), flush=True)
+        for b in budgets:
             bx, by = budget(tx, ty, b, s)
             for m in methods:
                 torch.manual_seed(s)
@@ -180,6 +184,8 @@ def main():
                       "seconds": time.time() - t0})
                 print("  %-22s %6.2f%% labels seed %d: test acc %.2f%% (%.1fs)" % (m, 100 * b, s, 100 * acc,
                                                                                    time.time() - t0), flush=True)
+    src = [r["accuracy"] for r in rows if r["phase"] == "pretrain"]
+    print("\nsource test acc mean %.2f%% over %d seeds" % (100 * np.mean(src), len(src)))
     print("\nmethod                  budget   acc mean (over %d seeds)" % a.seeds)
     for m in methods:
         for b in budgets:

@@ -36,21 +36,24 @@ static gr_status demo_load(const demo_opts *o, demo_data *d) {
   return s;
 }
 
-/* Trains the source model; records it as a "pretrain" result. */
-static gr_status demo_pretrain(const demo_opts *o, const demo_data *d, gr_model **out, gr_jsonl *jl, gr_results *rs) {
-  gr_model *m = gr_model_new((uint64_t)o->seed);
+/* Trains the source model of one seed; records it as a "pretrain" result. */
+static gr_status demo_pretrain(const demo_opts *o, uint64_t seed, const demo_data *d, gr_model **out, gr_jsonl *jl,
+                               gr_results *rs) {
+  gr_model *m = gr_model_new(seed);
   gr_module *root = m ? gr_arch_build(m, o->arch, 1, 28, 28, 5) : NULL;
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   gr_optim_cfg oc = gr_sgd_cfg((float)o->lr, (float)o->momentum, 0, false);
   gr_optim *opt = s ? NULL : gr_optim_new(m, &oc);
   if (!s && !opt) s = gr_last_status();
-  gr_train_cfg cfg = {.epochs = o->source_epochs, .batch = o->batch, .seed = (uint64_t)o->seed};
+  gr_train_cfg cfg = {.epochs = o->source_epochs, .batch = o->batch, .seed = seed};
   gr_train_result res = {0};
   gr_peak_rss_reset();
   double t0 = gr_wall_seconds();
   runs_monitor mon;
   if (!s) {
-    runs_monitor_start(&mon, "pretrain on classes 0-4", gr_train_total_steps(&cfg, d->src_train->n), o->quiet);
+    char label[64];
+    snprintf(label, sizeof label, "pretrain on classes 0-4, seed %llu", (unsigned long long)seed);
+    runs_monitor_start(&mon, label, gr_train_total_steps(&cfg, d->src_train->n), o->quiet);
     gr_train_hooks hooks = runs_monitor_hooks(&mon);
     s = gr_train(m, opt, d->src_train, d->src_test, &cfg, &hooks, &res);
     char st[64];
@@ -63,7 +66,7 @@ static gr_status demo_pretrain(const demo_opts *o, const demo_data *d, gr_model 
     snprintf(r.phase, sizeof r.phase, "pretrain");
     snprintf(r.method, sizeof r.method, "%s", o->arch);
     snprintf(r.dataset, sizeof r.dataset, "fmnist:classes=0-4");
-    r.budget = 1.0, r.n_labels = d->src_train->n, r.seed = (uint64_t)o->seed;
+    r.budget = 1.0, r.n_labels = d->src_train->n, r.seed = seed;
     r.accuracy = res.eval.accuracy, r.loss = res.eval.loss;
     r.trainable_params = r.total_params = gr_model_param_count(m, false);
     r.seconds = gr_wall_seconds() - t0, r.peak_rss_bytes = gr_peak_rss_bytes();
@@ -112,6 +115,23 @@ static gr_status demo_report(const demo_opts *o, const gr_results *rs, double se
   return gr_report_write_html(runs_path(path, sizeof path, o->out, "report.html"), &info, rs);
 }
 
+/* Every seed pretrains its own source model and transfers it, so the spread
+ * over seeds includes the source model's (one shared source would make every
+ * seed of a cell depend on one pretraining run). */
+static gr_status demo_seeds(const demo_opts *o, const runs_grid *all, const demo_data *d, gr_jsonl *jl,
+                            gr_results *rs) {
+  gr_status s = GR_OK;
+  for (int i = 0; i < all->n_seeds && !s; i++) {
+    runs_grid g = *all;
+    g.seeds[0] = all->seeds[i], g.n_seeds = 1;
+    gr_model *source = NULL;
+    s = demo_pretrain(o, g.seeds[0], d, &source, jl, rs);
+    if (!s) s = runs_grid_run(&g, source, d->tgt_train, d->tgt_test, jl, rs, stderr);
+    gr_model_free(source);
+  }
+  return s;
+}
+
 int demo_run(const demo_opts *o) {
   double t0 = gr_wall_seconds();
   char storage[1024], path[1100];
@@ -127,14 +147,11 @@ int demo_run(const demo_opts *o) {
   }
   gr_jsonl *jl = gr_jsonl_open(runs_path(path, sizeof path, o->out, "results.jsonl"), true);
   gr_results rs = {0};
-  gr_model *source = NULL;
-  gr_status s = jl ? demo_pretrain(o, &d, &source, jl, &rs) : gr_last_status();
-  if (!s) s = runs_grid_run(&g, source, d.tgt_train, d.tgt_test, jl, &rs, stderr);
+  gr_status s = jl ? demo_seeds(o, &g, &d, jl, &rs) : gr_last_status();
   if (!s) s = gr_results_print_summary(&rs, stdout, GR_TABLE_TEXT);
   if (!s) s = demo_report(o, &rs, gr_wall_seconds() - t0);
   gr_status sc = gr_jsonl_close(jl);
   if (!s) s = sc;
-  gr_model_free(source);
   gr_results_free(&rs);
   demo_data_free(&d);
   if (s) return cli_fail_status("demo");
