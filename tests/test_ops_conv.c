@@ -25,7 +25,8 @@ static const float *opts_of(const char *name, ref_file **keep) {
 
 static void conv_refs(void) {
   static const char *names[] = {"conv_basic", "conv_pad_stride", "conv_dilated", "conv_groups",
-                                "conv_depthwise", "conv_1x1", "conv_lenet2", "conv_edge1"};
+                                "conv_depthwise", "conv_1x1", "conv_lenet2", "conv_edge1",
+                                "conv_chunks", "conv_chunks_groups"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;

@@ -1,10 +1,11 @@
 /* core/ops_conv.c — 2-D convolution (NCHW) lowered to sgemm.
  *
- * Lowering: for each group, im2col of the whole batch gives
- * col [Cg*kh*kw, N*OH*OW]; one gemm w_g [Og, Cg*kh*kw] @ col gives the
- * group's output as [Og, N*OH*OW], scattered to y [N,O,OH,OW]. One large
- * gemm per group instead of one small gemm per sample. Backward reuses the
- * saved col: dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol).
+ * Lowering: the batch is cut into chunks of nb samples whose columns fit in
+ * L2 (see chunk_samples); for each chunk and group, im2col gives
+ * col [Cg*kh*kw, nb*OH*OW]; one gemm w_g [Og, Cg*kh*kw] @ col gives the
+ * group's output as [Og, nb*OH*OW], copied to y [N,O,OH,OW] with the bias
+ * added. Backward recomputes each chunk's col from x: dW_g += dY_g col^T,
+ * dcol = W_g^T dY_g, dx += col2im(dcol).
  * im2col/col2im loops run under OpenMP (over col rows, and over input
  * channels for col2im so no two threads write the same element); BLAS is
  * called outside those regions. Not here: transposed convolution. */
@@ -17,7 +18,6 @@ typedef struct conv_geom {
   int64_t N, C, H, W, O, kh, kw, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw, g, Cg, Og;
   int64_t K;  /* Cg*kh*kw: rows of col */
-  int64_t P;  /* N*OH*OW: columns of col */
 } conv_geom;
 
 static int64_t or1(int v) { return v ? v : 1; }
@@ -58,7 +58,6 @@ static bool conv_geometry(const gr_tensor *x, const gr_tensor *w, const gr_tenso
   g->Cg = g->C / g->g;
   g->Og = g->O / g->g;
   g->K = g->Cg * g->kh * g->kw;
-  g->P = g->N * g->OH * g->OW;
   return true;
 }
 
@@ -75,18 +74,31 @@ static bool unit_stride_span(const conv_geom *g, int64_t kj, int64_t *lo, int64_
   return true;
 }
 
-/* col[r, n*OH*OW + p] for r = (c, ki, kj) of group gi. */
-static void im2col(const conv_geom *g, const float *x, int64_t gi, float *col) {
-  int64_t plane = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->K * g->P > GR_PAR_MIN)
+/* Samples per chunk: the columns of one chunk, [K, nb*OH*OW], stay within
+ * CONV_CHUNK_FLOATS (256 KiB, half an L2) so im2col writes them, sgemm
+ * packs them and col2im reads them back while they are in cache. Lowering
+ * the whole batch at once streamed up to 19 MB of columns through memory
+ * per layer and kept them for backward (the peak RSS of a small ResNet). */
+#define CONV_CHUNK_FLOATS (64 * 1024)
+
+static int64_t chunk_samples(const conv_geom *g) {
+  int64_t nb = CONV_CHUNK_FLOATS / (g->K * g->OH * g->OW);
+  if (nb > g->N) nb = g->N;
+  return nb < 1 ? 1 : nb;
+}
+
+/* col[r, j*OH*OW + p] for r = (c, ki, kj) of group gi and sample n0 + j, j < nb. */
+static void im2col(const conv_geom *g, const float *x, int64_t gi, int64_t n0, int64_t nb, float *col) {
+  int64_t plane = g->OH * g->OW, width = nb * plane;
+#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
   for (int64_t r = 0; r < g->K; r++) {
     int64_t c = gi * g->Cg + r / (g->kh * g->kw), ki = (r / g->kw) % g->kh, kj = r % g->kw;
-    float *dst = col + r * g->P;
-    for (int64_t n = 0; n < g->N; n++) {
-      const float *src = x + (n * g->C + c) * g->H * g->W;
+    float *dst = col + r * width;
+    for (int64_t j = 0; j < nb; j++) {
+      const float *src = x + ((n0 + j) * g->C + c) * g->H * g->W;
       for (int64_t oh = 0; oh < g->OH; oh++) {
         int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-        float *d = dst + n * plane + oh * g->OW;
+        float *d = dst + j * plane + oh * g->OW;
         if (ih < 0 || ih >= g->H) {
           memset(d, 0, (size_t)g->OW * sizeof(float));
           continue;
@@ -110,21 +122,22 @@ static void im2col(const conv_geom *g, const float *x, int64_t gi, float *col) {
   }
 }
 
-/* dx += col2im(dcol) for group gi; parallel over input channels. */
-static void col2im(const conv_geom *g, const float *dcol, int64_t gi, float *dx) {
-  int64_t plane = g->OH * g->OW, kk = g->kh * g->kw;
-#pragma omp parallel for schedule(static) if (g->K * g->P > GR_PAR_MIN)
+/* dx += col2im(dcol) for group gi and samples n0..n0+nb-1; parallel over
+ * input channels, so no two threads write the same element. */
+static void col2im(const conv_geom *g, const float *dcol, int64_t gi, int64_t n0, int64_t nb, float *dx) {
+  int64_t plane = g->OH * g->OW, kk = g->kh * g->kw, width = nb * plane;
+#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
   for (int64_t cl = 0; cl < g->Cg; cl++) {
     int64_t c = gi * g->Cg + cl;
     for (int64_t k = 0; k < kk; k++) {
       int64_t ki = k / g->kw, kj = k % g->kw;
-      const float *src = dcol + (cl * kk + k) * g->P;
-      for (int64_t n = 0; n < g->N; n++) {
-        float *dst = dx + (n * g->C + c) * g->H * g->W;
+      const float *src = dcol + (cl * kk + k) * width;
+      for (int64_t j = 0; j < nb; j++) {
+        float *dst = dx + ((n0 + j) * g->C + c) * g->H * g->W;
         for (int64_t oh = 0; oh < g->OH; oh++) {
           int64_t ih = oh * g->sh - g->ph + ki * g->dh;
           if (ih < 0 || ih >= g->H) continue;
-          const float *s = src + n * plane + oh * g->OW;
+          const float *s = src + j * plane + oh * g->OW;
           float *d = dst + ih * g->W;
           int64_t lo, hi;
           if (unit_stride_span(g, kj, &lo, &hi)) {
@@ -142,17 +155,25 @@ static void col2im(const conv_geom *g, const float *dcol, int64_t gi, float *dx)
   }
 }
 
-/* Copies group gi between the gemm layout grp [Og, N, plane] and the tensor
- * layout nchw [N, O, plane]; direction to_nchw or back. */
-static void relayout(const conv_geom *g, int64_t gi, float *grp, float *nchw, bool to_nchw) {
+/* Copies group gi of samples n0..n0+nb-1 between the gemm layout
+ * grp [Og, nb, plane] and the tensor layout nchw [N, O, plane]. To nchw it
+ * adds the bias (when given) on the way, while the rows are in cache. */
+static void relayout(const conv_geom *g, int64_t gi, int64_t n0, int64_t nb, float *grp, float *nchw, bool to_nchw,
+                     const float *bias) {
   int64_t plane = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->Og * g->P > GR_PAR_MIN)
+#pragma omp parallel for schedule(static) if (g->Og * nb * plane > GR_PAR_MIN)
   for (int64_t o = 0; o < g->Og; o++)
-    for (int64_t n = 0; n < g->N; n++) {
-      float *a = nchw + (n * g->O + gi * g->Og + o) * plane;
-      float *b = grp + o * g->P + n * plane;
-      if (to_nchw) memcpy(a, b, (size_t)plane * sizeof(float));
-      else memcpy(b, a, (size_t)plane * sizeof(float));
+    for (int64_t j = 0; j < nb; j++) {
+      float *a = nchw + ((n0 + j) * g->O + gi * g->Og + o) * plane;
+      float *b = grp + (o * nb + j) * plane;
+      if (!to_nchw) {
+        memcpy(b, a, (size_t)plane * sizeof(float));
+      } else if (bias) {
+        float bv = bias[gi * g->Og + o];
+        for (int64_t i = 0; i < plane; i++) a[i] = b[i] + bv;
+      } else {
+        memcpy(a, b, (size_t)plane * sizeof(float));
+      }
     }
 }
 
@@ -168,76 +189,84 @@ static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float
               1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-typedef struct conv_saved {
-  conv_geom g;
-  float *col; /* g groups x [K, P] */
-} conv_saved;
+/* The bias gradient: db[o] += sum over n and the plane of dy. */
+static void conv_bias_backward(const conv_geom *g, const float *dy, float *db) {
+  int64_t plane = g->OH * g->OW;
+  for (int64_t n = 0; n < g->N; n++)
+    for (int64_t o = 0; o < g->O; o++) {
+      const float *p = dy + (n * g->O + o) * plane;
+      double acc = 0; /* simd reduction: vectorized (the strict-order loop was 4% of a LeNet conv step) */
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < plane; i++) acc += p[i];
+      db[o] += (float)acc;
+    }
+}
 
+/* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
+ * cache, than keeping the whole batch's columns from forward), then
+ * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). */
 static void conv_backward(gr_ctx *c, gr_node *nd) {
   gr_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
-  conv_saved *s = nd->saved;
-  const conv_geom *g = &s->g;
-  int64_t plane = g->OH * g->OW;
+  const conv_geom *g = nd->saved;
   const float *dy = nd->out->grad;
-  if (b && b->requires_grad) {
-    float *db = gr_grad_buf(c, b);
-    for (int64_t n = 0; n < g->N; n++)
-      for (int64_t o = 0; o < g->O; o++) {
-        const float *p = dy + (n * g->O + o) * plane;
-        double acc = 0; /* simd reduction: vectorized (the strict-order loop was 4% of a LeNet conv step) */
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < plane; i++) acc += p[i];
-        db[o] += (float)acc;
-      }
-  }
+  if (b && b->requires_grad) conv_bias_backward(g, dy, gr_grad_buf(c, b));
   if (!x->requires_grad && !w->requires_grad) return;
-  float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * g->P) * sizeof(float));
-  float *dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * g->P) * sizeof(float)) : NULL;
-  GR_ASSERT(dyg && (dcol || !x->requires_grad));
-  for (int64_t gi = 0; gi < g->g; gi++) {
-    relayout(g, gi, dyg, nd->out->grad, false);
-    const float *col = s->col + gi * g->K * g->P;
-    const float *wg = w->data + gi * g->Og * g->K;
-    if (w->requires_grad) sgemm(false, true, g->Og, g->K, g->P, dyg, g->P, col, g->P, 1, gr_grad_buf(c, w) + gi * g->Og * g->K, g->K);
-    if (x->requires_grad) {
-      sgemm(true, false, g->K, g->P, g->Og, wg, g->K, dyg, g->P, 0, dcol, g->P);
-      col2im(g, dcol, gi, gr_grad_buf(c, x));
+  int64_t nb = chunk_samples(g), width = nb * g->OH * g->OW;
+  float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
+  float *col = w->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+  float *dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+  float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL, *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  GR_ASSERT(dyg && (col || !dw) && (dcol || !dx));
+  for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->OH * g->OW;
+    for (int64_t gi = 0; gi < g->g; gi++) {
+      relayout(g, gi, n0, m, dyg, nd->out->grad, false, NULL);
+      if (dw) {
+        im2col(g, x->data, gi, n0, m, col);
+        sgemm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 1, dw + gi * g->Og * g->K, g->K);
+      }
+      if (dx) {
+        sgemm(true, false, g->K, mw, g->Og, w->data + gi * g->Og * g->K, g->K, dyg, mw, 0, dcol, mw);
+        col2im(g, dcol, gi, n0, m, dx);
+      }
     }
   }
 }
 
 static const gr_op_def OP_CONV2D = {"conv2d", conv_backward};
 
+/* y = conv(x, w) + b, chunk by chunk: im2col of a chunk, one gemm per group
+ * into the chunk's [Og, nb*plane] buffer, then to NCHW with the bias added. */
+static void conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *col,
+                         float *yg, float *y) {
+  int64_t nb = chunk_samples(g);
+  for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
+    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->OH * g->OW;
+    for (int64_t gi = 0; gi < g->g; gi++) {
+      im2col(g, x, gi, n0, m, col);
+      sgemm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col, mw, 0, yg, mw);
+      relayout(g, gi, n0, m, yg, y, true, b);
+    }
+  }
+}
+
 gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const gr_conv2d_opts *o) {
   GR_NEED("conv2d", c);
   GR_NEED("conv2d", x);
   GR_NEED("conv2d", w);
-  conv_saved s;
-  if (!conv_geometry(x, w, b, o, &s.g)) return NULL;
-  const conv_geom *g = &s.g;
-  gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g->N, g->O, g->OH, g->OW)); /* relayout fills it */
-  s.col = y ? gr_scratch_uninit(c, (size_t)(g->g * g->K * g->P) * sizeof(float)) : NULL;
-  float *yg = s.col ? gr_scratch_uninit(c, (size_t)(g->Og * g->P) * sizeof(float)) : NULL;
+  conv_geom g;
+  if (!conv_geometry(x, w, b, o, &g)) return NULL;
+  gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* relayout fills it */
+  int64_t width = chunk_samples(&g) * g.OH * g.OW;
+  float *col = y ? gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float)) : NULL;
+  float *yg = col ? gr_scratch_uninit(c, (size_t)(g.Og * width) * sizeof(float)) : NULL;
   if (!yg) return NULL;
-  for (int64_t gi = 0; gi < g->g; gi++) {
-    float *col = s.col + gi * g->K * g->P;
-    im2col(g, x->data, gi, col);
-    sgemm(false, false, g->Og, g->P, g->K, w->data + gi * g->Og * g->K, g->K, col, g->P, 0, yg, g->P);
-    relayout(g, gi, yg, y->data, true);
-  }
-  if (b) {
-    int64_t plane = g->OH * g->OW;
-    for (int64_t n = 0; n < g->N; n++)
-      for (int64_t oc = 0; oc < g->O; oc++) {
-        float *p = y->data + (n * g->O + oc) * plane, bv = b->data[oc];
-        for (int64_t i = 0; i < plane; i++) p[i] += bv;
-      }
-  }
+  conv_forward(&g, x->data, w->data, b ? b->data : NULL, col, yg, y->data);
   gr_node *nd = gr_tape_record(c, &OP_CONV2D, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   if (nd) {
-    nd->saved = gr_scratch(c, sizeof s);
+    nd->saved = gr_scratch(c, sizeof g);
     if (!nd->saved) return NULL;
-    memcpy(nd->saved, &s, sizeof s);
+    memcpy(nd->saved, &g, sizeof g);
   }
   return y;
 }

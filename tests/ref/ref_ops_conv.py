@@ -22,6 +22,10 @@ CONV = [
     ("conv_1x1", 3, 5, 4, 4, 2, 1, 1, 1, 0, 1, 1, True),
     ("conv_lenet2", 4, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1, True),
     ("conv_edge1", 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, True),
+    # more columns than one L2 chunk (ops_conv.c CONV_CHUNK_FLOATS = 64K floats):
+    # 4 + 2 samples, and 6 + 2 samples with groups and stride
+    ("conv_chunks", 6, 4, 20, 20, 5, 3, 3, 1, 1, 1, 1, True),
+    ("conv_chunks_groups", 8, 4, 48, 48, 4, 3, 3, 2, 1, 1, 2, True),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
