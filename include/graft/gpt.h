@@ -19,7 +19,18 @@
  *
  * The blocks are modules of the model tree, and each block's Linears are
  * called through their module's forward, so LoRA or adapters that replace
- * "transformer.h.0.attn.c_attn" by name take effect. */
+ * "transformer.h.0.attn.c_attn" by name take effect.
+ *
+ * Prefix tuning hook: when the root module has a child named
+ * GR_GPT_PROMPT_ENCODER, each forward calls it once (x = NULL) for a table
+ * P [l, n_layer*2*n_embd] (per virtual token: layer, key/value, head,
+ * head_dim, PEFT's past_key_values layout), and the attention of layer i
+ * attends to [P_k; K] and [P_v; V]: every query sees all l prefix
+ * positions, before the causal (or prefix-LM) mask of the real ones. The
+ * real tokens keep positions 0..T-1 (Hugging Face GPT-2 shifts them by l
+ * because it feeds the prefix as past keys; graft does not, so a prefix
+ * costs no block length). transfer/peft/prefix.c (graft/peft_prefix.h)
+ * builds the encoder. */
 #ifndef GRAFT_GPT_H
 #define GRAFT_GPT_H
 #include "graft/nn.h"
@@ -27,6 +38,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define GR_GPT_PROMPT_ENCODER "prompt_encoder"
 
 typedef struct gr_gpt_config {
   int64_t vocab;    /* vocab_size */

@@ -45,7 +45,9 @@ typedef struct gr_lora_opts {
 gr_status gr_lora_wrap(gr_model *m, const char *path, const gr_lora_opts *o);
 /* Wraps every Linear/Conv2d the config targets (gr_peft_targets: suffixes or
  * a full-match regex), with its per-module rank and alpha (rank_pattern,
- * alpha_pattern), lora_dropout, use_rslora and fan_in_fan_out; then freezes
+ * alpha_pattern), lora_dropout and use_rslora (fan_in_fan_out describes the
+ * checkpoint's layout, HF GPT-2 Conv1D; graft's Linears are [out,in] in
+ * memory, so the modules are wrapped the same either way); then freezes
  * every parameter of the model except the lora_* ones (PEFT's
  * mark_only_lora_as_trainable with bias="none"). GR_ENOTFOUND naming the
  * targets when nothing matches. *n_wrapped (may be NULL) gets the count. */

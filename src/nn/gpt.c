@@ -160,6 +160,7 @@ typedef struct fwd_state {
   gr_gpt *g;
   int64_t B, T, prefix;
   gr_gpt_cache *cache;
+  gr_tensor *prefix_kv; /* prefix tuning: [l, n_layer*2*C] or NULL */
 } fwd_state;
 
 /* [B,T,C] slice of qkv -> [B,H,T,hd] */
@@ -168,6 +169,25 @@ static gr_tensor *split_heads(gr_ctx *c, const fwd_state *s, gr_tensor *qkv, int
   gr_tensor *x = gr_slice(c, qkv, -1, part * C, (part + 1) * C);
   x = gr_reshape(c, x, 4, GR_SHAPE(s->B, s->T, H, C / H));
   return gr_permute(c, x, (const int[]){0, 2, 1, 3});
+}
+
+/* Prefix tuning: the learned keys (kv 0) or values (kv 1) of `layer` from
+ * the prompt encoder's [l, n_layer*2*C] table (per virtual token: layer,
+ * key/value, head, head_dim: PEFT's past_key_values layout), as
+ * [B,H,l,hd] in front of the positions' own keys x [B,H,S,hd]. */
+static gr_tensor *with_prefix(gr_ctx *c, const fwd_state *s, gr_tensor *x, int64_t layer, int kv) {
+  int64_t C = s->g->cfg.n_embd, H = s->g->cfg.n_head, l = s->prefix_kv->shape[0];
+  gr_tensor *p = gr_reshape(c, s->prefix_kv, 4, GR_SHAPE(l, 2 * s->g->cfg.n_layer, H, C / H));
+  p = gr_slice(c, p, 1, 2 * layer + kv, 2 * layer + kv + 1);
+  p = gr_permute(c, p, (const int[]){1, 2, 0, 3}); /* [1,H,l,hd] */
+  gr_tensor *parts[2] = {p, x};
+  if (p && s->B > 1) {
+    gr_tensor **rep = gr_arena_alloc(gr_ctx_arena(c), (size_t)s->B * sizeof *rep);
+    if (!rep) return NULL;
+    for (int64_t b = 0; b < s->B; b++) rep[b] = p;
+    parts[0] = gr_concat(c, (int)s->B, rep, 0);
+  }
+  return parts[0] ? gr_concat(c, 2, parts, 2) : NULL;
 }
 
 static gr_tensor *attention(gr_ctx *c, const fwd_state *s, gr_module *attn, gr_tensor *x, int64_t layer) {
@@ -180,8 +200,14 @@ static gr_tensor *attention(gr_ctx *c, const fwd_state *s, gr_module *attn, gr_t
     k = cache_extend(c, s->cache, s->cache->k, layer, k);
     v = cache_extend(c, s->cache, s->cache->v, layer, v);
   }
+  int64_t l = 0; /* prefix tuning: every query also sees the l learned positions */
+  if (s->prefix_kv) {
+    l = s->prefix_kv->shape[0];
+    k = k ? with_prefix(c, s, k, layer, 0) : NULL;
+    v = v ? with_prefix(c, s, v, layer, 1) : NULL;
+  }
   gr_tensor *att = gr_scale(c, gr_matmul(c, q, k, false, true), 1.0f / sqrtf((float)(C / H)));
-  att = s->prefix > 0 ? gr_prefix_softmax(c, att, s->prefix) : gr_causal_softmax(c, att);
+  att = s->prefix > 0 ? gr_prefix_softmax(c, att, l + s->prefix) : gr_causal_softmax(c, att);
   gr_tensor *y = gr_permute(c, gr_matmul(c, att, v, false, false), (const int[]){0, 2, 1, 3});
   y = gr_reshape(c, y, 3, GR_SHAPE(s->B, s->T, C));
   return call(attn, "c_proj", c, y);
@@ -215,6 +241,25 @@ static gr_status check_forward_args(const gr_gpt *g, gr_ctx *c, const int32_t *i
   return GR_OK;
 }
 
+/* Prefix tuning hook: the root's child "prompt_encoder", when present,
+ * gives every layer's key/value prefixes (gpt.h); *out stays NULL without. */
+static gr_status prompt_encoder_output(gr_gpt *g, gr_ctx *c, gr_tensor **out) {
+  gr_module *root = g->model->root, *enc = NULL;
+  for (int i = 0; i < root->n_children && !enc; i++) /* no lookup error when absent */
+    if (!strcmp(root->children[i]->name, GR_GPT_PROMPT_ENCODER)) enc = root->children[i];
+  if (!enc) return GR_OK;
+  gr_tensor *p = enc->forward ? enc->forward(enc, c, NULL) : NULL;
+  int64_t width = 2 * g->cfg.n_layer * g->cfg.n_embd;
+  if (!p) return gr_last_status() ? gr_last_status() : gr_error(GR_ESTATE, "gpt forward: prompt encoder gave no prefix");
+  if (p->ndim != 2 || p->shape[0] < 1 || p->shape[1] != width) {
+    char sh[96];
+    return gr_error(GR_ESHAPE, "gpt forward: prompt encoder output is %s, want [l,%lld] (n_layer*2*n_embd)",
+                    gr_shape_str(p, sh, sizeof sh), (long long)width);
+  }
+  *out = p;
+  return GR_OK;
+}
+
 gr_tensor *gr_gpt_forward(gr_gpt *g, gr_ctx *c, const int32_t *ids, int64_t B, int64_t T, int64_t prefix_len,
                           gr_gpt_cache *cache) {
   if (check_forward_args(g, c, ids, B, T, prefix_len, cache)) return NULL;
@@ -228,7 +273,8 @@ gr_tensor *gr_gpt_forward(gr_gpt *g, gr_ctx *c, const int32_t *ids, int64_t B, i
   for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(past + t);
   gr_tensor *x = gr_reshape(c, gr_embedding(c, wte, ids, B * T), 3, GR_SHAPE(B, T, C));
   x = gr_add(c, x, gr_embedding(c, wpe, pos, T));
-  fwd_state s = {g, B, T, prefix_len, cache};
+  fwd_state s = {g, B, T, prefix_len, cache, NULL};
+  if (prompt_encoder_output(g, c, &s.prefix_kv)) return NULL;
   for (int64_t l = 0; l < g->cfg.n_layer && x; l++) x = block_forward(c, &s, h->children[l], x, l);
   x = call(tr, "ln_f", c, x);
   gr_tensor *logits = gr_linear(c, x, wte, NULL);

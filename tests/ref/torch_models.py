@@ -1,7 +1,11 @@
 """torch_models — the PyTorch twins of graft's architectures, with graft's
 parameter names (features.*, classifier.*), shared by the reference tests
 (tests/ref) and the PyTorch peers of the benchmarks and the demo (bench/)."""
+import math
+
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class LeNet(nn.Module):
@@ -17,3 +21,82 @@ class LeNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.flatten(self.features(x)))
+
+
+def gpt2_param_shapes(V, block, n_layer, C):
+    """Parameter names and shapes of graft's GPT ([out,in] Linears), state_dict order."""
+    s = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (block, C)}
+    for i in range(n_layer):
+        p = f"transformer.h.{i}."
+        s[p + "ln_1.weight"] = (C,); s[p + "ln_1.bias"] = (C,)
+        s[p + "attn.c_attn.weight"] = (3 * C, C); s[p + "attn.c_attn.bias"] = (3 * C,)
+        s[p + "attn.c_proj.weight"] = (C, C); s[p + "attn.c_proj.bias"] = (C,)
+        s[p + "ln_2.weight"] = (C,); s[p + "ln_2.bias"] = (C,)
+        s[p + "mlp.c_fc.weight"] = (4 * C, C); s[p + "mlp.c_fc.bias"] = (4 * C,)
+        s[p + "mlp.c_proj.weight"] = (C, 4 * C); s[p + "mlp.c_proj.bias"] = (C,)
+    s["transformer.ln_f.weight"] = (C,); s["transformer.ln_f.bias"] = (C,)
+    return s
+
+
+def gpt2_draw_params(rng, V, block, n_layer, C):
+    """Test weights for the GPT twin from a numpy Generator: LayerNorm gains
+    1 + N(0, 0.2^2), everything else N(0, 0.3^2) (larger than GPT-2's init so
+    every path carries signal); leaves with requires_grad."""
+    import numpy as np
+    P = {}
+    for name, shape in gpt2_param_shapes(V, block, n_layer, C).items():
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            a = 1 + 0.2 * rng.standard_normal(shape)
+        else:
+            a = 0.3 * rng.standard_normal(shape)
+        P[name] = torch.tensor(a.astype(np.float32), requires_grad=True)
+    return P
+
+
+def prefix_lm_mask(T, S, p):
+    """Visible keys of graft's gr_prefix_softmax: query i sits at q = S-T+i and
+    sees key j iff j <= q or (q < p and j < p)."""
+    q = torch.arange(S - T, S).unsqueeze(1)
+    j = torch.arange(S).unsqueeze(0)
+    return (j <= q) | ((q < p) & (j < p))
+
+
+def gpt2_linear(P, name, x, lora=None):
+    """nn.Linear by parameter prefix `name` ([out,in] layout); with
+    lora = {"scaling": s} and P holding name.lora_A/B.weight, PEFT's LoRA."""
+    if lora is not None and name + ".lora_A.weight" in P:
+        y = F.linear(x, P[name + ".base_layer.weight"], P[name + ".base_layer.bias"])
+        return y + lora["scaling"] * F.linear(F.linear(x, P[name + ".lora_A.weight"]), P[name + ".lora_B.weight"])
+    return F.linear(x, P[name + ".weight"], P[name + ".bias"])
+
+
+def gpt2_forward(P, ids, n_layer, n_head, lm_prefix=0, prefix_kv=None, lora=None):
+    """graft's GPT (graft/gpt.h) as functional PyTorch over a dict of HF-named
+    tensors: logits [B,T,V]. prefix_kv [l, n_layer*2*C] (prefix tuning, PEFT's
+    past_key_values layout) is prepended to every layer's keys and values;
+    the real tokens keep positions 0..T-1."""
+    B, T = ids.shape
+    C = P["transformer.wte.weight"].shape[1]
+    hd = C // n_head
+    x = P["transformer.wte.weight"][ids] + P["transformer.wpe.weight"][:T]
+    l = 0 if prefix_kv is None else prefix_kv.shape[0]
+    if l:
+        pkv = prefix_kv.view(l, 2 * n_layer, n_head, hd).permute(1, 2, 0, 3)  # [2L,H,l,hd]
+    mask = prefix_lm_mask(T, l + T, l + lm_prefix if lm_prefix else 0)
+    for i in range(n_layer):
+        p = f"transformer.h.{i}."
+        h = F.layer_norm(x, (C,), P[p + "ln_1.weight"], P[p + "ln_1.bias"], 1e-5)
+        qkv = gpt2_linear(P, p + "attn.c_attn", h, lora)
+        q, k, v = (t.view(B, T, n_head, hd).transpose(1, 2) for t in qkv.split(C, dim=2))
+        if l:
+            k = torch.cat([pkv[2 * i].expand(B, -1, -1, -1), k], dim=2)
+            v = torch.cat([pkv[2 * i + 1].expand(B, -1, -1, -1), v], dim=2)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + gpt2_linear(P, p + "attn.c_proj", y, lora)
+        h = F.layer_norm(x, (C,), P[p + "ln_2.weight"], P[p + "ln_2.bias"], 1e-5)
+        h = F.gelu(gpt2_linear(P, p + "mlp.c_fc", h, lora), approximate="tanh")
+        x = x + gpt2_linear(P, p + "mlp.c_proj", h, lora)
+    x = F.layer_norm(x, (C,), P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], 1e-5)
+    return x @ P["transformer.wte.weight"].t()

@@ -267,7 +267,9 @@ gr_status gr_lora_apply(gr_model *m, const gr_peft_config *cfg, gr_lora_init ini
                         .alpha = (float)gr_peft_module_alpha(cfg, t.path[i]),
                         .dropout = (float)cfg->lora_dropout,
                         .rslora = cfg->use_rslora,
-                        .fan_in_fan_out = cfg->fan_in_fan_out,
+                        /* cfg->fan_in_fan_out describes the checkpoint (HF GPT-2's
+                         * Conv1D [in,out]); graft's Linears are [out,in] in memory */
+                        .fan_in_fan_out = false,
                         .init = init};
       s = pass ? gr_lora_wrap(m, t.path[i], &o) : lora_check_target(m, t.path[i], &o);
     }

@@ -1,0 +1,45 @@
+/* graft/peft_prefix.h — prefix tuning for the GPT of graft/gpt.h
+ * (transfer/peft/prefix.c).
+ *
+ * Li & Liang, "Prefix-Tuning" (2021): every layer's attention attends to l
+ * learned key and value positions in front of the real ones; the model is
+ * frozen, only the prefixes train. As Hugging Face PEFT's PrefixEncoder,
+ * the prefixes of all layers come from one module, "prompt_encoder":
+ *   direct:        P = embedding.weight                 [l, n_layer*2*C]
+ *   reparametrized (prefix_projection, encoder_hidden_size = hidden):
+ *                  P = transform.2(tanh(transform.0(embedding.weight)))
+ *                  embedding [l, C], transform.0 C->hidden, transform.2
+ *                  hidden->n_layer*2*C (the MLP trains, and counts as
+ *                  trainable; gr_prefix_fold replaces it by its output).
+ * Parameter names: prompt_encoder.embedding.weight,
+ * prompt_encoder.transform.{0,2}.{weight,bias} (PEFT's, without the
+ * adapter name "default"). Init as PEFT: embedding N(0,1), Linears
+ * PyTorch's default. */
+#ifndef GRAFT_PEFT_PREFIX_H
+#define GRAFT_PEFT_PREFIX_H
+#include "graft/gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gr_prefix_opts {
+  int n_virtual;         /* l (num_virtual_tokens), 1..block */
+  int projection_hidden; /* > 0: reparametrize through the MLP of that width; 0: direct */
+} gr_prefix_opts;
+
+/* Adds the prompt encoder to g and freezes every other parameter of the
+ * model (PEFT's get_peft_model). Randomness from the model's rng. GR_EARG
+ * for bad options, GR_ESTATE if g already has one. */
+gr_status gr_prefix_attach(gr_gpt *g, const gr_prefix_opts *o);
+/* l of the attached prompt encoder; 0 when there is none. */
+int gr_prefix_length(const gr_gpt *g);
+/* Computes the prefix table once and replaces a reparametrized encoder by a
+ * direct one holding it (Li & Liang drop the MLP after training); the model
+ * computes the same function. Trainable as before. No-op for a direct one. */
+gr_status gr_prefix_fold(gr_gpt *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

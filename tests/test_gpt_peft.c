@@ -1,0 +1,309 @@
+/* tests/test_gpt_peft.c — PEFT on the GPT: prefix tuning (graft/peft_prefix.h)
+ * and LoRA on c_attn/c_proj/c_fc against the PyTorch twin
+ * (tests/ref/ref_gpt_peft.py: logits, loss, gradients of the PEFT
+ * parameters, frozen base), a finite-difference check of the gradient
+ * through the prefix attention, the unified-view identity of a prefixed
+ * attention head, KV-cache generation with a prefix, folding the
+ * reparametrization, merging LoRA, and bad input. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graft/peft.h"
+#include "graft/optim.h"
+#include "graft/peft_prefix.h"
+#include "util/gradcheck.h"
+#include "util/refdata.h"
+
+static const gr_gpt_config TINY = {.vocab = 11, .block = 8, .n_layer = 2, .n_head = 2, .n_embd = 8};
+
+/* Copies every model entry of the reference file into g; false if one is missing. */
+static bool load_ref_params(gr_gpt *g, const ref_file *f) {
+  gr_model *m = g->model;
+  for (int i = 0; i < m->n_entries; i++) {
+    const ref_array *a = ref_get(f, m->entries[i].name);
+    if (!a || a->numel != m->entries[i].t->numel) return false;
+    memcpy(m->entries[i].t->data, a->data, (size_t)a->numel * sizeof(float));
+  }
+  return true;
+}
+
+/* Logits and loss of g on the case's batch match the file; trainable
+ * parameters get the file's gradients, frozen ones none. */
+static void compare_with_ref(gr_gpt *g, const ref_file *f, const char *case_name) {
+  const ref_array *ids_a = ref_get(f, "ids"), *tg_a = ref_get(f, "targets");
+  int64_t B = ids_a->shape[0], T = ids_a->shape[1], lm_prefix = (int64_t)ref_get(f, "prefix")->data[0];
+  int32_t ids[64], tg[64];
+  for (int64_t i = 0; i < B * T; i++) ids[i] = (int32_t)ids_a->data[i], tg[i] = (int32_t)tg_a->data[i];
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *logits = gr_gpt_forward(g, c, ids, B, T, lm_prefix, NULL);
+  CHECK_PTR(logits);
+  if (logits) CHECK_CLOSE(case_name, logits->data, ref_get(f, "logits")->data, logits->numel, 1e-4, 1e-4);
+  gr_ctx_reset(c);
+  gr_model_zero_grad(g->model);
+  gr_tensor *loss = gr_gpt_loss(g, c, ids, tg, B, T, lm_prefix);
+  CHECK_PTR(loss);
+  if (loss) {
+    CHECK_NEAR(loss->data[0], ref_get(f, "loss")->data[0], 1e-4);
+    CHECK_OK(gr_backward(c, loss));
+    char dn[GR_NAME_MAX + 1];
+    for (int i = 0; i < g->model->n_entries; i++) {
+      gr_named_tensor *e = &g->model->entries[i];
+      snprintf(dn, sizeof dn, "d%s", e->name);
+      bool want_grad = ref_has(f, dn);
+      CHECK_MSG(e->t->requires_grad == want_grad, "%s: requires_grad %d", e->name, e->t->requires_grad);
+      if (want_grad) CHECK_CLOSE(dn, e->t->grad, ref_get(f, dn)->data, e->t->numel, 1e-4, 1e-4);
+      double norm = 0;
+      for (int64_t k = 0; !want_grad && k < e->t->numel; k++) norm += fabs(e->t->grad[k]);
+      CHECK_MSG(norm == 0, "frozen %s got a gradient", e->name);
+    }
+  }
+  gr_ctx_free(c);
+}
+
+static void test_prefix_against_torch(const char *case_name, int l, int hidden) {
+  ref_file *f = ref_open(case_name);
+  CHECK_PTR(f);
+  if (!f) return;
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 1, &g));
+  int64_t base_params = gr_model_param_count(g->model, false), width = 2 * TINY.n_layer * TINY.n_embd;
+  CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = l, .projection_hidden = hidden}));
+  CHECK(gr_prefix_length(g) == l);
+  int64_t want = hidden ? l * TINY.n_embd + hidden * (TINY.n_embd + 1) + width * (hidden + 1) : l * width;
+  CHECK(gr_model_param_count(g->model, true) == want);
+  CHECK(gr_model_param_count(g->model, false) == base_params + want);
+  CHECK(load_ref_params(g, f));
+  compare_with_ref(g, f, case_name);
+  /* the prefix changes the function: the base model's logits differ */
+  const ref_array *a = ref_get(f, "logits"), *b = ref_get(f, "base_logits");
+  double diff = 0;
+  for (int64_t i = 0; i < a->numel; i++) diff += fabs(a->data[i] - b->data[i]);
+  CHECK(diff > 1e-2);
+  gr_gpt_free(g);
+  ref_close(f);
+}
+
+static void test_lora_against_torch(bool fan_in_fan_out) {
+  ref_file *f = ref_open("gpt_lora");
+  CHECK_PTR(f);
+  if (!f) return;
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 1, &g));
+  const char *targets[] = {"c_attn", "c_proj", "c_fc"};
+  gr_peft_config *cfg = gr_peft_config_new(GR_PEFT_LORA, 2, 4.0, targets, 3);
+  CHECK_PTR(cfg);
+  /* Hugging Face's GPT-2 configs say fan_in_fan_out (its Conv1D layout);
+   * graft's Linears are [out,in] either way and must give the same model */
+  cfg->fan_in_fan_out = fan_in_fan_out;
+  int n = 0;
+  CHECK_OK(gr_lora_apply(g->model, cfg, GR_LORA_INIT_RANDOM, &n));
+  CHECK(n == 4 * TINY.n_layer); /* c_proj: attn.c_proj and mlp.c_proj */
+  CHECK(load_ref_params(g, f));
+  compare_with_ref(g, f, fan_in_fan_out ? "gpt_lora fan_in_fan_out" : "gpt_lora");
+  /* merged weights give the same logits */
+  const ref_array *ids_a = ref_get(f, "ids");
+  int32_t ids[64];
+  for (int64_t i = 0; i < ids_a->numel; i++) ids[i] = (int32_t)ids_a->data[i];
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  CHECK_OK(gr_peft_merge_all(g->model, true, &n));
+  gr_tensor *y = gr_gpt_forward(g, c, ids, ids_a->shape[0], ids_a->shape[1], 0, NULL);
+  CHECK_PTR(y);
+  if (y) CHECK_CLOSE("gpt_lora merged", y->data, ref_get(f, "logits")->data, y->numel, 1e-5, 1e-4);
+  gr_ctx_free(c);
+  gr_peft_config_free(cfg);
+  gr_gpt_free(g);
+  ref_close(f);
+}
+
+/* ---- finite differences through the GPT's prefix path ------------------- */
+/* A prompt encoder whose table is the gradcheck input (cfg points to it). */
+static gr_tensor *table_source_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
+  (void)c, (void)x;
+  return m->cfg;
+}
+
+typedef struct prefix_gc {
+  gr_gpt *g;
+  gr_module *source;
+  int64_t lm_prefix;
+} prefix_gc;
+
+static gr_tensor *prefix_gpt_fn(gr_ctx *c, gr_tensor **in, void *ud) {
+  prefix_gc *p = ud;
+  static const int32_t ids[2 * 5] = {1, 4, 7, 2, 9, 3, 3, 10, 0, 5};
+  p->source->cfg = in[0];
+  return gr_gpt_forward(p->g, c, ids, 2, 5, p->lm_prefix, NULL);
+}
+
+static void test_prefix_gradcheck(void) {
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 3, &g));
+  if (!g) return;
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
+  gr_model_freeze(g->model, "*", true);
+  gr_module *src = gr_module_new(g->model, "TableSource", table_source_forward);
+  CHECK_OK(gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, src));
+  CHECK_OK(gr_model_layout(g->model));
+  for (int64_t lm = 0; lm <= 2; lm += 2) {
+    prefix_gc ud = {g, src, lm};
+    gc_input in = gc_rand(&r, 2, GR_SHAPE(3, 2 * TINY.n_layer * TINY.n_embd), -1, 1, true);
+    CHECK_GRAD(lm ? "gpt prefix table, prefix-LM" : "gpt prefix table", prefix_gpt_fn, &ud, 1, &in);
+    gc_input_free(&in);
+  }
+  /* a table of the wrong width is a shape error naming the encoder */
+  gr_ctx *c = gr_ctx_new(1 << 18, 1);
+  src->cfg = gr_tensor_new(c, 2, GR_SHAPE(3, 5));
+  int32_t ids[3] = {1, 2, 3};
+  CHECK_FAILS(gr_gpt_forward(g, c, ids, 1, 3, 0, NULL) != NULL, GR_ESHAPE);
+  gr_ctx_free(c);
+  gr_gpt_free(g);
+}
+
+/* ---- the unified view (He et al. 2022): a prefixed head is a gated mix ---- */
+/* softmax over [P_k; K] of a causal head equals (1 - lambda) Attn(K, V) +
+ * lambda softmax(q P_k^T) P_v with lambda = sum_P e^s / (sum_P e^s + sum_K e^s),
+ * the sums over the keys query i sees; checked on graft's ops in the GPT's
+ * order (concat keys, matmul, scale, causal softmax, matmul). */
+static void test_unified_view_identity(void) {
+  enum { T = 5, L = 3, D = 4 };
+  gr_rng r;
+  gr_rng_seed(&r, 8);
+  float q[T * D], k[T * D], v[T * D], pk[L * D], pv[L * D];
+  test_fill(&r, q, T * D, -1.5f, 1.5f), test_fill(&r, k, T * D, -1.5f, 1.5f), test_fill(&r, v, T * D, -1, 1);
+  test_fill(&r, pk, L * D, -1.5f, 1.5f), test_fill(&r, pv, L * D, -1, 1);
+  gr_ctx *c = gr_ctx_new(1 << 16, 1);
+  gr_tensor *keys[2] = {gr_tensor_from(c, 2, GR_SHAPE(L, D), pk), gr_tensor_from(c, 2, GR_SHAPE(T, D), k)};
+  gr_tensor *vals[2] = {gr_tensor_from(c, 2, GR_SHAPE(L, D), pv), gr_tensor_from(c, 2, GR_SHAPE(T, D), v)};
+  gr_tensor *qt = gr_tensor_from(c, 2, GR_SHAPE(T, D), q);
+  gr_tensor *att = gr_scale(c, gr_matmul(c, qt, gr_concat(c, 2, keys, 0), false, true), 1.0f / sqrtf(D));
+  gr_tensor *y = gr_matmul(c, gr_causal_softmax(c, att), gr_concat(c, 2, vals, 0), false, false);
+  CHECK_PTR(y);
+  double worst = 0;
+  for (int i = 0; y && i < T; i++) {
+    double sp = 0, sc = 0, ap[D] = {0}, ac[D] = {0};
+    for (int j = 0; j < L + i + 1; j++) {
+      const float *kj = j < L ? pk + j * D : k + (j - L) * D, *vj = j < L ? pv + j * D : v + (j - L) * D;
+      double s = 0;
+      for (int d = 0; d < D; d++) s += (double)q[i * D + d] * kj[d];
+      double e = exp(s / sqrt((double)D));
+      *(j < L ? &sp : &sc) += e;
+      for (int d = 0; d < D; d++) (j < L ? ap : ac)[d] += e * vj[d];
+    }
+    double lambda = sp / (sp + sc);
+    for (int d = 0; d < D; d++) {
+      double want = (1 - lambda) * ac[d] / sc + lambda * ap[d] / sp;
+      worst = fmax(worst, fabs(want - y->data[i * D + d]));
+    }
+  }
+  CHECK_MSG(worst < 1e-5, "prefix head vs gated mix: max abs err %g", worst);
+  gr_ctx_free(c);
+}
+
+static void test_prefix_kv_cache_and_fold(void) {
+  gr_gpt_config cfg = {.vocab = 13, .block = 24, .n_layer = 2, .n_head = 4, .n_embd = 16};
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&cfg, 11, &g));
+  if (!g) return;
+  gr_rng r;
+  gr_rng_seed(&r, 9);
+  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
+  CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 4, .projection_hidden = 10}));
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  int32_t prompt[3] = {1, 7, 2}, a[20], b[20];
+  float la[20 * 13], lb[20 * 13];
+  int64_t na = 0, nb = 0;
+  gr_gpt_sample_opts o = {.temperature = 0, .stop_id = -1};
+  /* a prefix does not take block positions: prompt + 21 new = block */
+  CHECK_OK(gr_gpt_generate(g, c, prompt, 3, 20, &o, NULL, a, &na, la));
+  o.no_cache = true;
+  CHECK_OK(gr_gpt_generate(g, c, prompt, 3, 20, &o, NULL, b, &nb, lb));
+  CHECK(na == 20 && nb == 20 && !memcmp(a, b, sizeof a));
+  CHECK_CLOSE("prefix kv-cache logits", la, lb, 20 * 13, 1e-5, 0);
+  /* folding the reparametrization keeps the function and drops the MLP */
+  int64_t width = 2 * cfg.n_layer * cfg.n_embd;
+  CHECK(gr_model_param_count(g->model, true) == 4 * 16 + 10 * 17 + width * 11);
+  CHECK_OK(gr_prefix_fold(g));
+  CHECK(gr_model_param_count(g->model, true) == 4 * width);
+  CHECK(gr_model_find(g->model, "prompt_encoder.transform.0.weight") == NULL);
+  gr_tensor *w = gr_model_find(g->model, "prompt_encoder.embedding.weight");
+  CHECK(w && w->shape[0] == 4 && w->shape[1] == width && w->requires_grad);
+  CHECK(gr_prefix_length(g) == 4);
+  CHECK_OK(gr_gpt_generate(g, c, prompt, 3, 20, &o, NULL, b, &nb, lb));
+  CHECK(!memcmp(a, b, sizeof a));
+  CHECK_CLOSE("folded prefix logits", la, lb, 20 * 13, 1e-5, 1e-5);
+  CHECK_OK(gr_prefix_fold(g)); /* direct already: nothing to do */
+  gr_ctx_free(c);
+  gr_gpt_free(g);
+}
+
+/* A few AdamW steps move the loss and the prefix, never a base weight. */
+static void test_prefix_training_touches_prefix_only(void) {
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 4, &g));
+  if (!g) return;
+  gr_model *m = g->model;
+  gr_rng r;
+  gr_rng_seed(&r, 6); /* weights larger than GPT-2's init so the prefix can move the output */
+  gr_rng_fill_normal(&r, m->data, m->numel, 0, 0.3f);
+  CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 2, .projection_hidden = 0}));
+  float *before = malloc((size_t)m->numel * sizeof(float));
+  memcpy(before, m->data, (size_t)m->numel * sizeof(float));
+  gr_optim_cfg oc = gr_adamw_cfg(5e-2f, 0.0f);
+  gr_optim *opt = gr_optim_new(m, &oc);
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  int32_t ids[8] = {1, 2, 3, 4, 1, 2, 3, 4}, tg[8] = {2, 3, 4, 1, 2, 3, 4, 1};
+  double first = 0, last = 0;
+  for (int s = 0; s < 20; s++) {
+    gr_model_zero_grad(m);
+    gr_tensor *loss = gr_gpt_loss(g, c, ids, tg, 1, 8, 0);
+    if (!loss || gr_backward(c, loss) || gr_optim_step(opt)) break;
+    if (s == 0) first = loss->data[0];
+    last = loss->data[0];
+    gr_ctx_reset(c);
+  }
+  CHECK_MSG(last < first - 0.05, "prefix training: loss %g -> %g", first, last);
+  int moved_base = 0, moved_prefix = 0;
+  for (int i = 0; i < m->n_entries; i++) {
+    gr_named_tensor *e = &m->entries[i];
+    bool moved = memcmp(before + e->offset, e->t->data, (size_t)e->t->numel * sizeof(float)) != 0;
+    if (strncmp(e->name, "prompt_encoder.", 15)) moved_base += moved;
+    else moved_prefix += moved;
+  }
+  CHECK(moved_base == 0 && moved_prefix == 1);
+  gr_ctx_free(c);
+  gr_optim_free(opt);
+  free(before);
+  gr_gpt_free(g);
+}
+
+static void test_prefix_bad_input(void) {
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 1, &g));
+  if (!g) return;
+  CHECK_FAILS(gr_prefix_attach(NULL, &(gr_prefix_opts){.n_virtual = 2}) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_prefix_attach(g, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 0}) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 9}) == GR_OK, GR_EARG); /* > block 8 */
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 2, .projection_hidden = -1}) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_prefix_fold(g) == GR_OK, GR_ESTATE);
+  CHECK(gr_prefix_length(g) == 0 && gr_prefix_length(NULL) == 0);
+  CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 2}));
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 2}) == GR_OK, GR_ESTATE);
+  gr_gpt_free(g);
+}
+
+int main(void) {
+  test_prefix_against_torch("gpt_prefix_direct", 3, 0);
+  test_prefix_against_torch("gpt_prefix_mlp", 2, 6);
+  test_lora_against_torch(false);
+  test_lora_against_torch(true);
+  test_prefix_gradcheck();
+  test_unified_view_identity();
+  test_prefix_kv_cache_and_fold();
+  test_prefix_training_touches_prefix_only();
+  test_prefix_bad_input();
+  return test_summary();
+}
