@@ -61,17 +61,31 @@ static bool conv_geometry(const gr_tensor *x, const gr_tensor *w, const gr_tenso
   return true;
 }
 
-/* With stride 1 along w, output column ow reads input column ow + kj*dw - pw:
- * [lo, hi) is the range of ow where that is inside the row (lo <= hi). The
- * branch-free copy over it was most of im2col's time (16% of a LeNet step). */
-static bool unit_stride_span(const conv_geom *g, int64_t kj, int64_t *lo, int64_t *hi) {
-  if (g->sw != 1) return false;
-  int64_t shift = kj * g->dw - g->pw;
-  *lo = shift < 0 ? -shift : 0;
-  *hi = g->W - shift < g->OW ? g->W - shift : g->OW;
-  if (*lo > g->OW) *lo = g->OW;
-  if (*hi < *lo) *hi = *lo;
-  return true;
+/* [lo, hi): the outputs o < n whose input index o*stride + off lies in
+ * [0, len); outside it the input is padding. Computed once per kernel tap,
+ * so the copy loops below have no bounds tests (per-row tests and short
+ * copies were a third of a LeNet training step). */
+static void valid_span(int64_t n, int64_t stride, int64_t off, int64_t len, int64_t *lo, int64_t *hi) {
+  int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t b = len - off <= 0 ? 0 : (len - off - 1) / stride + 1;
+  if (b > n) b = n;
+  *lo = a < b ? a : b;
+  *hi = b;
+}
+
+/* The spans of output rows and columns that kernel tap (ki, kj) reads from
+ * inside the input, and the input offset of output (0, 0) for that tap. */
+typedef struct tap_span {
+  int64_t hlo, hhi, wlo, whi, off;
+} tap_span;
+
+static tap_span tap_of(const conv_geom *g, int64_t ki, int64_t kj) {
+  tap_span t;
+  int64_t oy = ki * g->dh - g->ph, ox = kj * g->dw - g->pw;
+  valid_span(g->OH, g->sh, oy, g->H, &t.hlo, &t.hhi);
+  valid_span(g->OW, g->sw, ox, g->W, &t.wlo, &t.whi);
+  t.off = oy * g->W + ox;
+  return t;
 }
 
 /* Samples per chunk: the columns of one chunk, [K, nb*OH*OW], stay within
@@ -87,38 +101,44 @@ static int64_t chunk_samples(const conv_geom *g) {
   return nb < 1 ? 1 : nb;
 }
 
+/* One plane of col for tap t: d[oh*OW + ow] = x[(oh*sh)*W + ow*sw + t.off]
+ * inside the spans, 0 outside. */
+static void im2col_plane(const conv_geom *g, const tap_span *t, const float *x, float *d) {
+  memset(d, 0, (size_t)(t->hlo * g->OW) * sizeof(float));
+  for (int64_t oh = t->hlo; oh < t->hhi; oh++) {
+    const float *s = x + oh * g->sh * g->W + t->off;
+    float *row = d + oh * g->OW;
+    for (int64_t ow = 0; ow < t->wlo; ow++) row[ow] = 0.0f;
+    if (g->sw == 1)
+      for (int64_t ow = t->wlo; ow < t->whi; ow++) row[ow] = s[ow];
+    else
+      for (int64_t ow = t->wlo; ow < t->whi; ow++) row[ow] = s[ow * g->sw];
+    for (int64_t ow = t->whi; ow < g->OW; ow++) row[ow] = 0.0f;
+  }
+  memset(d + t->hhi * g->OW, 0, (size_t)((g->OH - t->hhi) * g->OW) * sizeof(float));
+}
+
 /* col[r, j*OH*OW + p] for r = (c, ki, kj) of group gi and sample n0 + j, j < nb. */
 static void im2col(const conv_geom *g, const float *x, int64_t gi, int64_t n0, int64_t nb, float *col) {
   int64_t plane = g->OH * g->OW, width = nb * plane;
 #pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
   for (int64_t r = 0; r < g->K; r++) {
-    int64_t c = gi * g->Cg + r / (g->kh * g->kw), ki = (r / g->kw) % g->kh, kj = r % g->kw;
-    float *dst = col + r * width;
-    for (int64_t j = 0; j < nb; j++) {
-      const float *src = x + ((n0 + j) * g->C + c) * g->H * g->W;
-      for (int64_t oh = 0; oh < g->OH; oh++) {
-        int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-        float *d = dst + j * plane + oh * g->OW;
-        if (ih < 0 || ih >= g->H) {
-          memset(d, 0, (size_t)g->OW * sizeof(float));
-          continue;
-        }
-        const float *s = src + ih * g->W;
-        int64_t lo, hi;
-        if (unit_stride_span(g, kj, &lo, &hi)) { /* zeros, a shifted copy, zeros (rows are short:
-                                                       plain loops, not memset/memcpy calls) */
-          const float *ss = s + kj * g->dw - g->pw;
-          for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-          for (int64_t ow = lo; ow < hi; ow++) d[ow] = ss[ow];
-          for (int64_t ow = hi; ow < g->OW; ow++) d[ow] = 0.0f;
-          continue;
-        }
-        for (int64_t ow = 0; ow < g->OW; ow++) {
-          int64_t iw = ow * g->sw - g->pw + kj * g->dw;
-          d[ow] = (iw >= 0 && iw < g->W) ? s[iw] : 0.0f;
-        }
-      }
-    }
+    int64_t c = gi * g->Cg + r / (g->kh * g->kw);
+    tap_span t = tap_of(g, (r / g->kw) % g->kh, r % g->kw);
+    for (int64_t j = 0; j < nb; j++)
+      im2col_plane(g, &t, x + ((n0 + j) * g->C + c) * g->H * g->W, col + r * width + j * plane);
+  }
+}
+
+/* dx[(oh*sh)*W + ow*sw + t.off] += d[oh*OW + ow] inside the spans of tap t. */
+static void col2im_plane(const conv_geom *g, const tap_span *t, const float *d, float *dx) {
+  for (int64_t oh = t->hlo; oh < t->hhi; oh++) {
+    float *s = dx + oh * g->sh * g->W + t->off;
+    const float *row = d + oh * g->OW;
+    if (g->sw == 1)
+      for (int64_t ow = t->wlo; ow < t->whi; ow++) s[ow] += row[ow];
+    else
+      for (int64_t ow = t->wlo; ow < t->whi; ow++) s[ow * g->sw] += row[ow];
   }
 }
 
@@ -130,27 +150,9 @@ static void col2im(const conv_geom *g, const float *dcol, int64_t gi, int64_t n0
   for (int64_t cl = 0; cl < g->Cg; cl++) {
     int64_t c = gi * g->Cg + cl;
     for (int64_t k = 0; k < kk; k++) {
-      int64_t ki = k / g->kw, kj = k % g->kw;
-      const float *src = dcol + (cl * kk + k) * width;
-      for (int64_t j = 0; j < nb; j++) {
-        float *dst = dx + ((n0 + j) * g->C + c) * g->H * g->W;
-        for (int64_t oh = 0; oh < g->OH; oh++) {
-          int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-          if (ih < 0 || ih >= g->H) continue;
-          const float *s = src + j * plane + oh * g->OW;
-          float *d = dst + ih * g->W;
-          int64_t lo, hi;
-          if (unit_stride_span(g, kj, &lo, &hi)) {
-            float *dd = d + kj * g->dw - g->pw;
-            for (int64_t ow = lo; ow < hi; ow++) dd[ow] += s[ow];
-            continue;
-          }
-          for (int64_t ow = 0; ow < g->OW; ow++) {
-            int64_t iw = ow * g->sw - g->pw + kj * g->dw;
-            if (iw >= 0 && iw < g->W) d[iw] += s[ow];
-          }
-        }
-      }
+      tap_span t = tap_of(g, k / g->kw, k % g->kw);
+      for (int64_t j = 0; j < nb; j++)
+        col2im_plane(g, &t, dcol + (cl * kk + k) * width + j * plane, dx + ((n0 + j) * g->C + c) * g->H * g->W);
     }
   }
 }
