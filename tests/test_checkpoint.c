@@ -32,6 +32,8 @@ static void test_save_load(void) {
   gr_ckpt_tensor ts2[4] = {{"fc.weight", w2}, {"fc.bias", b2}, {"scale", s2}, {"optim.m.fc.weight", m2}};
   gr_st_file *f = NULL;
   CHECK_OK(gr_st_open(path, &f));
+  CHECK(f && gr_st_metadata_get(f, "format") && !strcmp(gr_st_metadata_get(f, "format"), "pt")); /* HF convention */
+  CHECK(f && gr_st_metadata_count(f) == 4);
   CHECK_OK(gr_ckpt_load(f, ts2, 4, GR_CKPT_STRICT));
   CHECK(!memcmp(w->data, w2->data, 48) && !memcmp(b->data, b2->data, 16) && s2->data[0] == 42.5f &&
         !memcmp(m->data, m2->data, 48));
@@ -57,9 +59,11 @@ static void test_save_load(void) {
   CHECK_FAILS(gr_ckpt_load(f, extra, 2, GR_CKPT_ALLOW_UNEXPECTED) == GR_OK, GR_ENOTFOUND);
   CHECK_OK(gr_ckpt_load(f, extra, 2, GR_CKPT_ALLOW_UNEXPECTED | GR_CKPT_ALLOW_MISSING));
   gr_st_close(f);
-  /* bf16 weights: values round to bf16 */
-  CHECK_OK(gr_ckpt_save(path, ts, 1, GR_DT_BF16, NULL, 0));
+  /* bf16 weights: values round to bf16; a format the caller names is kept */
+  gr_st_kv fmt = {"format", "np"};
+  CHECK_OK(gr_ckpt_save(path, ts, 1, GR_DT_BF16, &fmt, 1));
   CHECK_OK(gr_st_open(path, &f));
+  CHECK(f && gr_st_metadata_count(f) == 1 && !strcmp(gr_st_metadata_get(f, "format"), "np"));
   CHECK(f && gr_st_at(f, 0)->dtype == GR_DT_BF16);
   CHECK_OK(gr_ckpt_load(f, ts2, 1, GR_CKPT_STRICT));
   bool rounded = true;
@@ -91,8 +95,39 @@ static void test_rng_text(void) {
   CHECK_FAILS(gr_ckpt_rng_decode(trailing, &back) == GR_OK, GR_EFORMAT);
 }
 
+/* Doubles in metadata keep every bit (hex floats); garbage is GR_EFORMAT. */
+static void test_f64_text(void) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/ckpt_f64_%d.safetensors", test_tmpdir(), (int)getpid());
+  const double v[6] = {0.1, -0.0, INFINITY, 4.9e-324, 1.7976931348623157e308, -3.25};
+  char text[6][GR_CKPT_F64_LEN], key[6][8];
+  gr_st_kv meta[8];
+  for (int i = 0; i < 6; i++) {
+    gr_ckpt_f64_encode(v[i], text[i]);
+    snprintf(key[i], sizeof key[i], "v%d", i);
+    meta[i] = (gr_st_kv){key[i], text[i]};
+  }
+  meta[6] = (gr_st_kv){"bad", "0x1.8p+1zz"};
+  meta[7] = (gr_st_kv){"nan", "nan"};
+  CHECK_OK(gr_ckpt_save(path, NULL, 0, GR_DT_F32, meta, 8));
+  gr_st_file *f = NULL;
+  CHECK_OK(gr_st_open(path, &f));
+  for (int i = 0; i < 6; i++) {
+    double got = 1;
+    CHECK_OK(gr_ckpt_meta_f64(f, key[i], &got));
+    CHECK_MSG(!memcmp(&got, &v[i], sizeof got), "%s: %a != %a", key[i], got, v[i]);
+  }
+  double x;
+  CHECK_FAILS(gr_ckpt_meta_f64(f, "bad", &x) == GR_OK, GR_EFORMAT);
+  CHECK_FAILS(gr_ckpt_meta_f64(f, "nan", &x) == GR_OK, GR_EFORMAT);
+  CHECK_FAILS(gr_ckpt_meta_f64(f, "absent", &x) == GR_OK, GR_ENOTFOUND);
+  gr_st_close(f);
+  unlink(path);
+}
+
 int main(void) {
   test_save_load();
+  test_f64_text();
   test_rng_text();
   return test_summary();
 }

@@ -27,7 +27,8 @@ typedef struct gr_ckpt_tensor {
 } gr_ckpt_tensor;
 
 /* Writes ts (f32 data converted to dtype: F32, F16, BF16 or F64) and meta to
- * path atomically: the old file survives any failure or crash. */
+ * path atomically: the old file survives any failure or crash. Metadata
+ * "format" is "pt" (the HF convention, as model files) unless meta sets it. */
 gr_status gr_ckpt_save(const char *path, const gr_ckpt_tensor *ts, size_t n, gr_dtype dtype,
                        const gr_st_kv *meta, size_t n_meta);
 
@@ -50,6 +51,10 @@ gr_status gr_ckpt_rng_decode(const char *s, gr_rng *r);
 /* Metadata helpers: GR_ENOTFOUND if absent, GR_EFORMAT if not a number. */
 gr_status gr_ckpt_meta_u64(const gr_st_file *f, const char *key, uint64_t *out);
 gr_status gr_ckpt_meta_rng(const gr_st_file *f, const char *key, gr_rng *out);
+/* Doubles travel exactly as C99 hex floats ("%a": every bit, inf included). */
+#define GR_CKPT_F64_LEN 40
+void gr_ckpt_f64_encode(double x, char out[GR_CKPT_F64_LEN]);
+gr_status gr_ckpt_meta_f64(const gr_st_file *f, const char *key, double *out);
 
 #ifdef __cplusplus
 }

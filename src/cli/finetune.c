@@ -2,6 +2,7 @@
  * with a method of the transfer registry (default: full fine-tuning),
  * optional freezing by glob, a linear probe (--head-only) and a fresh head
  * (--reinit-head, automatic when the class count changes). */
+#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "cli/runs.h"
@@ -48,12 +49,16 @@ int cmd_finetune(int argc, char **argv) {
   gr_model_config mc;
   gr_model *src = NULL, *m = NULL;
   if (gr_model_load_dir(from, (uint64_t)f.seed, &mc, &src)) return cli_fail_status("--from");
-  if ((rc = runs_prepare_outdir(f.out, f.force))) {
-    gr_model_free(src);
-    return rc;
-  }
+  cJSON *config = runs_train_config(&f, "finetune");
+  cJSON_AddStringToObject(config, "from", from);
+  if (freeze) cJSON_AddStringToObject(config, "freeze", freeze);
+  else cJSON_AddNullToObject(config, "freeze");
+  cJSON_AddStringToObject(config, "method", method);
+  cJSON_AddBoolToObject(config, "reinit_head", reinit);
+  runs_ckpt ck;
   gr_dataset *train = NULL, *test = NULL;
-  if ((rc = runs_load_data(&f, &train, &test))) {
+  if ((rc = runs_ckpt_begin(&f, config, &ck)) || (rc = runs_load_data(&f, &train, &test))) {
+    runs_ckpt_end(&ck);
     gr_model_free(src);
     return rc;
   }
@@ -70,7 +75,8 @@ int cmd_finetune(int argc, char **argv) {
   snprintf(mc.data, sizeof mc.data, "%s", f.data);
   ft_hook h = {meth, &run};
   rc = s ? cli_fail_status("preparing the model")
-         : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, ft_optim_hook, &h);
+         : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, ft_optim_hook, &h, &ck);
+  runs_ckpt_end(&ck);
   gr_model_free(m);
   gr_model_free(src);
   gr_dataset_free(train);

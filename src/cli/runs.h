@@ -63,13 +63,13 @@ int runs_parse_doubles(const char *s, double *v, int max);
 
 /* ---- flags and the single training run shared by train / finetune --------- */
 typedef struct runs_train_flags {
-  const char *data, *test_data, *out, *optim, *schedule, *augment;
+  const char *data, *test_data, *out, *optim, *schedule, *augment, *resume;
   int seed, threads, epochs, batch, eval_every, patience;
-  int64_t steps, warmup;
+  int64_t steps, warmup, ckpt_every, stop_at;
   double lr, momentum, wd, clip, label_smoothing;
   bool nesterov, force, quiet;
 } runs_train_flags;
-#define RUNS_TRAIN_NOPTS 22
+#define RUNS_TRAIN_NOPTS 25
 /* Defaults, and the cli_opt rows for them (opts holds RUNS_TRAIN_NOPTS). */
 void runs_train_flags_init(runs_train_flags *f, cli_opt *opts);
 /* Validates flags into configs; prints a usage error and returns CLI_USAGE. */
@@ -80,12 +80,38 @@ int runs_train_parse(const cli_spec *spec, int argc, char **argv, const runs_tra
 /* Loads the train/test data of the flags (test: --test-data or --data with
  * split=test); prints and returns CLI_FAIL on error. */
 int runs_load_data(const runs_train_flags *f, gr_dataset **train, gr_dataset **test);
+/* Checkpoints and --resume (cli/resume.c). */
+typedef struct runs_ckpt {
+  struct cJSON *config;     /* the flags that shape the result */
+  char *config_text;        /* its compact JSON: the checkpoint's "config" metadata */
+  char threads[16];
+  gr_st_kv meta[2];         /* config, run.threads */
+  char path[1100];          /* OUT/checkpoint.safetensors */
+  char resume_path[1100];
+  gr_st_file *resume;       /* the checkpoint continued, or NULL */
+} runs_ckpt;
+/* The config fields train and finetune share; the verb adds its own. */
+struct cJSON *runs_train_config(const runs_train_flags *f, const char *verb);
+/* Takes config. With --resume, opens the checkpoint (DIR/checkpoint.safetensors
+ * or FILE) and refuses one whose config differs from config (naming the
+ * field); then prepares --out as runs_prepare_outdir, where continuing a
+ * run in the directory that holds its checkpoint needs no --force until a
+ * finished model.safetensors is there. Prints errors; CLI_OK or CLI_FAIL.
+ * Call runs_ckpt_end in any case. */
+int runs_ckpt_begin(const runs_train_flags *f, struct cJSON *config, runs_ckpt *ck);
+void runs_ckpt_end(runs_ckpt *ck);
+/* tc->ckpt from the flags: checkpoints into OUT with --ckpt-every, --stop-at or --resume. */
+void runs_ckpt_train_cfg(const runs_train_flags *f, const runs_ckpt *ck, gr_train_cfg *tc);
+/* Resuming: OUT/metrics.jsonl becomes the evaluation records the checkpoint
+ * had counted (from the metrics.jsonl beside it); new records are appended. */
+gr_status runs_ckpt_metrics_prefix(const runs_train_flags *f, const runs_ckpt *ck);
+
 /* Trains m (optimizer from oc, after setup_optim when not NULL), appends
  * every evaluation and a final record to out/metrics.jsonl, saves the model
  * directory. Prints progress and the final metrics. */
 typedef gr_status (*runs_optim_hook)(void *ud, gr_optim *o);
 int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_config *mc, const gr_dataset *train,
                         const gr_dataset *test, const gr_train_cfg *tc, const gr_optim_cfg *oc,
-                        runs_optim_hook hook, void *hook_ud);
+                        runs_optim_hook hook, void *hook_ud, const runs_ckpt *ck);
 /* Prints evaluation metrics (text or one JSON object). */
 void runs_print_eval(FILE *fp, const gr_eval_result *ev, bool json);

@@ -1,5 +1,6 @@
 /* cli/train.c — `graft train`: train a model from scratch on a data spec and
  * write a model directory (model.safetensors, config.json, metrics.jsonl). */
+#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "cli/runs.h"
@@ -12,7 +13,9 @@ int cmd_train(int argc, char **argv) {
   opts[RUNS_TRAIN_NOPTS] = (cli_opt){"--model", CLI_STR, &arch, "architecture: lenet|mlp|resnet8|resnet20"};
   opts[RUNS_TRAIN_NOPTS + 1] = (cli_opt){"--init", CLI_STR, &init, "default|kaiming|xavier|critical (critical: PDLT C_W=2 for ReLU)"};
   cli_spec spec = {"train", "graft train --model M --data D --out DIR [--epochs N | --steps N] [options]",
-                   "Train a model from random init; evaluate on the test split; write a model directory.", opts,
+                   "Train a model from random init; evaluate on the test split; write a model directory. "
+                   "--ckpt-every N writes DIR/checkpoint.safetensors (model, optimizer, RNG, step, config); "
+                   "the same command with --resume DIR continues it to the same bits.", opts,
                    RUNS_TRAIN_NOPTS + 2, 0, 0};
   gr_train_cfg tc;
   gr_optim_cfg oc;
@@ -31,9 +34,15 @@ int cmd_train(int argc, char **argv) {
     return CLI_USAGE;
   }
   gr_set_threads(f.threads);
-  if ((rc = runs_prepare_outdir(f.out, f.force))) return rc;
+  cJSON *config = runs_train_config(&f, "train");
+  cJSON_AddStringToObject(config, "model", arch);
+  cJSON_AddStringToObject(config, "init", init);
+  runs_ckpt ck;
   gr_dataset *train = NULL, *test = NULL;
-  if ((rc = runs_load_data(&f, &train, &test))) return rc;
+  if ((rc = runs_ckpt_begin(&f, config, &ck)) || (rc = runs_load_data(&f, &train, &test))) {
+    runs_ckpt_end(&ck);
+    return rc;
+  }
   gr_model_config mc = {.in_ch = train->c, .h = train->h, .w = train->w, .n_classes = train->n_classes};
   snprintf(mc.arch, sizeof mc.arch, "%s", arch);
   snprintf(mc.data, sizeof mc.data, "%s", f.data);
@@ -41,7 +50,8 @@ int cmd_train(int argc, char **argv) {
   gr_module *root = m ? gr_arch_build(m, arch, train->c, train->h, train->w, train->n_classes) : NULL;
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   if (!s && ik != GR_INIT_TORCH_DEFAULT) s = gr_init_module(m->root, &m->rng, ik, 0, 2.0f, 0.0f);
-  rc = s ? cli_fail_status("building the model") : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, NULL, NULL);
+  rc = s ? cli_fail_status("building the model") : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, NULL, NULL, &ck);
+  runs_ckpt_end(&ck);
   gr_model_free(m);
   gr_dataset_free(train);
   gr_dataset_free(test);

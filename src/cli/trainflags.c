@@ -34,6 +34,9 @@ void runs_train_flags_init(runs_train_flags *f, cli_opt *o) {
       {"--patience", CLI_INT, &f->patience, "early stopping after N evaluations without improvement (0: off)"},
       {"--augment", CLI_STR, &f->augment, "none|crop|flip|crop,flip (random crop pads 2 pixels)"},
       {"--quiet", CLI_BOOL, &f->quiet, "no progress bar"},
+      {"--ckpt-every", CLI_I64, &f->ckpt_every, "write OUT/checkpoint.safetensors every N steps and at the end (0: off)"},
+      {"--resume", CLI_STR, &f->resume, "continue the run of this checkpoint (DIR or FILE; same flags; bit-identical result)"},
+      {"--stop-at", CLI_I64, &f->stop_at, "pause after step N: write the checkpoint and exit (continue with --resume OUT)"},
   };
   memcpy(o, rows, sizeof rows);
 }
@@ -49,7 +52,7 @@ int runs_train_flags_configs(const runs_train_flags *f, gr_train_cfg *tc, gr_opt
   if (!f->data) return usage("--data SPEC is required%s", "");
   if (!f->out) return usage("--out DIR is required%s", "");
   if (f->epochs < 1 || f->batch < 1 || f->steps < 0 || f->warmup < 0 || f->eval_every < 0 || f->patience < 0 ||
-      f->threads < 0 || !(f->lr > 0) || !(f->momentum >= 0) || !(f->wd >= 0) || !(f->clip >= 0) ||
+      f->threads < 0 || f->ckpt_every < 0 || f->stop_at < 0 || !(f->lr > 0) || !(f->momentum >= 0) || !(f->wd >= 0) || !(f->clip >= 0) ||
       !(f->label_smoothing >= 0 && f->label_smoothing < 1))
     return usage("a numeric flag is out of range (see --help)%s", "");
   if (!strcmp(f->optim, "sgd")) *oc = gr_sgd_cfg((float)f->lr, (float)f->momentum, (float)f->wd, f->nesterov);
@@ -152,7 +155,7 @@ static gr_status write_final(gr_jsonl *jl, const gr_train_result *res, const gr_
 
 int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_config *mc, const gr_dataset *train,
                         const gr_dataset *test, const gr_train_cfg *tc, const gr_optim_cfg *oc,
-                        runs_optim_hook hook, void *hook_ud) {
+                        runs_optim_hook hook, void *hook_ud, const runs_ckpt *ck) {
   char path[1100];
   gr_optim *o = gr_optim_new(m, oc);
   if (!o) return cli_fail_status("optimizer");
@@ -161,28 +164,39 @@ int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_c
     return cli_fail_status("optimizer setup");
   }
   bool lead = gr_dist_rank() == 0; /* data-parallel runs: rank 0 alone writes and prints */
-  metrics_log l = {.jl = lead ? gr_jsonl_open(runs_path(path, sizeof path, f->out, "metrics.jsonl"), true) : NULL};
-  gr_status s = l.jl || !lead ? GR_OK : gr_last_status();
+  gr_status s = runs_ckpt_metrics_prefix(f, ck);
+  metrics_log l = {0};
+  if (!s && lead) l.jl = gr_jsonl_open(runs_path(path, sizeof path, f->out, "metrics.jsonl"), !ck->resume);
+  if (!s && lead && !l.jl) s = gr_last_status();
   gr_train_result res = {0};
+  gr_train_cfg tcc = *tc;
+  runs_ckpt_train_cfg(f, ck, &tcc);
   if (!s) {
     runs_monitor_start(&l.mon, "train", gr_train_total_steps(tc, train->n), f->quiet || !lead);
     gr_train_hooks hooks = {&l, log_step, log_eval};
-    s = gr_train(m, o, train, test, tc, lead ? &hooks : NULL, &res);
+    s = gr_train(m, o, train, test, &tcc, lead ? &hooks : NULL, &res);
     runs_monitor_finish(&l.mon, s ? "failed" : NULL);
     if (!s) s = l.st;
-    if (!s && lead) s = write_final(l.jl, &res, m);
+    if (!s && lead && !res.paused) s = write_final(l.jl, &res, m);
   }
   gr_status sc = gr_jsonl_close(l.jl);
   if (!s) s = sc;
-  if (!s && lead) s = gr_model_save_dir(m, mc, f->out);
+  if (!s && lead && !res.paused) s = gr_model_save_dir(m, mc, f->out);
   gr_optim_free(o);
   if (s) return cli_fail_status("training");
   if (!lead) return CLI_OK;
+  if (res.resumed_at > 0) printf("resumed %s at step %lld\n", ck->resume_path, (long long)res.resumed_at);
+  if (res.paused) {
+    printf("paused after step %lld of %lld; wrote %s (continue with --resume %s)\n", (long long)res.steps,
+           (long long)gr_train_total_steps(tc, train->n), ck->path, f->out);
+    return CLI_OK;
+  }
   if (gr_dist_size() > 1)
     printf("data-parallel: %d ranks, %llu bytes per step through rank 0's collectives (run average, initial broadcast included)\n", gr_dist_size(),
            (unsigned long long)(gr_dist_bytes_sent() / (uint64_t)(res.steps > 0 ? res.steps : 1)));
   runs_print_eval(stdout, &res.eval, false);
   printf("trainable parameters %lld of %lld; wrote %s/{model.safetensors,config.json,metrics.jsonl}\n",
          (long long)gr_model_param_count(m, true), (long long)gr_model_param_count(m, false), f->out);
+  if (tcc.ckpt.path) printf("checkpoint %s\n", ck->path);
   return CLI_OK;
 }

@@ -4,15 +4,30 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/st_internal.h"
 
+/* meta plus {"format","pt"} in front unless meta names a format (the HF
+ * convention every graft writer follows); gr_malloc'd, *n updated. */
+static gr_st_kv *with_format(const gr_st_kv *meta, size_t n_meta, size_t *n) {
+  bool has = false;
+  for (size_t i = 0; i < n_meta && meta; i++) has |= meta[i].key && !strcmp(meta[i].key, "format");
+  gr_st_kv *kv = gr_malloc((n_meta + 1) * sizeof *kv);
+  if (!kv) return NULL;
+  size_t k = 0;
+  if (!has) kv[k++] = (gr_st_kv){"format", "pt"};
+  for (size_t i = 0; i < n_meta; i++) kv[k++] = meta[i];
+  *n = k;
+  return kv;
+}
+
 gr_status gr_ckpt_save(const char *path, const gr_ckpt_tensor *ts, size_t n, gr_dtype dtype, const gr_st_kv *meta,
                        size_t n_meta) {
-  if (!path || (n && !ts)) return gr_error(GR_EARG, "checkpoint save: NULL argument");
+  if (!path || (n && !ts) || (n_meta && !meta)) return gr_error(GR_EARG, "checkpoint save: NULL argument");
   gr_st_entry *e = gr_malloc((n + 1) * sizeof *e);
   if (!e) return gr_error(GR_ENOMEM, "checkpoint save: out of memory");
   gr_status st = GR_OK;
@@ -20,8 +35,11 @@ gr_status gr_ckpt_save(const char *path, const gr_ckpt_tensor *ts, size_t n, gr_
     if (!ts[i].name || !ts[i].t) st = gr_error(GR_EARG, "checkpoint save %s: entry %zu has no name or tensor", path, i);
     else e[i] = (gr_st_entry){ts[i].name, dtype, ts[i].t->ndim, ts[i].t->shape};
   }
+  gr_st_kv *kv = st ? NULL : with_format(meta, n_meta, &n_meta);
+  if (!st && !kv) st = gr_error(GR_ENOMEM, "checkpoint save: out of memory");
   gr_st_writer *w = NULL;
-  if (!st) st = gr_st_writer_begin(path, e, n, meta, n_meta, &w);
+  if (!st) st = gr_st_writer_begin(path, e, n, kv, n_meta, &w);
+  gr_free(kv);
   for (size_t i = 0; i < n && !st; i++) st = gr_st_writer_write_f32(w, ts[i].name, ts[i].t->data, (uint64_t)ts[i].t->numel);
   gr_free(e);
   if (st) {
@@ -129,3 +147,17 @@ gr_status gr_ckpt_meta_rng(const gr_st_file *f, const char *key, gr_rng *out) {
   if (!v) return gr_error(GR_ENOTFOUND, "%s: no metadata '%s'", f ? gr_st_path(f) : "(null)", key ? key : "(null)");
   return gr_ckpt_rng_decode(v, out);
 }
+
+gr_status gr_ckpt_meta_f64(const gr_st_file *f, const char *key, double *out) {
+  const char *v = gr_st_metadata_get(f, key);
+  if (!v) return gr_error(GR_ENOTFOUND, "%s: no metadata '%s'", f ? gr_st_path(f) : "(null)", key ? key : "(null)");
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (!*v || *end || v[0] == ' ' || (errno && errno != ERANGE) || isnan(x))
+    return gr_error(GR_EFORMAT, "%s: metadata '%s' = '%.60s' is not a number", gr_st_path(f), key, v);
+  *out = x;
+  return GR_OK;
+}
+
+void gr_ckpt_f64_encode(double x, char out[GR_CKPT_F64_LEN]) { snprintf(out, GR_CKPT_F64_LEN, "%a", x); }

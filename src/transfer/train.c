@@ -5,8 +5,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "graft/dist.h"
 #include "graft/train.h"
 #include "transfer/train_dist.h"
+#include "transfer/train_state.h"
 
 static void softmax_row(const float *z, int k, float *p) {
   float mx = z[0];
@@ -112,13 +114,6 @@ static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, c
   return s;
 }
 
-typedef struct best_state {
-  float *data, *buf;
-  double loss;
-  int64_t step;
-  int bad_evals;
-} best_state;
-
 static void best_save(best_state *b, const gr_model *m) {
   memcpy(b->data, m->data, (size_t)m->numel * sizeof(float));
   memcpy(b->buf, m->buf, (size_t)m->buf_numel * sizeof(float));
@@ -129,20 +124,6 @@ static void best_restore(const best_state *b, gr_model *m) {
   memcpy(m->buf, b->buf, (size_t)m->buf_numel * sizeof(float));
 }
 
-typedef struct train_run {
-  gr_model *m;
-  gr_optim *o;
-  gr_ctx *c;
-  gr_loader l;
-  const gr_dataset *eval;
-  const gr_train_cfg *cfg;
-  const gr_train_hooks *hooks;
-  best_state best;
-  double window_sum;       /* loss over the recent window */
-  int64_t window_n;
-  gr_eval_result last;     /* latest evaluation */
-} train_run;
-
 /* Evaluates and updates early-stopping state; *stop set when patience is out. */
 static gr_status eval_point(train_run *r, int64_t step, bool *stop) {
   gr_eval_result *ev = &r->last;
@@ -150,6 +131,7 @@ static gr_status eval_point(train_run *r, int64_t step, bool *stop) {
   if (s) return s;
   double tl = r->window_n ? r->window_sum / (double)r->window_n : NAN;
   if (r->hooks && r->hooks->on_eval) r->hooks->on_eval(r->hooks->ud, step, tl, ev);
+  r->evals++;
   if (r->cfg->patience <= 0) return GR_OK;
   if (ev->loss < r->best.loss) {
     r->best.loss = ev->loss, r->best.step = step, r->best.bad_evals = 0;
@@ -160,32 +142,44 @@ static gr_status eval_point(train_run *r, int64_t step, bool *stop) {
   return GR_OK;
 }
 
+/* The loop from r->start; checkpoints every ckpt.every steps and at the
+ * end (or the pause at ckpt.stop_at, after which there is no final
+ * evaluation). */
 static gr_status train_loop(train_run *r, int64_t total, gr_train_result *res) {
   const gr_train_cfg *cfg = r->cfg;
+  const gr_train_ckpt *ck = &cfg->ckpt;
   float base = cfg->sched.base_lr > 0 ? cfg->sched.base_lr : r->o->cfg.lr;
   gr_schedule sched = cfg->sched;
   sched.base_lr = base;
   if (sched.kind == GR_SCHED_COSINE && sched.total_steps <= 0) sched.total_steps = total;
   if (sched.kind == GR_SCHED_STEP && sched.step_size <= 0) sched.step_size = total / 3 > 0 ? total / 3 : 1;
   int64_t per_epoch = gr_loader_batches(&r->l);
-  bool stop = false;
+  bool paused = false;
   gr_status s = GR_OK;
-  int64_t step = 0;
-  for (; step < total && !stop && !s; step++) {
+  int64_t step = r->start;
+  while (step < total && !r->stop && !paused && !s) {
     r->o->lr = gr_schedule_lr(&sched, step);
     double loss = 0;
     s = train_step(r->m, r->o, r->c, &r->l, cfg, &loss);
     if (s) break;
     if (step % per_epoch == 0) r->window_sum = 0, r->window_n = 0;
     r->window_sum += loss, r->window_n++;
-    if (r->hooks && r->hooks->on_step) r->hooks->on_step(r->hooks->ud, step + 1, total, loss);
-    if (r->eval && cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0 && step + 1 < total)
-      s = eval_point(r, step + 1, &stop);
+    step++;
+    if (r->hooks && r->hooks->on_step) r->hooks->on_step(r->hooks->ud, step, total, loss);
+    if (r->eval && cfg->eval_every > 0 && step % cfg->eval_every == 0 && step < total) s = eval_point(r, step, &r->stop);
+    paused = ck->stop_at == step && step < total && !r->stop;
+    if (!s && ck->path && ck->every > 0 && step % ck->every == 0 && step < total && !r->stop && !paused)
+      s = gr_train_state_save(r, step, total);
   }
+  if (!s && ck->path) s = gr_train_state_save(r, step, total);
   res->steps = step;
-  res->stopped_early = stop;
+  res->resumed_at = r->start;
+  res->paused = paused;
+  res->stopped_early = r->stop;
   res->train_loss = r->window_n ? r->window_sum / (double)r->window_n : NAN;
-  if (!s && r->eval && !stop) s = eval_point(r, step, &stop);
+  if (s || paused) return s;
+  bool stop = r->stop;
+  if (r->eval && !stop) s = eval_point(r, step, &stop);
   res->best_step = cfg->patience > 0 && r->best.step >= 0 ? r->best.step : step;
   if (!s && r->eval && res->best_step != step) {
     best_restore(&r->best, r->m);
@@ -203,6 +197,10 @@ gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_d
   if (cfg.batch <= 0) cfg.batch = 64;
   if (cfg.eval_batch <= 0) cfg.eval_batch = 500;
   if (cfg.steps <= 0 && cfg.epochs <= 0) return gr_error(GR_EARG, "train: need steps > 0 or epochs > 0");
+  if (cfg.ckpt.every < 0 || cfg.ckpt.stop_at < 0 || (cfg.ckpt.n_meta && !cfg.ckpt.meta))
+    return gr_error(GR_EARG, "train: checkpoint every/stop_at must be >= 0");
+  if (!cfg.ckpt.path && (cfg.ckpt.every || cfg.ckpt.stop_at))
+    return gr_error(GR_EARG, "train: checkpoint every/stop_at without a checkpoint path");
   memset(res, 0, sizeof *res);
   train_run r = {.m = m, .o = o, .eval = eval, .cfg = &cfg, .hooks = hooks};
   r.best.loss = INFINITY, r.best.step = -1;
@@ -216,7 +214,9 @@ gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_d
     r.best.buf = gr_malloc((size_t)m->buf_numel * sizeof(float) + 4);
     if (!r.best.data || !r.best.buf) s = gr_error(GR_ENOMEM, "train: out of memory for the best weights");
   }
-  if (!s) s = train_loop(&r, gr_train_total_steps(&cfg, train->n), res);
+  int64_t total = gr_train_total_steps(&cfg, train->n);
+  if (!s && cfg.ckpt.resume) s = gr_dist_agree(gr_train_state_restore(&r, total));
+  if (!s) s = train_loop(&r, total, res);
   gr_free(r.best.data), gr_free(r.best.buf);
   gr_ctx_free(r.c);
   gr_loader_free(&r.l);
