@@ -100,7 +100,7 @@ static void test_f64_text(void) {
   char path[512];
   snprintf(path, sizeof path, "%s/ckpt_f64_%d.safetensors", test_tmpdir(), (int)getpid());
   const double v[6] = {0.1, -0.0, INFINITY, 4.9e-324, 1.7976931348623157e308, -3.25};
-  char text[6][GR_CKPT_F64_LEN], key[6][8];
+  char text[6][GR_CKPT_F64_LEN], key[6][16];
   gr_st_kv meta[8];
   for (int i = 0; i < 6; i++) {
     gr_ckpt_f64_encode(v[i], text[i]);
