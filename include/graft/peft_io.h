@@ -26,7 +26,18 @@ extern "C" {
 
 struct cJSON;
 
-typedef enum gr_peft_type { GR_PEFT_LORA = 0, GR_PEFT_IA3 = 1, GR_PEFT_OTHER = 2 } gr_peft_type;
+/* BOTTLENECK is graft's extension (not a PEFT type): bottleneck adapters
+ * in PEFT's directory layout. Its config holds peft_type "BOTTLENECK", r
+ * (bottleneck width), adapter_placement ("sequential" | "parallel"),
+ * adapter_scaling (s), adapter_nonlinearity ("relu"), target_modules and
+ * modules_to_save; its tensors are
+ *   base_model.model.<module>.adapter_down.weight  [r, in] ([r, C_in, kh, kw])
+ *   base_model.model.<module>.adapter_down.bias    [r]
+ *   base_model.model.<module>.adapter_up.weight    [out, r] ([C_out, r, 1, 1])
+ *   base_model.model.<module>.adapter_up.bias      [out]
+ * (in is the module's output width for a sequential adapter). PEFT itself
+ * does not load it. */
+typedef enum gr_peft_type { GR_PEFT_LORA = 0, GR_PEFT_IA3 = 1, GR_PEFT_OTHER = 2, GR_PEFT_BOTTLENECK = 3 } gr_peft_type;
 
 typedef struct gr_peft_pattern {
   char *key;    /* module-name regex, matched as PEFT does: (.*\.)?(key)$ */
@@ -54,6 +65,12 @@ typedef struct gr_peft_config {
   /* IA3 */
   char **feedforward_modules;
   int n_feedforward_modules;
+  /* modules trained and saved whole (suffix rule as target_modules) */
+  char **modules_to_save;
+  int n_modules_to_save;
+  /* BOTTLENECK (graft's extension): placement and scaling s (default 1) */
+  bool adapter_parallel;
+  double adapter_scaling;
   /* the parsed document (owned) and the keys PEFT does not define */
   struct cJSON *json;
   char **unknown_keys;
@@ -68,7 +85,8 @@ typedef struct gr_peft_config {
  * duplicate keys). GR_EFORMAT naming `what` and the field. */
 gr_status gr_peft_config_parse(const char *text, size_t len, const char *what, gr_peft_config **out);
 gr_status gr_peft_config_read(const char *path, gr_peft_config **out);
-/* A config with PEFT's defaults for LoRA or IA3 and the given targets. */
+/* A config with PEFT's defaults for LoRA, IA3 or BOTTLENECK and the given
+ * targets. */
 gr_peft_config *gr_peft_config_new(gr_peft_type type, int r, double lora_alpha, const char *const *targets,
                                    int n_targets);
 /* JSON text as PEFT writes it (indent 2, sorted keys, trailing newline),
@@ -85,6 +103,8 @@ double gr_peft_scaling(const gr_peft_config *c, const char *module);
  * ".<entry>" suffix; a string target is a full-match regex ("all-linear"
  * depends on the model and matches nothing here). */
 bool gr_peft_targets(const gr_peft_config *c, const char *module);
+/* Whether the module is one of modules_to_save (same suffix rule). */
+bool gr_peft_is_module_to_save(const gr_peft_config *c, const char *module);
 /* IA3: whether the module is one of feedforward_modules (same suffix rule),
  * i.e. its ia3_l scales the input ([1,in]) rather than the output ([out,1]). */
 bool gr_peft_is_feedforward(const gr_peft_config *c, const char *module);
@@ -96,8 +116,9 @@ gr_status gr_peft_key(char *buf, size_t n, const char *module, const char *suffi
 /* Checks tensor names and shapes against the config: every adapter key is
  * base_model.model.<module>.<known suffix>, lora_A/lora_B come in pairs with
  * A [r,in] and B [out,r] for the module's rank (4-D conv shapes accepted),
- * magnitude vectors [out], ia3_l [out,1] or [1,in] as the module is a
- * feed-forward one. Tensors that are not adapter keys (modules_to_save,
+ * magnitude vectors [out] ([1,out,1,1] for a conv), ia3_l [out,1] or
+ * [1,in] as the module is a feed-forward one ([1,C,1,1] for a conv),
+ * bottleneck adapter_down/adapter_up pairs of rank r with biases. Tensors that are not adapter keys (modules_to_save,
  * biases) are allowed. GR_EFORMAT naming the tensor. */
 gr_status gr_peft_check_entries(const gr_peft_config *c, const gr_st_entry *e, size_t n);
 gr_status gr_peft_check_file(const gr_peft_config *c, const gr_st_file *f);

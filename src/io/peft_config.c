@@ -28,6 +28,8 @@ static const char *const known_keys[] = {
     "feedforward_modules", "init_ia3_weights", "num_virtual_tokens", "token_dim", "num_transformer_submodules",
     "num_attention_heads", "num_layers", "encoder_hidden_size", "prefix_projection", "init_weights",
     "prompt_tuning_init", "prompt_tuning_init_text", "tokenizer_name_or_path", "tokenizer_kwargs",
+    /* graft's BOTTLENECK extension (graft/peft_io.h) */
+    "adapter_placement", "adapter_scaling", "adapter_nonlinearity",
 };
 
 static void free_list(char **v, int n) {
@@ -48,6 +50,7 @@ void gr_peft_config_free(gr_peft_config *c) {
   free_list(c->target_modules, c->n_target_modules);
   gr_free(c->target_modules_regex);
   free_list(c->feedforward_modules, c->n_feedforward_modules);
+  free_list(c->modules_to_save, c->n_modules_to_save);
   free_list(c->unknown_keys, c->n_unknown_keys);
   cJSON_Delete(c->json);
   gr_free(c);
@@ -183,7 +186,11 @@ static gr_status read_common(gr_peft_config *c, const char *what) {
   gr_status st = get_string(j, "peft_type", what, &c->peft_type);
   if (!st && !c->peft_type) st = gr_error(GR_EFORMAT, "%s: missing required field 'peft_type'", what);
   if (st) return st;
-  c->type = !strcmp(c->peft_type, "LORA") ? GR_PEFT_LORA : !strcmp(c->peft_type, "IA3") ? GR_PEFT_IA3 : GR_PEFT_OTHER;
+  c->type = !strcmp(c->peft_type, "LORA")         ? GR_PEFT_LORA
+            : !strcmp(c->peft_type, "IA3")        ? GR_PEFT_IA3
+            : !strcmp(c->peft_type, "BOTTLENECK") ? GR_PEFT_BOTTLENECK
+                                                  : GR_PEFT_OTHER;
+  if (!st) st = get_string_list(j, "modules_to_save", what, &c->modules_to_save, &c->n_modules_to_save);
   if (!st) st = get_string(j, "task_type", what, &c->task_type);
   if (!st) st = get_string(j, "base_model_name_or_path", what, &c->base_model_name_or_path);
   if (!st) st = get_bool(j, "inference_mode", what, &c->inference_mode);
@@ -203,12 +210,17 @@ static gr_status read_common(gr_peft_config *c, const char *what) {
   return st;
 }
 
-static gr_status read_lora(gr_peft_config *c, const char *what) {
-  const cJSON *j = c->json;
+static gr_status read_rank(gr_peft_config *c, const char *what) {
   double r = c->r;
-  gr_status st = get_number(j, "r", what, &r);
+  gr_status st = get_number(c->json, "r", what, &r);
   if (!st && (r != floor(r) || r < 1 || r > 1e9)) st = field_err(what, "r", "a positive integer up to 1e9");
   if (!st) c->r = (int)r; /* only once in int range (a fuzzer find) */
+  return st;
+}
+
+static gr_status read_lora(gr_peft_config *c, const char *what) {
+  const cJSON *j = c->json;
+  gr_status st = read_rank(c, what);
   if (!st) st = get_number(j, "lora_alpha", what, &c->lora_alpha);
   if (!st) st = get_number(j, "lora_dropout", what, &c->lora_dropout);
   if (!st) st = get_string(j, "bias", what, &c->bias);
@@ -244,6 +256,22 @@ static gr_status read_ia3(gr_peft_config *c, const char *what) {
   return GR_OK;
 }
 
+/* graft's bottleneck-adapter extension (graft/peft_io.h) */
+static gr_status read_bottleneck(gr_peft_config *c, const char *what) {
+  char *placement = NULL, *act = NULL;
+  gr_status st = read_rank(c, what);
+  if (!st) st = get_number(c->json, "adapter_scaling", what, &c->adapter_scaling);
+  if (!st) st = get_string(c->json, "adapter_placement", what, &placement);
+  if (!st) st = get_string(c->json, "adapter_nonlinearity", what, &act);
+  if (!st && placement && strcmp(placement, "sequential") && strcmp(placement, "parallel"))
+    st = field_err(what, "adapter_placement", "\"sequential\" or \"parallel\"");
+  if (!st && act && strcmp(act, "relu")) st = field_err(what, "adapter_nonlinearity", "\"relu\"");
+  if (!st) c->adapter_parallel = placement && !strcmp(placement, "parallel");
+  gr_free(placement);
+  gr_free(act);
+  return st;
+}
+
 static gr_status list_unknown(gr_peft_config *c, const char *what) {
   int n = cJSON_GetArraySize(c->json);
   c->unknown_keys = gr_calloc((size_t)n + 1, sizeof(char *));
@@ -262,6 +290,7 @@ static gr_peft_config *config_alloc(void) {
   if (!c) return NULL;
   c->r = 8;
   c->lora_alpha = 8;
+  c->adapter_scaling = 1;
   c->bias = st_strdup("none");
   if (!c->bias) {
     gr_free(c);
@@ -281,6 +310,7 @@ gr_status gr_peft_config_parse(const char *text, size_t len, const char *what, g
   if (!st) st = read_common(c, what);
   if (!st && c->type == GR_PEFT_LORA) st = read_lora(c, what);
   if (!st && c->type == GR_PEFT_IA3) st = read_ia3(c, what);
+  if (!st && c->type == GR_PEFT_BOTTLENECK) st = read_bottleneck(c, what);
   if (!st) st = list_unknown(c, what);
   if (st) {
     gr_peft_config_free(c);
@@ -303,8 +333,8 @@ gr_status gr_peft_config_read(const char *path, gr_peft_config **out) {
 
 gr_peft_config *gr_peft_config_new(gr_peft_type type, int r, double lora_alpha, const char *const *targets,
                                    int n_targets) {
-  static const char *const names[] = {"LORA", "IA3"};
-  if ((type != GR_PEFT_LORA && type != GR_PEFT_IA3) || r < 1 || n_targets < 0 || (n_targets && !targets)) {
+  static const char *const names[] = {"LORA", "IA3", "", "BOTTLENECK"};
+  if ((type != GR_PEFT_LORA && type != GR_PEFT_IA3 && type != GR_PEFT_BOTTLENECK) || r < 1 || n_targets < 0 || (n_targets && !targets)) {
     gr_error(GR_EARG, "gr_peft_config_new: bad type, rank or targets");
     return NULL;
   }
@@ -364,6 +394,15 @@ static cJSON *config_document(const gr_peft_config *c) {
     set_item(j, "use_dora", cJSON_CreateBool(c->use_dora));
     set_item(j, "rank_pattern", patterns_json(c->rank_pattern, c->n_rank_pattern));
     set_item(j, "alpha_pattern", patterns_json(c->alpha_pattern, c->n_alpha_pattern));
+  }
+  set_item(j, "modules_to_save", c->n_modules_to_save ? cJSON_CreateStringArray((const char *const *)c->modules_to_save,
+                                                                                c->n_modules_to_save)
+                                                      : cJSON_CreateNull());
+  if (c->type == GR_PEFT_BOTTLENECK) {
+    set_item(j, "r", cJSON_CreateNumber(c->r));
+    set_item(j, "adapter_placement", cJSON_CreateString(c->adapter_parallel ? "parallel" : "sequential"));
+    set_item(j, "adapter_scaling", cJSON_CreateNumber(c->adapter_scaling));
+    set_item(j, "adapter_nonlinearity", cJSON_CreateString("relu"));
   }
   if (c->type == GR_PEFT_IA3)
     set_item(j, "feedforward_modules", c->n_feedforward_modules
@@ -479,6 +518,10 @@ bool gr_peft_targets(const gr_peft_config *c, const char *module) {
   if (!c || !module) return false;
   if (c->target_modules_regex) return key_matches(c->target_modules_regex, module, false);
   return suffix_match(c->target_modules, c->n_target_modules, module);
+}
+
+bool gr_peft_is_module_to_save(const gr_peft_config *c, const char *module) {
+  return c && module && suffix_match(c->modules_to_save, c->n_modules_to_save, module);
 }
 
 bool gr_peft_is_feedforward(const gr_peft_config *c, const char *module) {

@@ -26,7 +26,9 @@ gr_status gr_peft_key(char *buf, size_t n, const char *module, const char *suffi
 static const char *adapter_suffix(const char *name, char *module, size_t n) {
   size_t nl = strlen(name), pl = strlen(PREFIX);
   static const char *const all[] = {".lora_A.weight", ".lora_B.weight", ".lora_B.bias", ".lora_embedding_A",
-                                    ".lora_embedding_B", ".lora_magnitude_vector", ".ia3_l"};
+                                    ".lora_embedding_B", ".lora_magnitude_vector", ".ia3_l",
+                                    ".adapter_down.weight", ".adapter_down.bias", ".adapter_up.weight",
+                                    ".adapter_up.bias"};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
     size_t sl = strlen(all[i]);
     if (nl > pl + sl && !strncmp(name, PREFIX, pl) && !strcmp(name + nl - sl, all[i])) {
@@ -58,6 +60,11 @@ static gr_status shape_err(const gr_st_entry *t, const char *want) {
   return gr_error(GR_EFORMAT, "adapter tensor '%s' has shape %s, PEFT's layout needs %s", t->name, got, want);
 }
 
+/* [1, c, 1, 1]: a per-channel vector of a conv layer */
+static bool is_channel_vector(const gr_st_entry *t, int64_t c) {
+  return t->ndim == 4 && t->shape[0] == 1 && t->shape[2] == 1 && t->shape[3] == 1 && (c < 0 || t->shape[1] == c);
+}
+
 static gr_status check_lora_key(const gr_peft_config *c, const gr_st_entry *e, size_t n, const gr_st_entry *t,
                                 const char *module, const char *suffix) {
   int64_t r = gr_peft_module_rank(c, module);
@@ -81,8 +88,11 @@ static gr_status check_lora_key(const gr_peft_config *c, const gr_st_entry *e, s
   }
   const gr_st_entry *b = partner(e, n, module, ".lora_B.weight"); /* bias and magnitude: [out] */
   if (!b) return gr_error(GR_EFORMAT, "adapter tensor '%s' has no lora_B.weight in its module", t->name);
-  snprintf(want, sizeof want, "[out=%lld]", (long long)b->shape[0]);
-  if (t->ndim != 1 || t->shape[0] != b->shape[0]) return shape_err(t, want);
+  /* PEFT's conv DoRA keeps the magnitude as [1, out, 1, 1] */
+  bool conv_mag = b->ndim == 4 && !strcmp(suffix, ".lora_magnitude_vector");
+  snprintf(want, sizeof want, conv_mag ? "[1, out=%lld, 1, 1]" : "[out=%lld]", (long long)b->shape[0]);
+  if (conv_mag ? !is_channel_vector(t, b->shape[0]) : (t->ndim != 1 || t->shape[0] != b->shape[0]))
+    return shape_err(t, want);
   if (!strcmp(suffix, ".lora_magnitude_vector") && !c->use_dora)
     return gr_error(GR_EFORMAT, "adapter tensor '%s' is a DoRA magnitude but use_dora is false", t->name);
   return GR_OK;
@@ -90,7 +100,28 @@ static gr_status check_lora_key(const gr_peft_config *c, const gr_st_entry *e, s
 
 static gr_status check_ia3_key(const gr_peft_config *c, const gr_st_entry *t, const char *module) {
   bool ff = gr_peft_is_feedforward(c, module);
+  if (is_channel_vector(t, -1)) return GR_OK; /* Conv2d: [1, C, 1, 1] either way */
   if (t->ndim != 2 || t->shape[ff ? 0 : 1] != 1) return shape_err(t, ff ? "[1, in] (feed-forward module)" : "[out, 1]");
+  return GR_OK;
+}
+
+/* graft's bottleneck extension: down [r, in] (+ [r]), up [out, r] (+ [out]) */
+static gr_status check_bottleneck_key(const gr_peft_config *c, const gr_st_entry *e, size_t n, const gr_st_entry *t,
+                                      const char *module, const char *suffix) {
+  const gr_st_entry *down = partner(e, n, module, ".adapter_down.weight"), *up = partner(e, n, module, ".adapter_up.weight");
+  if (!down || !up) return gr_error(GR_EFORMAT, "adapter tensor '%s' lacks its adapter_down/adapter_up partner", t->name);
+  int64_t r = c->r;
+  char want[160];
+  bool is_down = !strncmp(suffix, ".adapter_down", 13), is_bias = strstr(suffix, ".bias") != NULL;
+  if (is_bias) {
+    int64_t len = is_down ? r : up->shape[0];
+    snprintf(want, sizeof want, "[%lld]", (long long)len);
+    return t->ndim == 1 && t->shape[0] == len ? GR_OK : shape_err(t, want);
+  }
+  snprintf(want, sizeof want, is_down ? "[r=%lld, in] (or [r, C_in, kh, kw])" : "[out, r=%lld] (or [C_out, r, 1, 1])",
+           (long long)r);
+  if ((t->ndim != 2 && t->ndim != 4) || t->shape[is_down ? 0 : 1] != r) return shape_err(t, want);
+  if (!is_down && t->ndim == 4 && (t->shape[2] != 1 || t->shape[3] != 1)) return shape_err(t, want);
   return GR_OK;
 }
 
@@ -102,13 +133,17 @@ static gr_status check_one(const gr_peft_config *c, const gr_st_entry *e, size_t
       return gr_error(GR_EFORMAT, "adapter tensor '%s' does not start with '" PREFIX "'", t->name);
     return GR_OK; /* modules_to_save, biases: kept as they are */
   }
-  bool is_ia3 = !strcmp(suffix, ".ia3_l");
-  if (is_ia3 != (c->type == GR_PEFT_IA3))
+  gr_peft_type kind = !strcmp(suffix, ".ia3_l")          ? GR_PEFT_IA3
+                      : !strncmp(suffix, ".adapter_", 9) ? GR_PEFT_BOTTLENECK
+                                                         : GR_PEFT_LORA;
+  if (kind != c->type)
     return gr_error(GR_EFORMAT, "adapter tensor '%s' does not belong in a %s adapter", t->name, c->peft_type);
   bool checkable = c->n_target_modules || (c->target_modules_regex && strcmp(c->target_modules_regex, "all-linear"));
   if (checkable && !gr_peft_targets(c, module))
     return gr_error(GR_EFORMAT, "adapter tensor '%s': module '%s' is not in target_modules", t->name, module);
-  return is_ia3 ? check_ia3_key(c, t, module) : check_lora_key(c, e, n, t, module, suffix);
+  if (kind == GR_PEFT_IA3) return check_ia3_key(c, t, module);
+  if (kind == GR_PEFT_BOTTLENECK) return check_bottleneck_key(c, e, n, t, module, suffix);
+  return check_lora_key(c, e, n, t, module, suffix);
 }
 
 gr_status gr_peft_check_entries(const gr_peft_config *c, const gr_st_entry *e, size_t n) {

@@ -9,5 +9,10 @@ gr_status gr_method_freeze_early_setup(gr_transfer_run *run);
 gr_status gr_method_discriminative_optim(gr_transfer_run *run, gr_optim *o);
 gr_status gr_method_lora_setup(gr_transfer_run *run);   /* peft/peft_methods.c */
 gr_status gr_method_rslora_setup(gr_transfer_run *run);
+gr_status gr_method_dora_setup(gr_transfer_run *run);
+gr_status gr_method_ia3_setup(gr_transfer_run *run);
+gr_status gr_method_adapter_seq_setup(gr_transfer_run *run);
+gr_status gr_method_adapter_par_setup(gr_transfer_run *run);
+gr_status gr_method_adapter_scaled_setup(gr_transfer_run *run);
 
 #endif

@@ -19,6 +19,15 @@ static const gr_transfer_method methods[] = {
     {"lora", "LoRA r=4 alpha=8 on every conv/linear but the head, new head trained (PEFT math)", true,
      gr_method_lora_setup, NULL},
     {"rslora", "rsLoRA (scaling alpha/sqrt r) r=4 alpha=8, same targets as lora", true, gr_method_rslora_setup, NULL},
+    {"dora", "DoRA (LoRA r=4 alpha=8 + magnitude vector), same targets as lora", true, gr_method_dora_setup, NULL},
+    {"ia3", "IA3 rescaling vectors on every conv/linear output but the head, new head trained", true,
+     gr_method_ia3_setup, NULL},
+    {"adapter-seq", "sequential bottleneck adapter r=8 after every conv/linear but the head (Houlsby/Pfeiffer)", true,
+     gr_method_adapter_seq_setup, NULL},
+    {"adapter-par", "parallel bottleneck adapter r=8 beside every conv/linear but the head (He et al.)", true,
+     gr_method_adapter_par_setup, NULL},
+    {"adapter-scaled", "scaled parallel adapter r=8 s=4 (He et al.), same targets", true,
+     gr_method_adapter_scaled_setup, NULL},
 };
 
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }

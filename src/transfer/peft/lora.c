@@ -14,86 +14,72 @@
  * ("base_layer"), lora_A and lora_B; the model computes the same function at
  * init (B = 0). For Conv2d, A is a k x k conv in->r with the base's stride and
  * padding and B a 1x1 conv r->out (PEFT's conv LoRA).
- * Not here: saving/loading adapter directories (peft_save.c via io/peft_io). */
+ * DoRA (use_dora) is this module plus a magnitude vector; its math is in
+ * dora.c. The wrapper, target checks and merge dispatch are shared with the
+ * other methods (peft_layer.c); saving/loading is peft_save.c. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "graft/peft.h"
+#include "transfer/peft/peft_layer.h"
 
 typedef struct lora_cfg {
+  peft_layer L;
   int r;
-  float scaling, dropout;
-  bool conv, fan_in_fan_out, merged;
+  float alpha, scaling, dropout;
+  bool rslora, fan_in_fan_out, dora;
+  float *dora_norm; /* [out]: row norms of W + sBA when merged (DoRA) */
 } lora_cfg;
 
 enum { LORA_BASE = 0, LORA_A = 1, LORA_B = 2 };
 
-bool gr_lora_is(const gr_module *mod) { return mod && mod->kind && !strcmp(mod->kind, "LoRA") && mod->cfg; }
+static gr_status lora_fold(gr_module *mod, bool merge);
+static void lora_describe(const gr_module *w, peft_desc *d) {
+  const lora_cfg *cf = w->cfg;
+  *d = (peft_desc){.type = GR_PEFT_LORA, .r = cf->r, .alpha = cf->alpha, .rslora = cf->rslora, .dora = cf->dora};
+}
+const peft_layer_ops peft_lora_ops = {"LoRA", lora_fold, lora_describe};
+
+bool gr_lora_is(const gr_module *mod) {
+  peft_layer *L = peft_layer_of(mod);
+  return L && L->ops == &peft_lora_ops;
+}
 float gr_lora_scaling(const gr_module *mod) { return gr_lora_is(mod) ? ((lora_cfg *)mod->cfg)->scaling : 0.0f; }
 int gr_lora_rank(const gr_module *mod) { return gr_lora_is(mod) ? ((lora_cfg *)mod->cfg)->r : 0; }
 
 static gr_tensor *lora_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   lora_cfg *cf = m->cfg;
-  gr_module *base = m->children[LORA_BASE], *a = m->children[LORA_A], *b = m->children[LORA_B];
-  gr_tensor *y = base->forward(base, c, x);
-  if (!y || cf->merged) return y;
-  gr_tensor *h = x;
+  gr_module *a = m->children[LORA_A], *b = m->children[LORA_B];
+  gr_tensor *y = peft_base_forward(m, c, x);
+  if (!y || cf->L.merged) return y;
+  gr_tensor *xd = x;
   if (cf->dropout > 0) {
     bool prev = gr_ctx_training(c);
     gr_ctx_set_training(c, m->training);
-    h = gr_dropout(c, x, cf->dropout);
+    xd = gr_dropout(c, x, cf->dropout);
     gr_ctx_set_training(c, prev);
   }
-  h = a->forward(a, c, h);
+  gr_tensor *h = xd ? a->forward(a, c, xd) : NULL;
   h = h ? b->forward(b, c, h) : NULL;
-  return h ? gr_add(c, y, gr_scale(c, h, cf->scaling)) : NULL;
+  if (!h) return NULL;
+  if (cf->dora) return peft_dora_output(m, c, y, xd, h, cf->scaling);
+  return gr_add(c, y, gr_scale(c, h, cf->scaling));
 }
 
-/* in/out features of a Linear or Conv2d base weight (in counts C_in*kh*kw). */
-static gr_status base_features(const char *path, gr_module *base, bool fan_in_fan_out, bool *conv, int64_t *in,
-                               int64_t *out) {
-  gr_tensor *w = gr_module_param_get(base, "weight");
-  *conv = base->kind && !strcmp(base->kind, "Conv2d");
-  bool linear = base->kind && !strcmp(base->kind, "Linear");
-  if (!w || !(*conv || linear))
-    return gr_error(GR_EUNSUPPORTED, "LoRA: module '%s' is a %s; LoRA targets Linear and Conv2d", path,
-                    base->kind ? base->kind : "(unknown)");
-  if (*conv && fan_in_fan_out) return gr_error(GR_EARG, "LoRA: fan_in_fan_out is for Linear targets ('%s' is a Conv2d)", path);
-  *out = w->shape[fan_in_fan_out ? 1 : 0];
-  *in = w->numel / w->shape[0];
-  if (fan_in_fan_out) *in = w->shape[0];
-  return GR_OK;
-}
-
-static gr_status check_opts(const char *path, const gr_lora_opts *o, int64_t in, int64_t out) {
-  int64_t lim = in < out ? in : out;
-  if (o->r < 1 || o->r > lim)
-    return gr_error(GR_EARG, "LoRA: r=%d for module '%s' must be in [1, min(in=%lld, out=%lld)]", o->r, path,
-                    (long long)in, (long long)out);
+gr_status peft_lora_check(gr_model *m, const char *path, const gr_lora_opts *o) {
+  peft_target t;
+  const char *method = o && o->dora ? "DoRA" : "LoRA";
+  gr_status s = o ? peft_target_get(m, path, method, &t) : gr_error(GR_EARG, "LoRA: NULL options");
+  if (!s) s = peft_check_rank(&t, method, o->r, t.in < t.out ? t.in : t.out, "min(in, out)");
+  if (s) return s;
+  if (t.conv && o->fan_in_fan_out)
+    return gr_error(GR_EARG, "%s: fan_in_fan_out is for Linear targets ('%s' is a Conv2d)", method, path);
+  if (o->dora && o->fan_in_fan_out)
+    return gr_error(GR_EUNSUPPORTED, "DoRA: fan_in_fan_out is not supported ('%s')", path);
   if (!(o->dropout >= 0 && o->dropout < 1))
-    return gr_error(GR_EARG, "LoRA: dropout %g for module '%s' must be in [0,1)", o->dropout, path);
-  if (!isfinite(o->alpha)) return gr_error(GR_EARG, "LoRA: alpha for module '%s' is not finite", path);
+    return gr_error(GR_EARG, "%s: dropout %g for module '%s' must be in [0,1)", method, o->dropout, path);
+  if (!isfinite(o->alpha)) return gr_error(GR_EARG, "%s: alpha for module '%s' is not finite", method, path);
   return GR_OK;
-}
-
-/* lora_A and lora_B child modules for a Linear or Conv2d base. */
-static gr_status make_factors(gr_model *m, gr_module *base, bool conv, int64_t in, int64_t out, int r,
-                              gr_module **a, gr_module **b) {
-  if (conv) {
-    const gr_conv2d_opts *co = gr_nn_conv2d_opts(base);
-    gr_tensor *w = gr_module_param_get(base, "weight");
-    if (!co || co->stride_h != co->stride_w || co->pad_h != co->pad_w || w->shape[2] != w->shape[3] ||
-        (co->groups > 1) || (co->dil_h > 1) || (co->dil_w > 1))
-      return gr_error(GR_EUNSUPPORTED, "LoRA: Conv2d with non-square kernel/stride/padding, groups or dilation");
-    int stride = co->stride_h ? co->stride_h : 1;
-    *a = gr_nn_conv2d(m, w->shape[1], r, (int)w->shape[2], stride, co->pad_h, false);
-    *b = gr_nn_conv2d(m, r, out, 1, 1, 0, false);
-  } else {
-    *a = gr_nn_linear(m, in, r, false);
-    *b = gr_nn_linear(m, r, out, false);
-  }
-  return *a && *b ? GR_OK : gr_last_status();
 }
 
 static void init_factors(gr_model *m, gr_tensor *wa, gr_tensor *wb, const gr_lora_opts *o) {
@@ -102,63 +88,28 @@ static void init_factors(gr_model *m, gr_tensor *wa, gr_tensor *wb, const gr_lor
   if (o->init != GR_LORA_INIT_RANDOM) memset(wb->data, 0, (size_t)wb->numel * sizeof(float));
 }
 
-/* Gives base's parameters their own copies of data and grad, so a layout of
- * the model without base (gr_module_replace) leaves them valid; the next
- * layout moves them back into the flat vectors and frees the copies. */
-static gr_status detach_storage(gr_module *base) {
-  for (int i = 0; i < base->n_p; i++) {
-    gr_tensor *t = base->p[i].t;
-    size_t bytes = (size_t)t->numel * sizeof(float);
-    float *d = gr_malloc(bytes + sizeof(float)), *g = t->grad ? gr_malloc(bytes + sizeof(float)) : NULL;
-    if (!d || (t->grad && !g)) {
-      gr_free(d), gr_free(g);
-      return gr_error(GR_ENOMEM, "LoRA: out of memory moving '%s'", base->p[i].name);
-    }
-    memcpy(d, t->data, bytes);
-    if (g) memcpy(g, t->grad, bytes);
-    t->data = d, t->grad = g;
-  }
-  return GR_OK;
-}
-
-/* The module at path, if LoRA with these options can wrap it. */
-static gr_status lora_check_target(gr_model *m, const char *path, const gr_lora_opts *o) {
-  gr_module *base = gr_module_find(m->root, path);
-  if (!base) return gr_error(GR_ENOTFOUND, "LoRA: no module '%s' in the model", path);
-  bool conv = false;
-  int64_t in = 0, out = 0;
-  gr_status s = base_features(path, base, o->fan_in_fan_out, &conv, &in, &out);
-  return s ? s : check_opts(path, o, in, out);
-}
-
 gr_status gr_lora_wrap(gr_model *m, const char *path, const gr_lora_opts *o) {
-  if (!m || !m->root || !path || !o) return gr_error(GR_EARG, "LoRA: NULL argument");
-  gr_status s = lora_check_target(m, path, o);
+  gr_status s = peft_lora_check(m, path, o);
   if (s) return s;
-  gr_module *base = gr_module_find(m->root, path), *a = NULL, *b = NULL;
-  bool conv = false;
-  int64_t in = 0, out = 0;
-  base_features(path, base, o->fan_in_fan_out, &conv, &in, &out);
-  if ((s = make_factors(m, base, conv, in, out, o->r, &a, &b))) return s;
-  gr_module *w = gr_module_new(m, "LoRA", lora_forward);
-  lora_cfg *cf = w ? gr_arena_alloc(m->arena, sizeof *cf) : NULL;
-  if (!cf) return gr_error(GR_ENOMEM, "LoRA: out of memory wrapping '%s'", path);
-  *cf = (lora_cfg){.r = o->r,
-                   .scaling = o->rslora ? o->alpha / sqrtf((float)o->r) : o->alpha / (float)o->r,
-                   .dropout = o->dropout,
-                   .conv = conv,
-                   .fan_in_fan_out = o->fan_in_fan_out};
-  w->cfg = cf;
-  w->training = base->training;
-  a->training = b->training = base->training;
+  peft_target t;
+  peft_target_get(m, path, "LoRA", &t);
+  gr_module *a = NULL, *b = NULL;
+  if ((s = peft_make_factors(m, &t, o->r, false, false, &a, &b))) return s;
+  gr_module *w = peft_layer_new(m, &peft_lora_ops, lora_forward, sizeof(lora_cfg), &t);
+  if (!w) return gr_last_status();
+  lora_cfg *cf = w->cfg;
+  cf->r = o->r;
+  cf->alpha = o->alpha;
+  cf->rslora = o->rslora;
+  cf->scaling = o->rslora ? o->alpha / sqrtf((float)o->r) : o->alpha / (float)o->r;
+  cf->dropout = o->dropout;
+  cf->fan_in_fan_out = o->fan_in_fan_out;
+  cf->dora = o->dora;
   init_factors(m, a->p[0].t, b->p[0].t, o);
-  /* the wrapper takes base's place first, then base moves below it; while
-   * base is outside the tree its values live in storage of their own */
-  if ((s = detach_storage(base)) || (s = gr_module_replace(m, path, w))) return s;
-  if ((s = gr_module_add(w, "base_layer", base)) || (s = gr_module_add(w, "lora_A", a)) ||
-      (s = gr_module_add(w, "lora_B", b)))
-    return s;
-  return gr_model_layout(m);
+  const char *names[] = {"lora_A", "lora_B"};
+  gr_module *kids[] = {a, b};
+  if ((s = peft_layer_install(m, &t, w, 2, names, kids))) return s;
+  return cf->dora ? peft_dora_init(w, t.out, t.conv) : GR_OK;
 }
 
 void gr_lora_delta_apply(float *w, const float *a, const float *b, int64_t out, int64_t in, int r, float scale,
@@ -172,109 +123,72 @@ void gr_lora_delta_apply(float *w, const float *a, const float *b, int64_t out, 
 }
 
 static gr_status lora_fold(gr_module *mod, bool merge) {
-  if (!gr_lora_is(mod)) return gr_error(GR_EARG, "LoRA merge: module is not a LoRA wrapper");
   lora_cfg *cf = mod->cfg;
-  if (cf->merged == merge) {
-    char p[GR_NAME_MAX];
-    return gr_error(GR_ESTATE, "LoRA: module '%s' is already %s", gr_module_path(mod, p, sizeof p),
-                    merge ? "merged" : "unmerged");
-  }
+  if (cf->dora) return peft_dora_fold(mod, cf->scaling, merge, &cf->dora_norm);
   gr_tensor *w = gr_module_param_get(mod->children[LORA_BASE], "weight");
   gr_tensor *a = mod->children[LORA_A]->p[0].t, *b = mod->children[LORA_B]->p[0].t;
-  int64_t out = b->shape[0], in = a->numel / a->shape[0];
-  gr_lora_delta_apply(w->data, a->data, b->data, out, in, cf->r, merge ? cf->scaling : -cf->scaling,
+  gr_lora_delta_apply(w->data, a->data, b->data, cf->L.t.out, cf->L.t.in, cf->r, merge ? cf->scaling : -cf->scaling,
                       cf->fan_in_fan_out);
-  cf->merged = merge;
   return GR_OK;
 }
 
-gr_status gr_lora_merge(gr_module *mod) { return lora_fold(mod, true); }
-gr_status gr_lora_unmerge(gr_module *mod) { return lora_fold(mod, false); }
+/* ---- merged state without the adapter applied (files) --------------------- */
+typedef struct mark_walk {
+  const gr_tensor *const *norms;
+  int n_norms, used;
+} mark_walk;
 
-static gr_status fold_all(gr_module *mod, bool merge, int *n) {
+static gr_status mark_one(gr_module *mod, mark_walk *w) {
+  peft_layer *L = peft_layer_of(mod);
+  if (!L) {
+    for (int i = 0; i < mod->n_children; i++) {
+      gr_status s = mark_one(mod->children[i], w);
+      if (s) return s;
+    }
+    return GR_OK;
+  }
+  if (L->merged) return gr_error(GR_ESTATE, "%s: module '%s' is already merged", L->ops->kind, L->t.path);
+  lora_cfg *cf = L->ops == &peft_lora_ops ? mod->cfg : NULL;
+  if (cf && cf->dora) {
+    const gr_tensor *nt = w->used < w->n_norms ? w->norms[w->used] : NULL;
+    if (!nt || nt->numel != L->t.out)
+      return gr_error(GR_EARG, "DoRA: no weight norm [%lld] for merged module '%s' (unmerging DoRA needs the norms "
+                               "merging saw)", (long long)L->t.out, L->t.path);
+    w->used++;
+    if (!cf->dora_norm && !(cf->dora_norm = gr_arena_alloc(mod->model->arena, (size_t)L->t.out * sizeof(float))))
+      return gr_error(GR_ENOMEM, "DoRA: out of memory");
+    memcpy(cf->dora_norm, nt->data, (size_t)L->t.out * sizeof(float));
+  }
+  L->merged = true;
+  return GR_OK;
+}
+
+gr_status gr_peft_mark_merged(gr_model *m, const gr_tensor *const *norms, int n_norms) {
+  if (!m || !m->root || (n_norms && !norms)) return gr_error(GR_EARG, "peft mark merged: NULL argument");
+  mark_walk w = {norms, n_norms, 0};
+  return mark_one(m->root, &w);
+}
+
+static void dora_norms_walk(gr_module *mod, gr_tensor **out, int max, int *n) {
   if (gr_lora_is(mod)) {
-    gr_status s = lora_fold(mod, merge);
-    if (!s) (*n)++;
-    return s;
-  }
-  for (int i = 0; i < mod->n_children; i++) {
-    gr_status s = fold_all(mod->children[i], merge, n);
-    if (s) return s;
-  }
-  return GR_OK;
-}
-
-gr_status gr_peft_merge_all(gr_model *m, bool merge, int *n) {
-  if (!m || !m->root) return gr_error(GR_EARG, "peft merge: NULL model");
-  int k = 0;
-  gr_status s = fold_all(m->root, merge, &k);
-  if (n) *n = k;
-  return s;
-}
-
-/* ---- target selection ------------------------------------------------------ */
-typedef struct target_list {
-  char (*path)[GR_NAME_MAX];
-  int n, cap;
-} target_list;
-
-static gr_status collect_targets(gr_module *mod, const gr_peft_config *cfg, target_list *t) {
-  char p[GR_NAME_MAX];
-  gr_module_path(mod, p, sizeof p);
-  if (gr_lora_is(mod)) return GR_OK; /* already adapted: never wrap twice */
-  if (mod->parent && gr_peft_targets(cfg, p)) {
-    if (t->n == t->cap) {
-      int nc = t->cap ? t->cap * 2 : 16;
-      char (*np)[GR_NAME_MAX] = gr_malloc((size_t)nc * sizeof *np);
-      if (!np) return gr_error(GR_ENOMEM, "LoRA: out of memory listing targets");
-      if (t->n) memcpy(np, t->path, (size_t)t->n * sizeof *np);
-      gr_free(t->path);
-      t->path = np;
-      t->cap = nc;
+    lora_cfg *cf = mod->cfg;
+    if (cf->dora && cf->L.merged && cf->dora_norm) {
+      if (*n < max) {
+        gr_tensor *t = out[*n] = gr_tensor_new_in(mod->model->arena, 1, GR_SHAPE(cf->L.t.out), false);
+        if (t) memcpy(t->data, cf->dora_norm, (size_t)t->numel * sizeof(float));
+      }
+      (*n)++;
     }
-    snprintf(t->path[t->n++], GR_NAME_MAX, "%s", p);
+    return;
   }
-  for (int i = 0; i < mod->n_children; i++) {
-    gr_status s = collect_targets(mod->children[i], cfg, t);
-    if (s) return s;
-  }
+  for (int i = 0; i < mod->n_children; i++) dora_norms_walk(mod->children[i], out, max, n);
+}
+
+gr_status gr_peft_dora_norms(gr_model *m, gr_tensor **out, int max, int *n) {
+  if (!m || !m->root || !n || (max && !out)) return gr_error(GR_EARG, "peft dora norms: NULL argument");
+  *n = 0;
+  dora_norms_walk(m->root, out, max, n);
+  for (int i = 0; i < *n && i < max; i++)
+    if (!out[i]) return gr_error(GR_ENOMEM, "DoRA: out of memory");
   return GR_OK;
-}
-
-static void freeze_all_but_lora(gr_model *m) {
-  for (int i = 0; i < m->n_entries; i++) {
-    gr_named_tensor *e = &m->entries[i];
-    if (!e->buffer) e->t->requires_grad = strstr(e->name, "lora_") != NULL;
-  }
-}
-
-gr_status gr_lora_apply(gr_model *m, const gr_peft_config *cfg, gr_lora_init init, int *n_wrapped) {
-  if (!m || !m->root || !cfg) return gr_error(GR_EARG, "LoRA apply: NULL argument");
-  target_list t = {0};
-  gr_status s = collect_targets(m->root, cfg, &t);
-  if (!s && t.n == 0) {
-    char list[256] = "";
-    size_t k = 0;
-    for (int i = 0; i < cfg->n_target_modules && k < sizeof list; i++)
-      k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? "," : "", cfg->target_modules[i]);
-    s = gr_error(GR_ENOTFOUND, "LoRA: target_modules '%s' matches no module of the model",
-                 cfg->target_modules_regex ? cfg->target_modules_regex : list);
-  }
-  /* every target is checked before the first is wrapped: all or nothing */
-  for (int pass = 0; pass < 2; pass++)
-    for (int i = 0; i < t.n && !s; i++) {
-      gr_lora_opts o = {.r = gr_peft_module_rank(cfg, t.path[i]),
-                        .alpha = (float)gr_peft_module_alpha(cfg, t.path[i]),
-                        .dropout = (float)cfg->lora_dropout,
-                        .rslora = cfg->use_rslora,
-                        /* cfg->fan_in_fan_out describes the checkpoint (HF GPT-2's
-                         * Conv1D [in,out]); graft's Linears are [out,in] in memory */
-                        .fan_in_fan_out = false,
-                        .init = init};
-      s = pass ? gr_lora_wrap(m, t.path[i], &o) : lora_check_target(m, t.path[i], &o);
-    }
-  if (!s) freeze_all_but_lora(m);
-  if (n_wrapped) *n_wrapped = s ? 0 : t.n;
-  gr_free(t.path);
-  return s;
 }

@@ -5,13 +5,15 @@
  * Targets: every Linear and Conv2d of the model except the head (for LeNet:
  * both convs, classifier.0 and classifier.2), which is what PEFT's
  * target_modules list would name for this network; the new head stays
- * trainable (PEFT's modules_to_save). Options "r=N,alpha=A" (defaults r 4,
- * alpha 8). */
+ * trainable (PEFT's modules_to_save). Options "r=N,alpha=A,scale=S,
+ * targets=NAME;NAME" (defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
+ * adapters r 8, s 1 or 4 for the scaled parallel adapter). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graft/peft.h"
+#include "graft/peft_io.h"
 #include "transfer/methods.h"
 
 enum { MAX_TARGETS = 64 };
@@ -34,47 +36,102 @@ static void list_layers(gr_module *mod, const char *head, target_names *t) {
   for (int i = 0; i < mod->n_children; i++) list_layers(mod->children[i], head, t);
 }
 
-/* "r=4,alpha=8" -> r, alpha; unknown keys are an error naming them. */
-static gr_status parse_lora_options(const char *opts, const char *method, int *r, double *alpha) {
+typedef struct method_opts {
+  int r;
+  double alpha, scale;
+  const char *targets; /* ';'-separated module names, or NULL: every layer but the head */
+  size_t targets_len;
+} method_opts;
+
+/* "r=4,alpha=8,scale=4,targets=a;b" -> opts; unknown keys are an error naming them. */
+static gr_status parse_options(const char *opts, const char *method, method_opts *mo) {
   for (const char *p = opts; p && *p;) {
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
     char kv[64];
+    if (!strncmp(p, "targets=", 8)) {
+      mo->targets = p + 8, mo->targets_len = n - 8;
+      p = end ? end + 1 : p + n;
+      continue;
+    }
     if (n >= sizeof kv) return gr_error(GR_EARG, "%s: option '%.*s' too long", method, (int)n, p);
     memcpy(kv, p, n), kv[n] = 0;
     char *eq = strchr(kv, '='), *rest = NULL;
-    if (eq && !strncmp(kv, "r=", 2)) *r = (int)strtol(eq + 1, &rest, 10);
-    else if (eq && !strncmp(kv, "alpha=", 6)) *alpha = strtod(eq + 1, &rest);
+    if (eq && !strncmp(kv, "r=", 2)) mo->r = (int)strtol(eq + 1, &rest, 10);
+    else if (eq && !strncmp(kv, "alpha=", 6)) mo->alpha = strtod(eq + 1, &rest);
+    else if (eq && !strncmp(kv, "scale=", 6)) mo->scale = strtod(eq + 1, &rest);
     if (!rest || *rest || rest == eq + 1)
-      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A)", method, kv);
+      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME...)", method, kv);
     p = end ? end + 1 : p + n;
   }
   return GR_OK;
 }
 
-static gr_status lora_setup(gr_transfer_run *run, bool rslora) {
-  const char *method = rslora ? "rslora" : "lora";
-  int r = 4;
-  double alpha = 8;
-  gr_status s = parse_lora_options(run->options, method, &r, &alpha);
+static void split_targets(const method_opts *mo, target_names *t) {
+  t->n = 0;
+  for (size_t i = 0; i < mo->targets_len && t->n < MAX_TARGETS;) {
+    size_t j = i;
+    while (j < mo->targets_len && mo->targets[j] != ';') j++;
+    if (j > i) {
+      snprintf(t->name[t->n], GR_NAME_MAX, "%.*s", (int)(j - i), mo->targets + i);
+      t->ptr[t->n] = t->name[t->n];
+      t->n++;
+    }
+    i = j + 1;
+  }
+}
+
+/* The adapter config of a registry row: the method's type and options, the
+ * targets, and the head as modules_to_save. */
+static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_type type, method_opts mo,
+                            void (*tune)(gr_peft_config *cfg, const method_opts *mo)) {
+  gr_status s = parse_options(run->options, method, &mo);
   if (s) return s;
   target_names *t = gr_malloc(sizeof *t);
   if (!t) return gr_error(GR_ENOMEM, "%s: out of memory", method);
-  t->n = 0;
-  list_layers(run->model->root, run->head, t);
-  gr_peft_config *cfg = gr_peft_config_new(GR_PEFT_LORA, r, alpha, t->ptr, t->n);
-  if (!cfg) s = gr_error(GR_ENOMEM, "%s: out of memory", method);
-  if (cfg) cfg->use_rslora = rslora;
-  if (!s) s = gr_lora_apply(run->model, cfg, GR_LORA_INIT_PEFT, NULL);
+  if (mo.targets) split_targets(&mo, t);
+  else t->n = 0, list_layers(run->model->root, run->head, t);
+  gr_peft_config *cfg = mo.r >= 1 ? gr_peft_config_new(type, mo.r, mo.alpha, t->ptr, t->n) : NULL;
+  if (!cfg) s = mo.r >= 1 ? gr_error(GR_ENOMEM, "%s: out of memory", method) : gr_error(GR_EARG, "%s: r=%d", method, mo.r);
   if (!s && run->head) {
-    char glob[GR_NAME_MAX + 4];
-    snprintf(glob, sizeof glob, "%s.*", run->head);
-    gr_model_freeze(run->model, glob, false);
+    cfg->modules_to_save = gr_calloc(2, sizeof(char *));
+    size_t hl = strlen(run->head) + 1;
+    if (cfg->modules_to_save && (cfg->modules_to_save[0] = gr_malloc(hl))) {
+      memcpy(cfg->modules_to_save[0], run->head, hl);
+      cfg->n_modules_to_save = 1;
+    } else s = gr_error(GR_ENOMEM, "%s: out of memory", method);
   }
+  if (!s && tune) tune(cfg, &mo);
+  if (!s) s = gr_peft_apply(run->model, cfg, GR_LORA_INIT_PEFT, NULL);
   gr_peft_config_free(cfg);
   gr_free(t);
   return s;
 }
 
-gr_status gr_method_lora_setup(gr_transfer_run *run) { return lora_setup(run, false); }
-gr_status gr_method_rslora_setup(gr_transfer_run *run) { return lora_setup(run, true); }
+static void tune_rslora(gr_peft_config *cfg, const method_opts *mo) { (void)mo, cfg->use_rslora = true; }
+static void tune_dora(gr_peft_config *cfg, const method_opts *mo) { (void)mo, cfg->use_dora = true; }
+static void tune_sequential(gr_peft_config *cfg, const method_opts *mo) { cfg->adapter_scaling = mo->scale; }
+static void tune_parallel(gr_peft_config *cfg, const method_opts *mo) {
+  cfg->adapter_parallel = true;
+  cfg->adapter_scaling = mo->scale;
+}
+
+static const method_opts lora_defaults = {.r = 4, .alpha = 8, .scale = 1};
+static const method_opts adapter_defaults = {.r = 8, .alpha = 8, .scale = 1};
+static const method_opts scaled_adapter_defaults = {.r = 8, .alpha = 8, .scale = 4};
+
+gr_status gr_method_lora_setup(gr_transfer_run *run) { return peft_setup(run, "lora", GR_PEFT_LORA, lora_defaults, NULL); }
+gr_status gr_method_rslora_setup(gr_transfer_run *run) {
+  return peft_setup(run, "rslora", GR_PEFT_LORA, lora_defaults, tune_rslora);
+}
+gr_status gr_method_dora_setup(gr_transfer_run *run) { return peft_setup(run, "dora", GR_PEFT_LORA, lora_defaults, tune_dora); }
+gr_status gr_method_ia3_setup(gr_transfer_run *run) { return peft_setup(run, "ia3", GR_PEFT_IA3, lora_defaults, NULL); }
+gr_status gr_method_adapter_seq_setup(gr_transfer_run *run) {
+  return peft_setup(run, "adapter-seq", GR_PEFT_BOTTLENECK, adapter_defaults, tune_sequential);
+}
+gr_status gr_method_adapter_par_setup(gr_transfer_run *run) {
+  return peft_setup(run, "adapter-par", GR_PEFT_BOTTLENECK, adapter_defaults, tune_parallel);
+}
+gr_status gr_method_adapter_scaled_setup(gr_transfer_run *run) {
+  return peft_setup(run, "adapter-scaled", GR_PEFT_BOTTLENECK, scaled_adapter_defaults, tune_parallel);
+}
