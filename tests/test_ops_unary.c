@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/op.h"
 #include "gradcheck.h"
 #include "refdata.h"
 
@@ -73,10 +74,45 @@ static void test_bad_input(void) {
   gr_ctx_free(c);
 }
 
+/* The branch-free exponential behind GELU, and GELU with its derivative,
+ * on a dense grid against the double-precision formulas (the torch
+ * reference above samples few points). Saturation and NaN too. */
+static void test_fast_exp_and_gelu_dense(void) {
+  double worst_exp = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+    double want = exp((double)x);
+    worst_exp = fmax(worst_exp, fabs(gr_expf_poly(x) - want) / want);
+  }
+  CHECK_MSG(worst_exp < 2e-7, "expf_poly: max relative error %g", worst_exp);
+  CHECK(gr_expf_poly(-1000.0f) > 0 && gr_expf_poly(-1000.0f) < 1e-37f);
+  CHECK(gr_expf_poly(1000.0f) > 1e38f && isfinite(gr_expf_poly(1000.0f)));
+  CHECK(isnan(gr_expf_poly(NAN)));
+  enum { N = 24001 };
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *x = gr_tensor_new(c, 1, GR_SHAPE(N));
+  for (int i = 0; i < N; i++) x->data[i] = -12.0f + 1e-3f * (float)i;
+  x->requires_grad = true;
+  gr_tensor *y = gr_gelu(c, x), *s = gr_sum(c, y, GR_AXIS_ALL, false);
+  CHECK_OK(gr_backward(c, s));
+  double worst_y = 0, worst_d = 0;
+  for (int i = 0; i < N; i++) {
+    double v = x->data[i], u = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = tanh(u);
+    double want_y = 0.5 * v * (1 + t);
+    double want_d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+    worst_y = fmax(worst_y, fabs(y->data[i] - want_y) / (1 + fabs(want_y)));
+    worst_d = fmax(worst_d, fabs(x->grad[i] - want_d) / (1 + fabs(want_d)));
+  }
+  /* |err| <= 5e-7 (1 + |want|): a few float ulps of the result */
+  CHECK_MSG(worst_y < 5e-7 && worst_d < 5e-7, "gelu dense grid: worst error %g (value), %g (derivative)", worst_y,
+            worst_d);
+  gr_ctx_free(c);
+}
+
 int main(void) {
   gr_set_threads(1);
   test_reference();
   test_gradients();
   test_bad_input();
+  test_fast_exp_and_gelu_dense();
   return test_summary();
 }

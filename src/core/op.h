@@ -62,6 +62,43 @@ static inline void gr_axis_split(const gr_tensor *t, int axis, int64_t *outer, i
 void gr_softmax_row(const float *x, float *y, int64_t n, int64_t stride, bool take_log);
 void gr_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n, int64_t stride, bool take_log);
 
+/* x clamped to [lo,hi] through integer masks: with ternaries GCC threads the
+ * constant branches apart and the loop around it no longer vectorizes. */
+static inline float gr_clampf_select(float x, float lo, float hi) {
+  int32_t xb, lb, hb;
+  __builtin_memcpy(&xb, &x, sizeof xb);
+  __builtin_memcpy(&lb, &lo, sizeof lb);
+  __builtin_memcpy(&hb, &hi, sizeof hb);
+  int32_t below = -(int32_t)(x < lo), above = -(int32_t)(x > hi);
+  xb = (xb & ~below) | (lb & below);
+  xb = (xb & ~above) | (hb & above);
+  __builtin_memcpy(&x, &xb, sizeof x);
+  return x;
+}
+
+/* e^x for x in [-87, 88] (clamped outside; NaN stays NaN) without libm:
+ * Cody-Waite range reduction x = n ln2 + r (n rounded by the 1.5*2^23
+ * trick) and Cephes' degree-6 polynomial for e^r, scaled by 2^n through the
+ * exponent bits. Relative error below 2e-7 (tests/test_ops_unary.c);
+ * branch-free so loops over it vectorize (glibc's expf/tanhf do not: tanhf
+ * in GELU was 30% of a GPT training step). */
+static inline float gr_expf_poly(float x) {
+  x = gr_clampf_select(x, -87.0f, 88.0f);
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
 /* Element count above which elementwise and reduction loops use OpenMP
  * (below it, thread start-up costs more than the loop). */
 #define GR_PAR_MIN 32768
