@@ -152,7 +152,7 @@ static void test_registry(void) {
   for (int i = 0; i < 5; i++) {
     const gr_transfer_method *meth = gr_transfer_find(want[i]);
     gr_model *dst = mlp(8, 3, 12);
-    gr_transfer_run run = {dst, src, "layers.2", "layers.0.*", NULL, &cfg, &oc, false};
+    gr_transfer_run run = {dst, src, "layers.2", "layers.0.*", NULL, &cfg, &oc, false, NULL, NULL};
     CHECK_OK(gr_transfer_prepare(meth, &run));
     gr_tensor *w0 = gr_model_find(dst, "layers.0.weight"), *head = gr_model_find(dst, "layers.2.weight");
     bool copied = memcmp(w0->data, gr_model_find(src, "layers.0.weight")->data, (size_t)w0->numel * 4) == 0;
@@ -175,7 +175,7 @@ static void test_registry(void) {
   gr_model *other = gr_model_new(1);
   gr_model_set_root(other, gr_arch_mlp(other, 8, (const int64_t[]){32}, 1, 3, "relu"));
   CHECK_FAILS(gr_transfer_copy_weights(other, src, "layers.2") >= 0, GR_ESHAPE);
-  gr_transfer_run nosrc = {other, NULL, "layers.2", NULL, NULL, &cfg, &oc, false};
+  gr_transfer_run nosrc = {other, NULL, "layers.2", NULL, NULL, &cfg, &oc, false, NULL, NULL};
   CHECK_FAILS(gr_transfer_prepare(gr_transfer_find("finetune"), &nosrc) == GR_OK, GR_EARG);
   gr_model_free(other);
   gr_model_free(src);

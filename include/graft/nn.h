@@ -57,6 +57,7 @@ struct gr_module {
   bool training;
   void *cfg;                   /* kind-specific settings (model arena) */
   gr_model *model;
+  struct gr_module_hook *hook; /* input hook, see gr_module_hook_input (NULL: none) */
 };
 
 /* One parameter or buffer of the model, in state_dict order. */
@@ -119,6 +120,18 @@ gr_module *gr_module_new(gr_model *m, const char *kind, gr_module_forward_fn for
 /* A new parameter (or buffer) of mod, zero-filled until the next layout
  * moves it into the flat vector. */
 gr_tensor *gr_module_new_param(gr_module *mod, const char *local, int ndim, const int64_t *shape, bool buffer);
+
+/* ---- input hooks (PyTorch's forward pre-hooks) ---------------------------
+ * fn(ud, mod, x) sees the input of every forward of mod before mod runs
+ * (whoever calls mod->forward: its parent, a wrapper, the model); a non-OK
+ * return makes that forward fail with the hook's status. One hook per
+ * module: hooking a hooked module is GR_ESTATE. Unhooking restores the
+ * module's own forward; unhooking an unhooked module does nothing. Used to
+ * collect activation statistics (CorDA's covariances) without forking a
+ * module. */
+typedef gr_status (*gr_module_input_hook_fn)(void *ud, gr_module *mod, const gr_tensor *x);
+gr_status gr_module_hook_input(gr_module *mod, gr_module_input_hook_fn fn, void *ud);
+void gr_module_unhook_input(gr_module *mod);
 
 /* ---- layers -------------------------------------------------------------- */
 gr_module *gr_nn_linear(gr_model *m, int64_t in, int64_t out, bool bias);

@@ -30,6 +30,8 @@ typedef struct gr_transfer_run {
   gr_train_cfg *train;      /* the method may adjust these before training */
   gr_optim_cfg *optim;
   bool copy_head;           /* also copy the source head (same classes) */
+  const gr_dataset *source_data; /* the source task's training set, or NULL (CorDA-KP calibration) */
+  const gr_dataset *target_data; /* the target training set of this run, or NULL (CorDA-IP calibration) */
 } gr_transfer_run;
 
 typedef struct gr_transfer_method {

@@ -124,6 +124,7 @@ static gr_status demo_seeds(const demo_opts *o, const runs_grid *all, const demo
   for (int i = 0; i < all->n_seeds && !s; i++) {
     runs_grid g = *all;
     g.seeds[0] = all->seeds[i], g.n_seeds = 1;
+    g.source_train = d->src_train, g.source_test = d->src_test;
     gr_model *source = NULL;
     s = demo_pretrain(o, g.seeds[0], d, &source, jl, rs);
     if (!s) s = runs_grid_run(&g, source, d->tgt_train, d->tgt_test, jl, rs, stderr);

@@ -67,7 +67,7 @@ int cmd_finetune(int argc, char **argv) {
   gr_module *root = m ? gr_arch_build(m, mc.arch, train->c, train->h, train->w, train->n_classes) : NULL;
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   bool new_head = reinit || train->n_classes != mc.n_classes;
-  gr_transfer_run run = {m, src, arch->head, arch->early, NULL, &tc, &oc, !new_head};
+  gr_transfer_run run = {m, src, arch->head, arch->early, NULL, &tc, &oc, !new_head, NULL, train};
   if (!s) s = gr_transfer_prepare(meth, &run);
   if (!s && freeze && gr_model_freeze(m, freeze, true) == 0)
     s = gr_error(GR_ENOTFOUND, "--freeze '%s' matches no parameter", freeze);

@@ -34,6 +34,36 @@ static void fill_result(gr_run_result *r, const grid_cell *cell, const gr_model 
   gr_run_result_set_extra(r, "steps", (double)res->steps);
 }
 
+/* Forgetting: the adapted model's accuracy on the source task with the
+ * source head swapped in (parameters named like the head, same shapes), the
+ * target head restored afterwards. NaN when the heads do not match. */
+static double source_accuracy(gr_model *m, const gr_model *source, const char *head, const gr_dataset *test) {
+  size_t hn = strlen(head);
+  gr_tensor *swap[8][2];
+  int n = 0;
+  for (int i = 0; i < source->n_entries && n < 8; i++) {
+    const gr_named_tensor *e = &source->entries[i];
+    if (strncmp(e->name, head, hn) || e->name[hn] != '.') continue;
+    gr_tensor *t = gr_model_find(m, e->name);
+    if (!t || !gr_same_shape(t, e->t)) return NAN;
+    swap[n][0] = t, swap[n++][1] = e->t;
+  }
+  float *keep[8] = {0};
+  bool ok = n > 0;
+  for (int k = 0; k < n && ok; k++) {
+    size_t bytes = (size_t)swap[k][0]->numel * sizeof(float);
+    if (!(keep[k] = gr_malloc(bytes))) ok = false;
+    else memcpy(keep[k], swap[k][0]->data, bytes), memcpy(swap[k][0]->data, swap[k][1]->data, bytes);
+  }
+  gr_ctx *c = ok ? gr_ctx_new(1 << 20, 0) : NULL;
+  gr_eval_result ev = {0};
+  ok = c && gr_evaluate(m, c, test, 500, &ev) == GR_OK;
+  for (int k = 0; k < n; k++)
+    if (keep[k]) memcpy(swap[k][0]->data, keep[k], (size_t)swap[k][0]->numel * sizeof(float)), gr_free(keep[k]);
+  gr_ctx_free(c);
+  return ok ? ev.accuracy : NAN;
+}
+
 /* One method on one (budget, seed) subset. */
 static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results *rs, FILE *log) {
   const runs_grid *g = cell->g;
@@ -44,7 +74,8 @@ static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results 
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   gr_train_cfg cfg = g->train;
   gr_optim_cfg ocfg = g->optim;
-  gr_transfer_run run = {m, cell->source, arch ? arch->head : NULL, arch ? arch->early : NULL, NULL, &cfg, &ocfg, false};
+  gr_transfer_run run = {m,     cell->source, arch ? arch->head : NULL, arch ? arch->early : NULL, NULL, &cfg, &ocfg,
+                         false, g->source_train, cell->train};
   gr_peak_rss_reset();
   double t0 = gr_wall_seconds();
   if (!s) s = gr_transfer_prepare(cell->method, &run);
@@ -70,6 +101,8 @@ static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results 
       gr_run_result r;
       fill_result(&r, cell, m, &res, gr_wall_seconds() - t0);
       r.curve = mon.curve, r.n_curve = mon.n_curve;
+      if (g->source_test && cell->source && arch)
+        gr_run_result_set_extra(&r, "source_accuracy", source_accuracy(m, cell->source, arch->head, g->source_test));
       if (out) s = gr_jsonl_write_result(out, &r);
       if (!s) s = gr_results_add(rs, &r);
     }

@@ -48,6 +48,10 @@ typedef struct runs_grid {
   gr_train_cfg train;      /* epochs or steps of one target run */
   int64_t min_steps;       /* at least this many steps per run (small budgets) */
   bool quiet;              /* no progress bars */
+  const gr_dataset *source_train; /* source task data (CorDA-KP calibration), or NULL */
+  const gr_dataset *source_test;  /* with the source model: also measure forgetting, the source-task
+                                     accuracy of each adapted model with the source head (extra
+                                     "source_acc"), or NULL */
 } runs_grid;
 
 /* Runs every (budget, seed, method) on target_train (budgeted per seed),

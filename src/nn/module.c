@@ -179,6 +179,36 @@ void gr_model_train(gr_model *m, bool training) {
   if (m) gr_module_train(m->root, training);
 }
 
+/* ---- input hooks -------------------------------------------------------------- */
+struct gr_module_hook {
+  gr_module_input_hook_fn fn;
+  void *ud;
+  gr_module_forward_fn own_forward; /* the module's forward, restored on unhook */
+};
+
+static gr_tensor *hooked_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
+  struct gr_module_hook *h = m->hook;
+  if (x && h->fn(h->ud, m, x) != GR_OK) return NULL;
+  return h->own_forward(m, c, x);
+}
+
+gr_status gr_module_hook_input(gr_module *mod, gr_module_input_hook_fn fn, void *ud) {
+  if (!mod || !fn) return gr_error(GR_EARG, "module hook: NULL module or hook");
+  if (mod->hook) return gr_error(GR_ESTATE, "module hook: module '%s' already has an input hook", mod->name);
+  if (!mod->forward) return gr_error(GR_EARG, "module hook: module '%s' has no forward", mod->name);
+  if (!mod->model || !(mod->hook = gr_arena_alloc(mod->model->arena, sizeof *mod->hook)))
+    return gr_error(GR_ENOMEM, "module hook: out of memory");
+  *mod->hook = (struct gr_module_hook){fn, ud, mod->forward};
+  mod->forward = hooked_forward;
+  return GR_OK;
+}
+
+void gr_module_unhook_input(gr_module *mod) {
+  if (!mod || !mod->hook) return;
+  mod->forward = mod->hook->own_forward;
+  mod->hook = NULL; /* the record stays in the model arena */
+}
+
 /* ---- flat layout ------------------------------------------------------------ */
 typedef struct layout_walk {
   gr_named_tensor *e;

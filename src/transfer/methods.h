@@ -14,5 +14,7 @@ gr_status gr_method_ia3_setup(gr_transfer_run *run);
 gr_status gr_method_adapter_seq_setup(gr_transfer_run *run);
 gr_status gr_method_adapter_par_setup(gr_transfer_run *run);
 gr_status gr_method_adapter_scaled_setup(gr_transfer_run *run);
+gr_status gr_method_corda_kp_setup(gr_transfer_run *run); /* peft/corda.c */
+gr_status gr_method_corda_ip_setup(gr_transfer_run *run);
 
 #endif

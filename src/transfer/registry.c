@@ -28,6 +28,10 @@ static const gr_transfer_method methods[] = {
      gr_method_adapter_par_setup, NULL},
     {"adapter-scaled", "scaled parallel adapter r=8 s=4 (He et al.), same targets", true,
      gr_method_adapter_scaled_setup, NULL},
+    {"corda-kp", "CorDA knowledge-preserved: LoRA r=4 from the smallest components of SVD(W C_source)", true,
+     gr_method_corda_kp_setup, NULL},
+    {"corda-ip", "CorDA instruction-previewed: LoRA r=4 from the largest components of SVD(W C_target)", true,
+     gr_method_corda_ip_setup, NULL},
 };
 
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }

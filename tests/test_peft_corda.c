@@ -1,0 +1,209 @@
+/* CorDA: covariance accumulation, damping loop and decomposition against a
+ * numpy port of PEFT's CorDA (tests/ref/ref_peft_corda.py), exactness of
+ * the init (W_res + scaling B A = W, model output unchanged), end-to-end
+ * covariance collection by input hooks on a small CNN (conv patches and
+ * linear inputs), the hook API, and bad input. */
+#include <math.h>
+#include <string.h>
+
+#include "graft/corda.h"
+#include "graft/peft.h"
+#include "refdata.h"
+
+/* b [out, r] @ a [r, in] */
+static void product(const float *b, const float *a, int64_t out, int64_t in, int r, float *ba) {
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t i = 0; i < in; i++) {
+      double acc = 0;
+      for (int k = 0; k < r; k++) acc += (double)b[o * r + k] * a[k * in + i];
+      ba[o * in + i] = (float)acc;
+    }
+}
+
+static void array_case(const char *name, int r, float scaling) {
+  ref_file *f = ref_open(name);
+  CHECK(f != NULL);
+  if (!f) return;
+  const ref_array *w = ref_get(f, "w"), *cv = ref_get(f, "cov"), *damp = ref_get(f, "damp");
+  int64_t out = w->shape[0], in = w->shape[1];
+  gr_corda_cov cov;
+  CHECK_OK(gr_corda_cov_init(&cov, in));
+  char xn[16];
+  for (int i = 0; snprintf(xn, sizeof xn, "x%d", i), ref_has(f, xn); i++)
+    CHECK_OK(gr_corda_cov_add(&cov, ref_get(f, xn)->data, ref_get(f, xn)->shape[0], xn));
+  CHECK_OK(gr_corda_cov_finish(&cov));
+  float covf[512];
+  for (int64_t i = 0; i < in * in; i++) covf[i] = (float)cov.c[i];
+  CHECK_CLOSE("covariance (PEFT hook)", covf, cv->data, in * in, 1e-5, 1e-5);
+  float a[256], b[256], wres[512], ba[512];
+  for (int mode = 0; mode < 4; mode++) { /* ipm, kpm, then both balanced */
+    double dmp = 0;
+    CHECK_OK(gr_corda_decompose(w->data, out, in, cov.c, r, scaling, mode % 2, mode >= 2, a, b, wres, &dmp));
+    CHECK_MSG(fabs(dmp - damp->data[0]) <= 1e-6 * damp->data[0], "%s: damp %g, numpy %g", name, dmp, damp->data[0]);
+    product(b, a, out, in, r, ba);
+    const char *m = mode % 2 == GR_CORDA_KPM ? "kpm" : "ipm";
+    for (int k = 0; k < r && mode >= 2; k++) { /* balanced: ||A_k|| = ||B_k|| */
+      double na = 0, nb = 0;
+      for (int64_t i = 0; i < in; i++) na += (double)a[k * in + i] * a[k * in + i];
+      for (int64_t o = 0; o < out; o++) nb += (double)b[o * r + k] * b[o * r + k];
+      CHECK_MSG(fabs(sqrt(na) - sqrt(nb)) <= 1e-5 * sqrt(nb), "%s balanced: |A_%d| %g |B_%d| %g", name, k, sqrt(na), k, sqrt(nb));
+    }
+    char k1[16], k2[16];
+    snprintf(k1, sizeof k1, "ba_%s", m), snprintf(k2, sizeof k2, "wres_%s", m);
+    CHECK_CLOSE(k1, ba, ref_get(f, k1)->data, out * in, 1e-4, 1e-4);
+    CHECK_CLOSE(k2, wres, ref_get(f, k2)->data, out * in, 1e-4, 1e-4);
+    /* exactness: W_res + scaling B A = W (relative to max |W|) */
+    double wmax = 0, err = 0;
+    for (int64_t i = 0; i < out * in; i++) {
+      wmax = fmax(wmax, fabs(w->data[i]));
+      err = fmax(err, fabs(wres[i] + scaling * ba[i] - w->data[i]));
+    }
+    CHECK_MSG(err <= 1e-5 * wmax, "%s %s: |W_res + s BA - W|max = %g (|W|max %g)", name, m, err, wmax);
+  }
+  gr_corda_cov_free(&cov);
+  ref_close(f);
+}
+
+static gr_model *cnn(void) {
+  gr_model *m = gr_model_new(2);
+  gr_module *s = gr_nn_sequential(m);
+  gr_module_add(s, NULL, gr_nn_conv2d(m, 2, 4, 3, 1, 1, true));
+  gr_module_add(s, NULL, gr_nn_relu(m));
+  gr_module_add(s, NULL, gr_nn_flatten(m));
+  gr_module_add(s, NULL, gr_nn_linear(m, 100, 6, true));
+  gr_model_set_root(m, s);
+  return m;
+}
+
+static void model_output(gr_model *m, const gr_dataset *ds, float *y) {
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_ctx_set_grad(c, false);
+  gr_tensor *x = NULL;
+  const int32_t *lab = NULL;
+  CHECK_OK(gr_dataset_batch(ds, c, 0, ds->n, &x, &lab));
+  gr_tensor *out = gr_model_forward(m, c, x);
+  CHECK(out != NULL);
+  if (out) memcpy(y, out->data, (size_t)out->numel * sizeof(float));
+  gr_ctx_free(c);
+}
+
+static void check_layer(gr_model *m, const ref_file *f, const char *path, const char *mode, int64_t out, int64_t in) {
+  char key[64];
+  gr_module *mod = gr_module_find(m->root, path);
+  gr_tensor *a = gr_module_param_get(gr_module_find(mod, "lora_A"), "weight");
+  gr_tensor *b = gr_module_param_get(gr_module_find(mod, "lora_B"), "weight");
+  gr_tensor *w = gr_module_param_get(gr_module_find(mod, "base_layer"), "weight");
+  float ba[1024];
+  product(b->data, a->data, out, in, gr_lora_rank(mod), ba);
+  snprintf(key, sizeof key, "ba%s_%s", path, mode);
+  CHECK_CLOSE(key, ba, ref_get(f, key)->data, out * in, 1e-4, 1e-4);
+  snprintf(key, sizeof key, "wres%s_%s", path, mode);
+  CHECK_CLOSE(key, w->data, ref_get(f, key)->data, out * in, 1e-4, 1e-4);
+}
+
+/* gr_corda_apply: hooks collect conv patches and linear inputs; init as numpy. */
+static void cnn_case(void) {
+  ref_file *f = ref_open("corda_cnn");
+  CHECK(f != NULL);
+  if (!f) return;
+  const ref_array *x = ref_get(f, "x");
+  gr_dataset *ds = gr_dataset_new(x->shape[0], 2, 5, 5, 6);
+  memcpy(ds->x, x->data, (size_t)x->numel * sizeof(float));
+  for (int mode = 0; mode < 2; mode++) {
+    gr_model *m = cnn();
+    gr_lora_opts o = {.r = 2, .alpha = 4};
+    CHECK_OK(gr_lora_wrap(m, "0", &o));
+    CHECK_OK(gr_lora_wrap(m, "3", &o));
+    const char *names[] = {"0.base_layer.weight", "0.base_layer.bias", "3.base_layer.weight", "3.base_layer.bias"};
+    for (int i = 0; i < 4; i++) memcpy(gr_model_find(m, names[i])->data, ref_get(f, names[i])->data,
+                                       (size_t)ref_get(f, names[i])->numel * sizeof(float));
+    float y0[64], y1[64];
+    model_output(m, ds, y0);
+    int n = 0;
+    CHECK_OK(gr_corda_apply(m, ds, ds->n, mode, false, &n));
+    CHECK(n == 2);
+    const char *md = mode == GR_CORDA_KPM ? "kpm" : "ipm";
+    check_layer(m, f, "0", md, 4, 18);
+    check_layer(m, f, "3", md, 6, 100);
+    model_output(m, ds, y1);
+    CHECK_CLOSE("output unchanged at init", y1, y0, ds->n * 6, 1e-5, 1e-5);
+    CHECK(gr_module_find(m->root, "0.base_layer")->hook == NULL); /* hooks removed */
+    gr_model_free(m);
+  }
+  gr_dataset_free(ds);
+  ref_close(f);
+}
+
+static int hook_calls;
+static gr_status count_hook(void *ud, gr_module *mod, const gr_tensor *x) {
+  hook_calls++;
+  return *(gr_status *)ud ? gr_error(*(gr_status *)ud, "hook says no") : GR_OK;
+}
+
+static void hook_api(void) {
+  gr_model *m = cnn();
+  gr_module *conv = gr_module_find(m->root, "0");
+  gr_status verdict = GR_OK;
+  CHECK_OK(gr_module_hook_input(conv, count_hook, &verdict));
+  CHECK_FAILS(gr_module_hook_input(conv, count_hook, &verdict) == GR_OK, GR_ESTATE);
+  CHECK_FAILS(gr_module_hook_input(NULL, count_hook, &verdict) == GR_OK, GR_EARG);
+  gr_ctx *c = gr_ctx_new(1 << 16, 1);
+  gr_tensor *x = gr_tensor_new(c, 4, GR_SHAPE(1, 2, 5, 5));
+  CHECK(gr_model_forward(m, c, x) != NULL && hook_calls == 1);
+  verdict = GR_ENUMERIC;
+  CHECK(gr_model_forward(m, c, x) == NULL && gr_last_status() == GR_ENUMERIC && hook_calls == 2);
+  gr_module_unhook_input(conv);
+  gr_module_unhook_input(conv);
+  CHECK(gr_model_forward(m, c, x) != NULL && hook_calls == 2);
+  gr_ctx_free(c);
+  gr_model_free(m);
+}
+
+static void bad_input(void) {
+  float w[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, a[12], b[12], wr[12];
+  double cov[16] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+  CHECK_FAILS(gr_corda_decompose(w, 3, 4, cov, 4, 1, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_EARG); /* r > min */
+  CHECK_FAILS(gr_corda_decompose(w, 3, 4, cov, 0, 1, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_corda_decompose(w, 3, 4, cov, 2, 0, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_corda_decompose(NULL, 3, 4, cov, 2, 1, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_EARG);
+  w[5] = NAN;
+  CHECK_FAILS(gr_corda_decompose(w, 3, 4, cov, 2, 1, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_ENUMERIC);
+  w[5] = 6;
+  double zero[16] = {0};
+  CHECK_FAILS(gr_corda_decompose(w, 3, 4, zero, 2, 1, GR_CORDA_IPM, false, a, b, wr, NULL) == GR_OK, GR_ENUMERIC);
+  gr_corda_cov cv;
+  CHECK_FAILS(gr_corda_cov_init(&cv, 0) == GR_OK, GR_EARG);
+  CHECK_OK(gr_corda_cov_init(&cv, 4));
+  CHECK_FAILS(gr_corda_cov_finish(&cv) == GR_OK, GR_ESTATE);
+  float zeros[8] = {0}, bad[8] = {1, 2, INFINITY, 0, 0, 0, 0, 0};
+  CHECK_FAILS(gr_corda_cov_add(&cv, zeros, 2, "zeros") == GR_OK, GR_ENUMERIC);
+  CHECK_FAILS(gr_corda_cov_add(&cv, bad, 2, "inf") == GR_OK, GR_ENUMERIC);
+  gr_corda_cov_free(&cv);
+  /* no LoRA module, no data, wrong covariance size */
+  gr_model *m = cnn();
+  gr_dataset *ds = gr_dataset_new(3, 2, 5, 5, 6);
+  for (int64_t i = 0; i < ds->n * ds->dim; i++) ds->x[i] = (float)((i * 37) % 11) / 11.0f;
+  CHECK_FAILS(gr_corda_apply(m, ds, 3, GR_CORDA_KPM, false, NULL) == GR_OK, GR_ENOTFOUND);
+  gr_lora_opts o = {.r = 2, .alpha = 4};
+  CHECK_OK(gr_lora_wrap(m, "3", &o));
+  CHECK_FAILS(gr_corda_apply(m, NULL, 3, GR_CORDA_KPM, false, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_corda_apply(m, ds, 0, GR_CORDA_KPM, false, NULL) == GR_OK, GR_EARG);
+  CHECK_OK(gr_corda_cov_init(&cv, 99));
+  cv.calls = 1;
+  CHECK_FAILS(gr_corda_init(gr_module_find(m->root, "3"), &cv, GR_CORDA_KPM, false) == GR_OK, GR_ESHAPE);
+  CHECK_FAILS(gr_corda_init(gr_module_find(m->root, "0"), &cv, GR_CORDA_KPM, false) == GR_OK, GR_EARG); /* not LoRA */
+  gr_corda_cov_free(&cv);
+  CHECK_OK(gr_corda_apply(m, ds, 3, GR_CORDA_KPM, false, NULL));
+  gr_dataset_free(ds);
+  gr_model_free(m);
+}
+
+int main(void) {
+  array_case("corda_tall", 3, 2.0f);
+  array_case("corda_wide", 4, 0.5f);
+  array_case("corda_lowrank", 2, 2.0f);
+  cnn_case();
+  hook_api();
+  bad_input();
+  return test_summary();
+}
