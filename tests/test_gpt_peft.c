@@ -295,6 +295,82 @@ static void test_prefix_bad_input(void) {
   gr_gpt_free(g);
 }
 
+/* ---- MAM: prefix + scaled parallel adapters on the FFN sublayers -------- */
+static void test_mam_against_torch(void) {
+  ref_file *f = ref_open("gpt_mam");
+  CHECK_PTR(f);
+  if (!f) return;
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 1, &g));
+  gr_mam_opts o = {.prefix = {.n_virtual = 2}, .pa_r = 3, .pa_scale = 4.0f};
+  CHECK_OK(gr_mam_attach(g, &o));
+  int64_t C = TINY.n_embd, want = 2 * 2 * TINY.n_layer * C + TINY.n_layer * (3 * C + 3 + C * 3 + C);
+  CHECK(gr_model_param_count(g->model, true) == want);
+  CHECK(gr_model_find(g->model, "transformer.h.1.mlp.base_layer.c_fc.weight") != NULL);
+  CHECK(load_ref_params(g, f));
+  compare_with_ref(g, f, "gpt_mam");
+  CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_ESTATE);
+  gr_gpt_free(g);
+  ref_close(f);
+}
+
+/* With up = 0 (the init) the adapters add exactly nothing: the logits of
+ * GPT + FFN adapters are the base GPT's bit for bit, and MAM's are those of
+ * the same prefix alone. */
+static void test_zero_init_is_exact(void) {
+  gr_gpt *base = NULL, *pa = NULL, *pre = NULL, *mam = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 21, &base));
+  CHECK_OK(gr_gpt_new(&TINY, 21, &pa));
+  CHECK_OK(gr_gpt_new(&TINY, 21, &pre));
+  CHECK_OK(gr_gpt_new(&TINY, 21, &mam));
+  if (!base || !pa || !pre || !mam) return;
+  gr_adapter_opts ao = {.r = 4, .placement = GR_ADAPTER_PARALLEL, .scale = 4.0f};
+  CHECK_OK(gr_adapter_wrap(pa->model, "transformer.h.0.mlp", &ao));
+  CHECK_OK(gr_adapter_wrap(pa->model, "transformer.h.1.mlp", &ao));
+  CHECK_OK(gr_prefix_attach(pre, &(gr_prefix_opts){.n_virtual = 3}));
+  CHECK_OK(gr_mam_attach(mam, &(gr_mam_opts){.prefix = {.n_virtual = 3}, .pa_r = 4, .pa_scale = 4.0f}));
+  /* the same prefix values in both (each model drew its own) */
+  gr_tensor *p1 = gr_model_find(pre->model, "prompt_encoder.embedding.weight");
+  gr_tensor *p2 = gr_model_find(mam->model, "prompt_encoder.embedding.weight");
+  CHECK(p1 && p2 && p1->numel == p2->numel);
+  if (p1 && p2) memcpy(p2->data, p1->data, (size_t)p1->numel * sizeof(float));
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  int32_t ids[2 * 6] = {1, 5, 9, 2, 0, 7, 3, 3, 8, 10, 4, 6};
+  gr_tensor *y[4];
+  gr_gpt *gs[4] = {base, pa, pre, mam};
+  for (int i = 0; i < 4; i++) y[i] = gr_gpt_forward(gs[i], c, ids, 2, 6, 0, NULL);
+  CHECK(y[0] && y[1] && y[2] && y[3]);
+  size_t bytes = (size_t)2 * 6 * TINY.vocab * sizeof(float);
+  if (y[0] && y[1]) CHECK(!memcmp(y[0]->data, y[1]->data, bytes));
+  if (y[2] && y[3]) CHECK(!memcmp(y[2]->data, y[3]->data, bytes));
+  if (y[0] && y[2]) CHECK(memcmp(y[0]->data, y[2]->data, bytes)); /* the prefix itself does change them */
+  gr_ctx_free(c);
+  for (int i = 0; i < 4; i++) gr_gpt_free(gs[i]);
+}
+
+static void test_mam_bad_input(void) {
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&TINY, 1, &g));
+  if (!g) return;
+  gr_mam_opts o = {.prefix = {.n_virtual = 2}, .pa_r = 3, .pa_scale = 4.0f};
+  CHECK_FAILS(gr_mam_attach(NULL, &o) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_mam_attach(g, NULL) == GR_OK, GR_EARG);
+  o.pa_r = 0;
+  CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_EARG);
+  o.pa_r = 9; /* > n_embd 8 */
+  CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_EARG);
+  o.pa_r = 3, o.pa_scale = 0;
+  CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_EARG);
+  o.pa_scale = 4, o.prefix.n_virtual = 0;
+  CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_EARG);
+  /* nothing was changed by the failures */
+  CHECK(gr_prefix_length(g) == 0 && gr_model_find(g->model, "transformer.h.0.mlp.c_fc.weight") != NULL);
+  /* LoRA does not target the FFN sublayer itself */
+  CHECK_FAILS(gr_lora_wrap(g->model, "transformer.h.0.mlp", &(gr_lora_opts){.r = 2, .alpha = 4}) == GR_OK,
+              GR_EUNSUPPORTED);
+  gr_gpt_free(g);
+}
+
 int main(void) {
   test_prefix_against_torch("gpt_prefix_direct", 3, 0);
   test_prefix_against_torch("gpt_prefix_mlp", 2, 6);
@@ -305,5 +381,8 @@ int main(void) {
   test_prefix_kv_cache_and_fold();
   test_prefix_training_touches_prefix_only();
   test_prefix_bad_input();
+  test_mam_against_torch();
+  test_zero_init_is_exact();
+  test_mam_bad_input();
   return test_summary();
 }

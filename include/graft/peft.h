@@ -81,7 +81,9 @@ typedef struct gr_adapter_opts {
   bool random_up;                /* up ~ PyTorch's default init instead of 0 (tests) */
 } gr_adapter_opts;
 
-/* Bottleneck adapter on the Linear or Conv2d at path. down: Linear (in or
+/* Bottleneck adapter on the Linear or Conv2d at path, or on a GPT's
+ * feed-forward sublayer "transformer.h.<i>.mlp" (graft/gpt.h; a C -> C map:
+ * the FFN site of the unified view, used by MAM). down: Linear (in or
  * out)->r, or for a Conv2d a k x k conv with the base's stride/padding
  * (parallel) or a 1x1 conv out->r (sequential); up: r->out (1x1 conv); both
  * with bias. down keeps PyTorch's default init, up and both biases start 0. */

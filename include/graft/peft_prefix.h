@@ -39,6 +39,21 @@ int gr_prefix_length(const gr_gpt *g);
  * computes the same function. Trainable as before. No-op for a direct one. */
 gr_status gr_prefix_fold(gr_gpt *g);
 
+/* MAM adapter (He et al., "Towards a Unified View of Parameter-Efficient
+ * Transfer Learning", ICLR 2022, sec. 4.4; transfer/peft/mam.c): prefix
+ * tuning at every attention sublayer plus a scaled parallel adapter
+ * (graft/peft.h, gr_adapter_wrap) on every feed-forward sublayer
+ * "transformer.h.<i>.mlp": FFN(x) + s up(ReLU(down(x))), up = 0 at init.
+ * The paper: l = 30, r = 512, s = 4. Only the prefix and the adapters train. */
+typedef struct gr_mam_opts {
+  gr_prefix_opts prefix;
+  int pa_r;        /* adapter bottleneck, 1..n_embd */
+  float pa_scale;  /* s */
+} gr_mam_opts;
+/* Checks every option before changing the model; GR_EARG naming the bad
+ * one, GR_ESTATE if g already carries a prefix or FFN adapters. */
+gr_status gr_mam_attach(gr_gpt *g, const gr_mam_opts *o);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,9 +42,15 @@ static gr_module *embedding(gr_model *m, int64_t n, int64_t d) {
   return e;
 }
 
+/* The feed-forward sublayer, a module of its own (C -> C), so a wrapper
+ * installed at "transformer.h.<i>.mlp" (an FFN adapter) takes effect. */
+static gr_tensor *mlp_forward(gr_module *mlp, gr_ctx *c, gr_tensor *x) {
+  return call(mlp, "c_proj", c, gr_gelu(c, call(mlp, "c_fc", c, x)));
+}
+
 static gr_module *build_block(gr_model *m, int64_t C) {
   gr_module *blk = container(m, "GPT2Block"), *attn = container(m, "GPT2Attention"),
-            *mlp = container(m, "GPT2MLP");
+            *mlp = gr_module_new(m, "GPT2MLP", mlp_forward);
   if (!blk || !attn || !mlp) return NULL;
   if (gr_module_add(blk, "ln_1", gr_nn_layernorm(m, C)) || gr_module_add(blk, "attn", attn) ||
       gr_module_add(attn, "c_attn", gr_nn_linear(m, C, 3 * C, true)) ||
@@ -216,10 +222,7 @@ static gr_tensor *attention(gr_ctx *c, const fwd_state *s, gr_module *attn, gr_t
 static gr_tensor *block_forward(gr_ctx *c, const fwd_state *s, gr_module *blk, gr_tensor *x, int64_t layer) {
   gr_tensor *a = attention(c, s, child(blk, "attn"), call(blk, "ln_1", c, x), layer);
   x = gr_add(c, x, a);
-  gr_module *mlp = child(blk, "mlp");
-  if (!mlp) return NULL;
-  gr_tensor *h = gr_gelu(c, call(mlp, "c_fc", c, call(blk, "ln_2", c, x)));
-  return gr_add(c, x, call(mlp, "c_proj", c, h));
+  return gr_add(c, x, call(blk, "mlp", c, call(blk, "ln_2", c, x)));
 }
 
 static gr_status check_forward_args(const gr_gpt *g, gr_ctx *c, const int32_t *ids, int64_t B, int64_t T,

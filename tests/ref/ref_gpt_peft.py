@@ -89,3 +89,26 @@ def lora_case(case, r, alpha):
 prefix_case("gpt_prefix_direct", l=3, hidden=0, lm_prefix=0)
 prefix_case("gpt_prefix_mlp", l=2, hidden=6, lm_prefix=3)
 lora_case("gpt_lora", r=2, alpha=4.0)
+
+
+def mam_case(case, l, r, scale):
+    """MAM: direct prefix of l positions + scaled parallel adapters (random
+    up, so the adapter path carries gradient signal) on every FFN."""
+    P = base_params()
+    for name in list(P):
+        if ".mlp." in name:
+            P[name.replace(".mlp.", ".mlp.base_layer.")] = P.pop(name)
+    ids, targets = batch(0)
+    train = {"prompt_encoder.embedding.weight": leaf(l, L * 2 * C)}
+    for i in range(L):
+        p = f"transformer.h.{i}.mlp."
+        train[p + "adapter_down.weight"] = leaf(r, C, std=0.3)
+        train[p + "adapter_down.bias"] = leaf(r, std=0.1)
+        train[p + "adapter_up.weight"] = leaf(C, r, std=0.3)
+        train[p + "adapter_up.bias"] = leaf(C, std=0.1)
+    logits = gpt2_forward({**P, **train}, ids, L, H, prefix_kv=train["prompt_encoder.embedding.weight"],
+                          ffn_adapter={"scale": scale})
+    write_case(case, P, train, logits, targets, 0, {"ids": ids.float()})
+
+
+mam_case("gpt_mam", l=2, r=3, scale=4.0)

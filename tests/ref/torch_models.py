@@ -70,11 +70,22 @@ def gpt2_linear(P, name, x, lora=None):
     return F.linear(x, P[name + ".weight"], P[name + ".bias"])
 
 
-def gpt2_forward(P, ids, n_layer, n_head, lm_prefix=0, prefix_kv=None, lora=None):
+def gpt2_ffn(P, name, x, lora=None, ffn_adapter=None):
+    """The feed-forward sublayer; with ffn_adapter = {"scale": s} and P holding
+    name.adapter_{down,up}.{weight,bias}, the (scaled) parallel adapter of the
+    unified view: FFN(x) + s up(relu(down(x))), the FFN under name.base_layer."""
+    if ffn_adapter is None:
+        return gpt2_linear(P, name + ".c_proj", F.gelu(gpt2_linear(P, name + ".c_fc", x, lora), approximate="tanh"), lora)
+    base = gpt2_ffn(P, name + ".base_layer", x, lora)
+    z = F.relu(F.linear(x, P[name + ".adapter_down.weight"], P[name + ".adapter_down.bias"]))
+    return base + ffn_adapter["scale"] * F.linear(z, P[name + ".adapter_up.weight"], P[name + ".adapter_up.bias"])
+
+
+def gpt2_forward(P, ids, n_layer, n_head, lm_prefix=0, prefix_kv=None, lora=None, ffn_adapter=None):
     """graft's GPT (graft/gpt.h) as functional PyTorch over a dict of HF-named
     tensors: logits [B,T,V]. prefix_kv [l, n_layer*2*C] (prefix tuning, PEFT's
     past_key_values layout) is prepended to every layer's keys and values;
-    the real tokens keep positions 0..T-1."""
+    the real tokens keep positions 0..T-1. ffn_adapter: see gpt2_ffn."""
     B, T = ids.shape
     C = P["transformer.wte.weight"].shape[1]
     hd = C // n_head
@@ -96,7 +107,6 @@ def gpt2_forward(P, ids, n_layer, n_head, lm_prefix=0, prefix_kv=None, lora=None
         y = (att @ v).transpose(1, 2).reshape(B, T, C)
         x = x + gpt2_linear(P, p + "attn.c_proj", y, lora)
         h = F.layer_norm(x, (C,), P[p + "ln_2.weight"], P[p + "ln_2.bias"], 1e-5)
-        h = F.gelu(gpt2_linear(P, p + "mlp.c_fc", h, lora), approximate="tanh")
-        x = x + gpt2_linear(P, p + "mlp.c_proj", h, lora)
+        x = x + gpt2_ffn(P, p + "mlp", h, lora, ffn_adapter)
     x = F.layer_norm(x, (C,), P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], 1e-5)
     return x @ P["transformer.wte.weight"].t()

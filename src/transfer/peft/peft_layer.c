@@ -34,6 +34,17 @@ gr_status peft_target_get(gr_model *m, const char *path, const char *method, pef
   gr_module *base = gr_module_find(m->root, path);
   if (!base) return gr_error(GR_ENOTFOUND, "%s: no module '%s' in the model", method, path);
   if (peft_layer_of(base)) return gr_error(GR_ESTATE, "%s: module '%s' is already adapted (%s)", method, path, base->kind);
+  if (base->kind && !strcmp(base->kind, "GPT2MLP") && !strcmp(method, "Adapter")) {
+    /* the GPT's feed-forward sublayer, a C -> C map: the unified view's FFN
+     * site (MAM's scaled parallel adapter, Houlsby's sequential one) */
+    gr_module *proj = gr_module_find(base, "c_proj");
+    gr_tensor *wp = proj ? gr_module_param_get(proj, "weight") : NULL;
+    if (!wp) return gr_error(GR_EUNSUPPORTED, "%s: feed-forward module '%s' has no c_proj", method, path);
+    snprintf(t->path, sizeof t->path, "%s", path);
+    t->base = base;
+    t->in = t->out = t->in_ch = wp->shape[0];
+    return GR_OK;
+  }
   gr_tensor *w = gr_module_param_get(base, "weight");
   t->conv = base->kind && !strcmp(base->kind, "Conv2d");
   if (!w || !(t->conv || (base->kind && !strcmp(base->kind, "Linear"))))
@@ -109,6 +120,10 @@ static gr_status detach_storage(gr_module *base) {
     memcpy(d, t->data, bytes);
     if (g) memcpy(g, t->grad, bytes);
     t->data = d, t->grad = g;
+  }
+  for (int k = 0; k < base->n_children; k++) { /* a sublayer target (GPT2MLP) holds its weights in children */
+    gr_status s = detach_storage(base->children[k]);
+    if (s) return s;
   }
   return GR_OK;
 }
