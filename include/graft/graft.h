@@ -8,6 +8,7 @@
 #include "graft/safetensors.h"
 #include "graft/checkpoint.h"
 #include "graft/peft_io.h"
+#include "graft/peft.h"
 #include "graft/merge.h"
 #include "graft/data.h"
 #include "graft/nn.h"

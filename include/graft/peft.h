@@ -137,8 +137,9 @@ gr_status gr_peft_mark_merged(gr_model *m, const gr_tensor *const *norms, int n_
  * (tensors of the model arena, named <path>.dora_weight_norm); count
  * returned through n. */
 gr_status gr_peft_dora_norms(gr_model *m, gr_tensor **out, int max, int *n);
-/* Replaces every merged wrapper by its base_layer (plain module names
- * again, adapter parameters dropped). GR_ESTATE naming an unmerged one. */
+/* Replaces every wrapper by its base_layer (plain module names again,
+ * adapter parameters dropped): a merged wrapper's change stays in the base
+ * weights (PEFT's merge_and_unload), an unmerged one's is gone (unload). */
 gr_status gr_peft_unwrap_all(gr_model *m);
 
 /* The adapter config describing the model's wrappers (all of one method):

@@ -1,6 +1,7 @@
 /* core/status.c — status strings and the per-thread error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "graft/status.h"
@@ -33,10 +34,14 @@ void gr_clear_error(void) {
 }
 
 gr_status gr_error(gr_status s, const char *fmt, ...) {
+  /* formatted aside first: callers may pass gr_last_error() itself to add
+   * context, and vsnprintf into its own argument is undefined */
+  char msg[sizeof last_msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  memcpy(last_msg, msg, sizeof msg);
   last_status = s;
   return s;
 }

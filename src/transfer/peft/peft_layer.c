@@ -320,11 +320,7 @@ gr_status gr_lora_unmerge(gr_module *mod) {
   return gr_lora_is(mod) ? gr_peft_merge(mod, false) : gr_error(GR_EARG, "LoRA merge: module is not a LoRA wrapper");
 }
 
-static gr_status collect_layer_path(gr_module *mod, void *ud) {
-  peft_layer *L = mod->cfg;
-  if (!L->merged) return gr_error(GR_ESTATE, "PEFT unwrap: the %s at '%s' is not merged", L->ops->kind, L->t.path);
-  return path_list_add(ud, L->t.path);
-}
+static gr_status collect_layer_path(gr_module *mod, void *ud) { return path_list_add(ud, ((peft_layer *)mod->cfg)->t.path); }
 
 gr_status gr_peft_unwrap_all(gr_model *m) {
   if (!m || !m->root) return gr_error(GR_EARG, "peft unwrap: NULL model");

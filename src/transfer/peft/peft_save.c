@@ -164,15 +164,16 @@ gr_status gr_peft_load(gr_model *m, const char *dir, gr_peft_config **cfg_out) {
   if (!m || !dir) return gr_error(GR_EARG, "PEFT load: NULL argument");
   gr_peft_config *cfg = NULL;
   gr_st_file *f = NULL;
-  gr_status s = gr_peft_dir_open(dir, &cfg, &f);
-  if (!s) s = gr_peft_apply(m, cfg, GR_LORA_INIT_PEFT, NULL);
+  gr_status s = gr_peft_dir_open(dir, &cfg, &f); /* its errors name the file */
+  if (s) return s;
+  s = gr_peft_apply(m, cfg, GR_LORA_INIT_PEFT, NULL);
   gr_ckpt_tensor *ts = NULL;
   char (*names)[GR_NAME_MAX + 32] = NULL;
   size_t n = 0;
   if (!s) s = adapter_tensors(m, cfg, &ts, &names, &n);
   /* strict: every adapter tensor of the model present, none the model lacks */
   if (!s) s = gr_ckpt_load(f, ts, n, GR_CKPT_STRICT);
-  if (s && cfg) s = gr_error(s, "%s: %s", dir, gr_last_error());
+  if (s) s = gr_error(s, "%s: %s", dir, gr_last_error());
   gr_free(ts);
   gr_free(names);
   gr_st_close(f);
