@@ -9,7 +9,7 @@
 
 #include "graft/gpt.h"
 #include "util/gradcheck.h"
-#include "util/refdata.h"
+#include "util/gpt_ref.h"
 
 static const gr_gpt_config TINY = {.vocab = 11, .block = 8, .n_layer = 2, .n_head = 2, .n_embd = 8};
 
@@ -46,47 +46,14 @@ static void test_prefix_softmax(void) {
   gr_ctx_free(c);
 }
 
-/* Copies every parameter of the reference file into g; false if one is missing. */
-static bool load_ref_params(gr_gpt *g, const ref_file *f) {
-  gr_model *m = g->model;
-  for (int i = 0; i < m->n_entries; i++) {
-    const ref_array *a = ref_get(f, m->entries[i].name);
-    if (!a || a->numel != m->entries[i].t->numel) return false;
-    memcpy(m->entries[i].t->data, a->data, (size_t)a->numel * sizeof(float));
-  }
-  return true;
-}
-
 static void test_against_torch(const char *case_name) {
   ref_file *f = ref_open(case_name);
   CHECK_PTR(f);
   if (!f) return;
   gr_gpt *g = NULL;
   CHECK_OK(gr_gpt_new(&TINY, 1, &g));
-  CHECK(load_ref_params(g, f));
-  const ref_array *ids_a = ref_get(f, "ids"), *tg_a = ref_get(f, "targets");
-  int64_t B = ids_a->shape[0], T = ids_a->shape[1], prefix = (int64_t)ref_get(f, "prefix")->data[0];
-  int32_t ids[64], tg[64];
-  for (int64_t i = 0; i < B * T; i++) ids[i] = (int32_t)ids_a->data[i], tg[i] = (int32_t)tg_a->data[i];
-  gr_ctx *c = gr_ctx_new(1 << 20, 1);
-  gr_tensor *logits = gr_gpt_forward(g, c, ids, B, T, prefix, NULL);
-  CHECK_PTR(logits);
-  if (logits) CHECK_CLOSE(case_name, logits->data, ref_get(f, "logits")->data, logits->numel, 1e-4, 1e-4);
-  gr_ctx_reset(c);
-  gr_model_zero_grad(g->model);
-  gr_tensor *loss = gr_gpt_loss(g, c, ids, tg, B, T, prefix);
-  CHECK_PTR(loss);
-  if (loss) {
-    CHECK_NEAR(loss->data[0], ref_get(f, "loss")->data[0], 1e-4);
-    CHECK_OK(gr_backward(c, loss));
-    char dn[GR_NAME_MAX + 1];
-    for (int i = 0; i < g->model->n_entries; i++) {
-      gr_named_tensor *e = &g->model->entries[i];
-      snprintf(dn, sizeof dn, "d%s", e->name);
-      CHECK_CLOSE(dn, e->t->grad, ref_get(f, dn)->data, e->t->numel, 1e-4, 1e-4);
-    }
-  }
-  gr_ctx_free(c);
+  CHECK(gpt_ref_load_params(g, f));
+  gpt_ref_check(g, f, case_name);
   gr_gpt_free(g);
   ref_close(f);
 }

@@ -13,53 +13,9 @@
 #include "graft/optim.h"
 #include "graft/peft_prefix.h"
 #include "util/gradcheck.h"
-#include "util/refdata.h"
+#include "util/gpt_ref.h"
 
 static const gr_gpt_config TINY = {.vocab = 11, .block = 8, .n_layer = 2, .n_head = 2, .n_embd = 8};
-
-/* Copies every model entry of the reference file into g; false if one is missing. */
-static bool load_ref_params(gr_gpt *g, const ref_file *f) {
-  gr_model *m = g->model;
-  for (int i = 0; i < m->n_entries; i++) {
-    const ref_array *a = ref_get(f, m->entries[i].name);
-    if (!a || a->numel != m->entries[i].t->numel) return false;
-    memcpy(m->entries[i].t->data, a->data, (size_t)a->numel * sizeof(float));
-  }
-  return true;
-}
-
-/* Logits and loss of g on the case's batch match the file; trainable
- * parameters get the file's gradients, frozen ones none. */
-static void compare_with_ref(gr_gpt *g, const ref_file *f, const char *case_name) {
-  const ref_array *ids_a = ref_get(f, "ids"), *tg_a = ref_get(f, "targets");
-  int64_t B = ids_a->shape[0], T = ids_a->shape[1], lm_prefix = (int64_t)ref_get(f, "prefix")->data[0];
-  int32_t ids[64], tg[64];
-  for (int64_t i = 0; i < B * T; i++) ids[i] = (int32_t)ids_a->data[i], tg[i] = (int32_t)tg_a->data[i];
-  gr_ctx *c = gr_ctx_new(1 << 20, 1);
-  gr_tensor *logits = gr_gpt_forward(g, c, ids, B, T, lm_prefix, NULL);
-  CHECK_PTR(logits);
-  if (logits) CHECK_CLOSE(case_name, logits->data, ref_get(f, "logits")->data, logits->numel, 1e-4, 1e-4);
-  gr_ctx_reset(c);
-  gr_model_zero_grad(g->model);
-  gr_tensor *loss = gr_gpt_loss(g, c, ids, tg, B, T, lm_prefix);
-  CHECK_PTR(loss);
-  if (loss) {
-    CHECK_NEAR(loss->data[0], ref_get(f, "loss")->data[0], 1e-4);
-    CHECK_OK(gr_backward(c, loss));
-    char dn[GR_NAME_MAX + 1];
-    for (int i = 0; i < g->model->n_entries; i++) {
-      gr_named_tensor *e = &g->model->entries[i];
-      snprintf(dn, sizeof dn, "d%s", e->name);
-      bool want_grad = ref_has(f, dn);
-      CHECK_MSG(e->t->requires_grad == want_grad, "%s: requires_grad %d", e->name, e->t->requires_grad);
-      if (want_grad) CHECK_CLOSE(dn, e->t->grad, ref_get(f, dn)->data, e->t->numel, 1e-4, 1e-4);
-      double norm = 0;
-      for (int64_t k = 0; !want_grad && k < e->t->numel; k++) norm += fabs(e->t->grad[k]);
-      CHECK_MSG(norm == 0, "frozen %s got a gradient", e->name);
-    }
-  }
-  gr_ctx_free(c);
-}
 
 static void test_prefix_against_torch(const char *case_name, int l, int hidden) {
   ref_file *f = ref_open(case_name);
@@ -73,8 +29,8 @@ static void test_prefix_against_torch(const char *case_name, int l, int hidden) 
   int64_t want = hidden ? l * TINY.n_embd + hidden * (TINY.n_embd + 1) + width * (hidden + 1) : l * width;
   CHECK(gr_model_param_count(g->model, true) == want);
   CHECK(gr_model_param_count(g->model, false) == base_params + want);
-  CHECK(load_ref_params(g, f));
-  compare_with_ref(g, f, case_name);
+  CHECK(gpt_ref_load_params(g, f));
+  gpt_ref_check(g, f, case_name);
   /* the prefix changes the function: the base model's logits differ */
   const ref_array *a = ref_get(f, "logits"), *b = ref_get(f, "base_logits");
   double diff = 0;
@@ -99,8 +55,8 @@ static void test_lora_against_torch(bool fan_in_fan_out) {
   int n = 0;
   CHECK_OK(gr_lora_apply(g->model, cfg, GR_LORA_INIT_RANDOM, &n));
   CHECK(n == 4 * TINY.n_layer); /* c_proj: attn.c_proj and mlp.c_proj */
-  CHECK(load_ref_params(g, f));
-  compare_with_ref(g, f, fan_in_fan_out ? "gpt_lora fan_in_fan_out" : "gpt_lora");
+  CHECK(gpt_ref_load_params(g, f));
+  gpt_ref_check(g, f, fan_in_fan_out ? "gpt_lora fan_in_fan_out" : "gpt_lora");
   /* merged weights give the same logits */
   const ref_array *ids_a = ref_get(f, "ids");
   int32_t ids[64];
@@ -307,8 +263,8 @@ static void test_mam_against_torch(void) {
   int64_t C = TINY.n_embd, want = 2 * 2 * TINY.n_layer * C + TINY.n_layer * (3 * C + 3 + C * 3 + C);
   CHECK(gr_model_param_count(g->model, true) == want);
   CHECK(gr_model_find(g->model, "transformer.h.1.mlp.base_layer.c_fc.weight") != NULL);
-  CHECK(load_ref_params(g, f));
-  compare_with_ref(g, f, "gpt_mam");
+  CHECK(gpt_ref_load_params(g, f));
+  gpt_ref_check(g, f, "gpt_mam");
   CHECK_FAILS(gr_mam_attach(g, &o) == GR_OK, GR_ESTATE);
   gr_gpt_free(g);
   ref_close(f);

@@ -1,0 +1,61 @@
+/* tests/util/gpt_ref.h — checking a GPT (graft/gpt.h, with or without PEFT)
+ * against a reference file of its PyTorch twin (tests/ref/torch_models.py):
+ * every model entry's values, then logits, loss, and the gradient of each
+ * parameter the file has "d<name>" for; the others must be frozen and get
+ * none. Shared by tests/test_gpt.c and tests/test_gpt_peft.c. */
+#ifndef GRAFT_TEST_GPT_REF_H
+#define GRAFT_TEST_GPT_REF_H
+#include <math.h>
+#include <string.h>
+
+#include "graft/gpt.h"
+#include "refdata.h"
+
+/* Copies every model entry of the reference file into g; false if one is missing. */
+static inline bool gpt_ref_load_params(gr_gpt *g, const ref_file *f) {
+  gr_model *m = g->model;
+  for (int i = 0; i < m->n_entries; i++) {
+    const ref_array *a = ref_get(f, m->entries[i].name);
+    if (!a || a->numel != m->entries[i].t->numel) return false;
+    memcpy(m->entries[i].t->data, a->data, (size_t)a->numel * sizeof(float));
+  }
+  return true;
+}
+
+/* Logits and loss of g on the case's batch match the file; trainable
+ * parameters get the file's gradients, frozen ones none. */
+static inline void gpt_ref_check(gr_gpt *g, const ref_file *f, const char *case_name) {
+  const ref_array *ids_a = ref_get(f, "ids"), *tg_a = ref_get(f, "targets");
+  int64_t B = ids_a->shape[0], T = ids_a->shape[1], lm_prefix = (int64_t)ref_get(f, "prefix")->data[0];
+  int32_t ids[64], tg[64];
+  CHECK_MSG(B * T <= 64 && tg_a->numel == B * T, "%s: batch of %lld tokens too large for the test", case_name,
+            (long long)(B * T));
+  if (B * T > 64 || tg_a->numel != B * T) return;
+  for (int64_t i = 0; i < B * T; i++) ids[i] = (int32_t)ids_a->data[i], tg[i] = (int32_t)tg_a->data[i];
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *logits = gr_gpt_forward(g, c, ids, B, T, lm_prefix, NULL);
+  CHECK_PTR(logits);
+  if (logits) CHECK_CLOSE(case_name, logits->data, ref_get(f, "logits")->data, logits->numel, 1e-4, 1e-4);
+  gr_ctx_reset(c);
+  gr_model_zero_grad(g->model);
+  gr_tensor *loss = gr_gpt_loss(g, c, ids, tg, B, T, lm_prefix);
+  CHECK_PTR(loss);
+  if (loss) {
+    CHECK_NEAR(loss->data[0], ref_get(f, "loss")->data[0], 1e-4);
+    CHECK_OK(gr_backward(c, loss));
+    char dn[GR_NAME_MAX + 1];
+    for (int i = 0; i < g->model->n_entries; i++) {
+      gr_named_tensor *e = &g->model->entries[i];
+      snprintf(dn, sizeof dn, "d%s", e->name);
+      bool want_grad = ref_has(f, dn);
+      CHECK_MSG(e->t->requires_grad == want_grad, "%s: requires_grad %d", e->name, e->t->requires_grad);
+      if (want_grad) CHECK_CLOSE(dn, e->t->grad, ref_get(f, dn)->data, e->t->numel, 1e-4, 1e-4);
+      double norm = 0;
+      for (int64_t k = 0; !want_grad && k < e->t->numel; k++) norm += fabs(e->t->grad[k]);
+      CHECK_MSG(norm == 0, "frozen %s got a gradient", e->name);
+    }
+  }
+  gr_ctx_free(c);
+}
+
+#endif
