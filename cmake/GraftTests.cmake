@@ -21,7 +21,7 @@ if(NOT GRAFT_PYTHON)
   set(GRAFT_PYTHON /usr/bin/python3)
 endif()
 
-add_library(graft_testutil STATIC tests/util/testutil.c tests/util/gradcheck.c tests/util/refdata.c)
+add_library(graft_testutil STATIC tests/util/testutil.c tests/util/gradcheck.c tests/util/refdata.c tests/util/testmodels.c)
 target_include_directories(graft_testutil PUBLIC ${CMAKE_SOURCE_DIR}/tests/util ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(graft_testutil PUBLIC graftlib)
 

@@ -6,24 +6,10 @@
 
 #include "graft/peft.h"
 #include "refdata.h"
+#include "testmodels.h"
 
-static gr_model *mlp(void) {
-  gr_model *m = gr_model_new(1);
-  int64_t hidden[1] = {8};
-  gr_model_set_root(m, gr_arch_mlp(m, 6, hidden, 1, 5, "relu"));
-  return m;
-}
-
-static gr_model *cnn(void) {
-  gr_model *m = gr_model_new(2);
-  gr_module *s = gr_nn_sequential(m);
-  gr_module_add(s, NULL, gr_nn_conv2d(m, 2, 4, 3, 1, 1, true));
-  gr_module_add(s, NULL, gr_nn_relu(m));
-  gr_module_add(s, NULL, gr_nn_flatten(m));
-  gr_module_add(s, NULL, gr_nn_linear(m, 100, 3, true));
-  gr_model_set_root(m, s);
-  return m;
-}
+static gr_model *mlp(void) { return test_mlp(1, 6, 8, 5); }
+static gr_model *cnn(void) { return test_cnn(2, 3); }
 
 /* Copies every array of the ref file named like a model parameter into it. */
 static int load_params(gr_model *m, const ref_file *f) {
@@ -48,24 +34,7 @@ static void check_case(const char *name, gr_model *m, const gr_lora_opts *o, con
   CHECK_OK(gr_lora_wrap(m, p0, o));
   CHECK_OK(gr_lora_wrap(m, p1, &o1));
   CHECK_MSG(load_params(m, f) == 8, "%s: all 8 parameters found in the reference", name);
-  gr_ctx *c = gr_ctx_new(1 << 20, 1);
-  gr_tensor *x = ref_tensor(c, f, "x", true), *y = gr_model_forward(m, c, x);
-  const ref_array *want = ref_get(f, "y"), *gy = ref_get(f, "gy"), *dx = ref_get(f, "dx");
-  CHECK(y && want && gy && dx);
-  if (y && want && gy && dx) {
-    CHECK_CLOSE("y", y->data, want->data, want->numel, 1e-4, 1e-4);
-    gr_model_zero_grad(m);
-    CHECK_OK(gr_backward_seed(c, y, gy->data));
-    CHECK_CLOSE("dx", x->grad, dx->data, dx->numel, 1e-4, 1e-4);
-    for (int i = 0; i < m->n_entries; i++) {
-      char dn[GR_NAME_MAX + 1];
-      snprintf(dn, sizeof dn, "d%s", m->entries[i].name);
-      const ref_array *g = ref_get(f, dn);
-      CHECK_MSG(g != NULL, "%s: reference grad %s", name, dn);
-      if (g) CHECK_CLOSE(dn, m->entries[i].t->grad, g->data, g->numel, 1e-4, 1e-4);
-    }
-  }
-  gr_ctx_free(c);
+  test_model_ref_check(name, m, f);
   ref_close(f);
 }
 

@@ -12,24 +12,10 @@
 
 #include "graft/peft.h"
 #include "refdata.h"
+#include "testmodels.h"
 
-static gr_model *mlp(void) {
-  gr_model *m = gr_model_new(1);
-  int64_t hidden[1] = {8};
-  gr_model_set_root(m, gr_arch_mlp(m, 6, hidden, 1, 5, "relu"));
-  return m;
-}
-
-static gr_model *cnn(void) {
-  gr_model *m = gr_model_new(2);
-  gr_module *s = gr_nn_sequential(m);
-  gr_module_add(s, NULL, gr_nn_conv2d(m, 2, 4, 3, 1, 1, true));
-  gr_module_add(s, NULL, gr_nn_relu(m));
-  gr_module_add(s, NULL, gr_nn_flatten(m));
-  gr_module_add(s, NULL, gr_nn_linear(m, 100, 3, true));
-  gr_model_set_root(m, s);
-  return m;
-}
+static gr_model *mlp(void) { return test_mlp(1, 6, 8, 5); }
+static gr_model *cnn(void) { return test_cnn(2, 3); }
 
 typedef enum { DORA, IA3, IA3_FF0, ADAPTER_SEQ, ADAPTER_PAR, ADAPTER_SCALED } method;
 
@@ -71,26 +57,6 @@ static gr_model *reference_model(const char *name, method k, bool is_cnn, ref_fi
   return m;
 }
 
-static void forward_backward(const char *name, gr_model *m, const ref_file *f) {
-  gr_ctx *c = gr_ctx_new(1 << 20, 1);
-  gr_tensor *x = ref_tensor(c, f, "x", true), *y = gr_model_forward(m, c, x);
-  const ref_array *want = ref_get(f, "y"), *gy = ref_get(f, "gy"), *dx = ref_get(f, "dx");
-  CHECK_MSG(y && want && gy && dx && y->numel == want->numel, "%s: forward", name);
-  if (y && want && gy && dx && y->numel == want->numel) {
-    CHECK_CLOSE(name, y->data, want->data, want->numel, 1e-4, 1e-4);
-    gr_model_zero_grad(m);
-    CHECK_OK(gr_backward_seed(c, y, gy->data));
-    CHECK_CLOSE("dx", x->grad, dx->data, dx->numel, 1e-4, 1e-4);
-    for (int i = 0; i < m->n_entries; i++) {
-      char dn[GR_NAME_MAX + 1];
-      snprintf(dn, sizeof dn, "d%s", m->entries[i].name);
-      const ref_array *g = ref_get(f, dn);
-      CHECK_MSG(g != NULL, "%s: reference grad %s", name, dn);
-      if (g) CHECK_CLOSE(dn, m->entries[i].t->grad, g->data, g->numel, 1e-4, 1e-4);
-    }
-  }
-  gr_ctx_free(c);
-}
 
 /* Output on the reference input, copied out. */
 static int64_t forward_into(gr_model *m, const ref_file *f, float *out, int64_t cap) {
@@ -164,7 +130,7 @@ static void method_case(const char *name, method k, bool is_cnn, bool mergeable)
   CHECK(f != NULL);
   if (!f) return;
   gr_model *m = reference_model(name, k, is_cnn, f);
-  forward_backward(name, m, f);
+  test_model_ref_check(name, m, f);
   if (mergeable) merge_roundtrip(name, m, f);
   else CHECK_FAILS(gr_peft_merge_all(m, true, NULL) == GR_OK, GR_EUNSUPPORTED);
   save_load(name, m, k, is_cnn, f);
@@ -232,9 +198,7 @@ static void error_cases(void) {
   char dir[256];
   snprintf(dir, sizeof dir, "%s/peft_methods_mismatch", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   CHECK_OK(gr_peft_save(m, dir));
-  gr_model *wide = gr_model_new(1);
-  int64_t hidden[1] = {8};
-  gr_model_set_root(wide, gr_arch_mlp(wide, 7, hidden, 1, 5, "relu"));
+  gr_model *wide = test_mlp(1, 7, 8, 5);
   CHECK_FAILS(gr_peft_load(wide, dir, NULL) == GR_OK, GR_ESHAPE);
   CHECK_MSG(strstr(gr_last_error(), "layers.0.lora_A") != NULL, "error names the module: %s", gr_last_error());
   gr_model_free(wide);

@@ -24,7 +24,9 @@ typedef struct gr_model_config {
 gr_status gr_model_save_dir(const gr_model *m, const gr_model_config *cfg, const char *dir);
 /* Reads dir/config.json, builds the architecture (init seeded by seed) and
  * loads dir/model.safetensors strictly (every tensor present, no unknown
- * names, shapes equal). GR_ENOTFOUND naming a missing file. */
+ * names, shapes equal). GR_ENOTFOUND naming a missing file. A directory that
+ * also holds adapter_config.json (graft finetune --peft) is wrapped as that
+ * config says first (gr_peft_apply), so its adapted model loads whole. */
 gr_status gr_model_load_dir(const char *dir, uint64_t seed, gr_model_config *cfg, gr_model **out);
 /* Loads a safetensors file into m by name. strict: every model tensor must be
  * in the file and every file tensor in the model (num_batches_tracked aside). */

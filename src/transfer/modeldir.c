@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "graft/modeldir.h"
+#include "graft/peft.h"
 #include "graft/safetensors.h"
 #include "graft/fileio.h"
 
@@ -155,6 +158,14 @@ gr_status gr_model_load_dir(const char *dir, uint64_t seed, gr_model_config *cfg
   gr_model *m = gr_model_new(seed);
   gr_module *root = m ? gr_arch_build(m, cfg->arch, cfg->in_ch, cfg->h, cfg->w, cfg->n_classes) : NULL;
   s = root ? gr_model_set_root(m, root) : gr_last_status();
+  /* a PEFT run's directory (graft finetune --peft) holds the adapted model:
+   * wrap it as its adapter_config.json says before loading */
+  if (!s && !access(join(path, sizeof path, dir, "adapter_config.json"), F_OK)) {
+    gr_peft_config *pc = NULL;
+    s = gr_peft_config_read(path, &pc);
+    if (!s) s = gr_peft_apply(m, pc, GR_LORA_INIT_PEFT, NULL);
+    gr_peft_config_free(pc);
+  }
   if (!s) s = gr_model_load_weights(m, join(path, sizeof path, dir, "model.safetensors"), true);
   if (s) {
     gr_model_free(m);

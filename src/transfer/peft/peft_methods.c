@@ -7,7 +7,8 @@
  * target_modules list would name for this network; the new head stays
  * trainable (PEFT's modules_to_save). Options "r=N,alpha=A,scale=S,
  * targets=NAME;NAME" (defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
- * adapters r 8, s 1 or 4 for the scaled parallel adapter). */
+ * adapters r 4 (LeNet's first conv has 6 channels), s 1, or 4 for the
+ * scaled parallel adapter). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +118,8 @@ static void tune_parallel(gr_peft_config *cfg, const method_opts *mo) {
 }
 
 static const method_opts lora_defaults = {.r = 4, .alpha = 8, .scale = 1};
-static const method_opts adapter_defaults = {.r = 8, .alpha = 8, .scale = 1};
-static const method_opts scaled_adapter_defaults = {.r = 8, .alpha = 8, .scale = 4};
+static const method_opts adapter_defaults = {.r = 4, .alpha = 8, .scale = 1};
+static const method_opts scaled_adapter_defaults = {.r = 4, .alpha = 8, .scale = 4};
 
 gr_status gr_method_lora_setup(gr_transfer_run *run) { return peft_setup(run, "lora", GR_PEFT_LORA, lora_defaults, NULL); }
 gr_status gr_method_rslora_setup(gr_transfer_run *run) {
