@@ -16,5 +16,9 @@ gr_status gr_method_adapter_par_setup(gr_transfer_run *run);
 gr_status gr_method_adapter_scaled_setup(gr_transfer_run *run);
 gr_status gr_method_corda_kp_setup(gr_transfer_run *run); /* peft/corda.c */
 gr_status gr_method_corda_ip_setup(gr_transfer_run *run);
+gr_status gr_method_scalearn_setup(gr_transfer_run *run); /* peft/scalearn_transfer.c */
+gr_status gr_method_scalearn_uniform_setup(gr_transfer_run *run);
+gr_status gr_method_scalearn_pp_setup(gr_transfer_run *run);
+gr_status gr_method_scalearn_uniform_pp_setup(gr_transfer_run *run);
 
 #endif

@@ -32,6 +32,14 @@ static const gr_transfer_method methods[] = {
      gr_method_corda_kp_setup, NULL},
     {"corda-ip", "CorDA instruction-previewed: LoRA r=4 from the largest components of SVD(W C_target)", true,
      gr_method_corda_ip_setup, NULL},
+    {"scalearn", "ScaLearn: 4 frozen LoRA source adapters (source, negated, rot90, target) scaled per channel",
+     true, gr_method_scalearn_setup, NULL},
+    {"scalearn-uniform", "ScaLearnUniform: one learned scalar per source adapter and layer", true,
+     gr_method_scalearn_uniform_setup, NULL},
+    {"scalearn++", "ScaLearn++: per-channel scales shared by the layers of equal width", true,
+     gr_method_scalearn_pp_setup, NULL},
+    {"scalearn-uniform++", "ScaLearnUniform++: 4 scalars shared by every layer", true,
+     gr_method_scalearn_uniform_pp_setup, NULL},
 };
 
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
