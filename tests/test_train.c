@@ -6,19 +6,7 @@
 
 #include "graft/transfer.h"
 #include "testutil.h"
-
-/* k Gaussian blobs in d dims, centers 3 apart on the axes. */
-static gr_dataset *blobs(int64_t n, int d, int k, uint64_t seed) {
-  gr_dataset *ds = gr_dataset_new(n, 1, 1, d, k);
-  gr_rng r;
-  gr_rng_seed(&r, seed);
-  for (int64_t i = 0; i < n; i++) {
-    int y = (int)(i % k);
-    ds->y[i] = y;
-    for (int j = 0; j < d; j++) ds->x[i * d + j] = gr_rng_normal(&r) + (j == y ? 3.0f : 0.0f);
-  }
-  return ds;
-}
+#include "train_fixture.h"
 
 static gr_model *mlp(int d, int k, uint64_t seed) {
   gr_model *m = gr_model_new(seed);
@@ -37,8 +25,8 @@ static void on_step(void *ud, int64_t step, int64_t total, double loss) {
 }
 static void on_eval(void *ud, int64_t step, double tl, const gr_eval_result *ev) { ((hook_log *)ud)->evals++; }
 
-static void test_train_blobs(void) {
-  gr_dataset *tr = blobs(600, 8, 3, 1), *te = blobs(300, 8, 3, 2);
+static void test_train_fixture_blobs(void) {
+  gr_dataset *tr = fixture_blobs(600, 8, 3, 1), *te = fixture_blobs(300, 8, 3, 2);
   gr_model *m = mlp(8, 3, 3);
   gr_optim_cfg oc = gr_sgd_cfg(0.05f, 0.9f, 0, false);
   gr_optim *o = gr_optim_new(m, &oc);
@@ -66,7 +54,7 @@ static void test_train_blobs(void) {
   gr_train_cfg none = {0};
   CHECK_FAILS(gr_train(m, o, tr, te, &none, NULL, &res) == GR_OK, GR_EARG);
   CHECK_FAILS(gr_train(m, o2, tr, te, &cfg, NULL, &res) == GR_OK, GR_EARG);
-  gr_dataset *wrong = blobs(10, 8, 4, 1);
+  gr_dataset *wrong = fixture_blobs(10, 8, 4, 1);
   CHECK_FAILS(gr_evaluate(m, c, wrong, 5, &before) == GR_OK, GR_ESHAPE);
   gr_dataset_free(wrong);
   gr_optim_free(o), gr_optim_free(o2);
@@ -116,7 +104,7 @@ static void test_eval_metrics(void) {
 
 static void test_early_stopping(void) {
   /* labels are noise: the eval loss stops improving quickly */
-  gr_dataset *tr = blobs(200, 8, 2, 5), *te = blobs(200, 8, 2, 6);
+  gr_dataset *tr = fixture_blobs(200, 8, 2, 5), *te = fixture_blobs(200, 8, 2, 6);
   gr_rng r;
   gr_rng_seed(&r, 1);
   for (int64_t i = 0; i < tr->n; i++) tr->y[i] = (int32_t)gr_rng_below(&r, 2);
@@ -145,7 +133,7 @@ static void test_registry(void) {
   CHECK_FAILS(gr_transfer_find("lora-xyz") != NULL, GR_ENOTFOUND);
   CHECK(strstr(gr_last_error(), "linear-probe") != NULL);
 
-  gr_dataset *tr = blobs(200, 8, 3, 7);
+  gr_dataset *tr = fixture_blobs(200, 8, 3, 7);
   gr_model *src = mlp(8, 3, 11);
   gr_train_cfg cfg = {.steps = 20, .batch = 20, .seed = 1};
   gr_optim_cfg oc = gr_sgd_cfg(0.05f, 0.9f, 0, false);
@@ -184,7 +172,7 @@ static void test_registry(void) {
 
 int main(void) {
   gr_set_threads(1);
-  test_train_blobs();
+  test_train_fixture_blobs();
   test_eval_metrics();
   test_early_stopping();
   test_registry();
