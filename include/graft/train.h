@@ -92,8 +92,9 @@ int64_t gr_train_total_steps(const gr_train_cfg *cfg, int64_t n);
  * groups and frozen parameters are already set); evaluates on eval (may be
  * NULL: no evaluations, no early stopping). hooks may be NULL. With
  * cfg->ckpt.resume the state is restored first; a checkpoint from another
- * run is refused (GR_EFORMAT naming the field: total steps, batch, sample
- * count, optimizer, a tensor's name or shape) before anything is changed. */
+ * run is refused before anything is changed: GR_EFORMAT naming the field
+ * (total steps, batch, sample count, optimizer, a damaged value),
+ * GR_ESHAPE / GR_ENOTFOUND naming the tensor (another model or freezing). */
 gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_dataset *eval,
                    const gr_train_cfg *cfg, const gr_train_hooks *hooks, gr_train_result *res);
 
