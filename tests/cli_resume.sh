@@ -3,7 +3,7 @@
 # with SIGKILL after a checkpoint, then resumed, ends with the same
 # model.safetensors and metrics.jsonl bytes as the uninterrupted run (MLP
 # with SGD momentum; LeNet with AdamW, cosine schedule, augmentation and
-# early-stopping state; finetune with frozen layers). A checkpoint whose
+# early-stopping state; finetune with frozen layers and with --peft lora). A checkpoint whose
 # config differs, a truncated one and a model file instead of a checkpoint
 # are refused with exit 1 naming the problem; resuming into a finished run
 # needs --force.
@@ -44,7 +44,7 @@ run "${KILL[@]}" --out "$T/kill.ref"
 "$G" "${KILL[@]}" --threads 1 --quiet --ckpt-every 20 --out "$T/kill" >"$T/o" 2>"$T/e" &
 pid=$!
 for _ in $(seq 1000); do [ -s "$T/kill/checkpoint.safetensors" ] && [ -s "$T/kill/metrics.jsonl" ] && break; sleep 0.01; done
-kill -9 $pid 2>/dev/null; wait $pid; rc=$?
+kill -9 $pid 2>/dev/null; { wait $pid; } 2>/dev/null; rc=$?
 check "killed run: SIGKILL mid-run (rc $rc), checkpoint present, no model" \
   '[ $rc -eq 137 ] && [ -s "$T/kill/checkpoint.safetensors" ] && [ ! -e "$T/kill/model.safetensors" ]'
 run "${KILL[@]}" --ckpt-every 20 --out "$T/kill" --resume "$T/kill"
@@ -58,6 +58,14 @@ run "${FT[@]}" --out "$T/ft.ref"
 run "${FT[@]}" --out "$T/ft" --stop-at 13
 run "${FT[@]}" --out "$T/ft" --resume "$T/ft/checkpoint.safetensors"
 check "finetune: paused + resumed equals uninterrupted" '[ $? -eq 0 ] && same "$T/ft.ref" "$T/ft"'
+LORA=(finetune --from "$T/MLP.ref" --data "fmnist:classes=5-9,limit=200" --steps 30 --batch 20 --peft lora
+      --optim adamw --lr 0.001 --eval-every 10)
+run "${LORA[@]}" --out "$T/lora.ref"
+run "${LORA[@]}" --out "$T/lora" --stop-at 13
+check "finetune --peft lora: a paused run writes no adapter" '[ $? -eq 0 ] && [ ! -e "$T/lora/adapter_model.safetensors" ]'
+run "${LORA[@]}" --out "$T/lora" --resume "$T/lora"
+check "finetune --peft lora: paused + resumed equals uninterrupted (model and adapter)" \
+  '[ $? -eq 0 ] && same "$T/lora.ref" "$T/lora" && cmp -s "$T/lora.ref/adapter_model.safetensors" "$T/lora/adapter_model.safetensors"'
 run "${FT[@]}" --freeze 'layers.2.*' --out "$T/ftx" --resume "$T/ft"
 check "finetune: another --freeze is refused naming the field" '[ $? -eq 1 ] && grep -q "field .freeze. differs" "$T/e"'
 

@@ -126,7 +126,7 @@ int cmd_finetune(int argc, char **argv) {
   ft_hook h = {meth, &run};
   rc = s ? cli_fail_status("preparing the model")
          : runs_train_and_save(&f, m, &mc, train, test, &tc, &oc, ft_optim_hook, &h, &ck);
-  if (rc == CLI_OK && peft && gr_dist_rank() == 0) {
+  if (rc == CLI_OK && peft && !ck.paused && gr_dist_rank() == 0) {
     if (gr_peft_save(m, f.out)) rc = cli_fail_status("writing the adapter directory");
     else printf("wrote %s/{adapter_config.json,adapter_model.safetensors} (PEFT layout)\n", f.out);
   }

@@ -93,6 +93,7 @@ typedef struct runs_ckpt {
   char path[1100];          /* OUT/checkpoint.safetensors */
   char resume_path[1100];
   gr_st_file *resume;       /* the checkpoint continued, or NULL */
+  bool paused;              /* set by runs_train_and_save: stopped at --stop-at, no final model */
 } runs_ckpt;
 /* The config fields train and finetune share; the verb adds its own. */
 struct cJSON *runs_train_config(const runs_train_flags *f, const char *verb);
@@ -116,6 +117,6 @@ gr_status runs_ckpt_metrics_prefix(const runs_train_flags *f, const runs_ckpt *c
 typedef gr_status (*runs_optim_hook)(void *ud, gr_optim *o);
 int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_config *mc, const gr_dataset *train,
                         const gr_dataset *test, const gr_train_cfg *tc, const gr_optim_cfg *oc,
-                        runs_optim_hook hook, void *hook_ud, const runs_ckpt *ck);
+                        runs_optim_hook hook, void *hook_ud, runs_ckpt *ck);
 /* Prints evaluation metrics (text or one JSON object). */
 void runs_print_eval(FILE *fp, const gr_eval_result *ev, bool json);

@@ -155,7 +155,7 @@ static gr_status write_final(gr_jsonl *jl, const gr_train_result *res, const gr_
 
 int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_config *mc, const gr_dataset *train,
                         const gr_dataset *test, const gr_train_cfg *tc, const gr_optim_cfg *oc,
-                        runs_optim_hook hook, void *hook_ud, const runs_ckpt *ck) {
+                        runs_optim_hook hook, void *hook_ud, runs_ckpt *ck) {
   char path[1100];
   gr_optim *o = gr_optim_new(m, oc);
   if (!o) return cli_fail_status("optimizer");
@@ -184,6 +184,7 @@ int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_c
   if (!s && lead && !res.paused) s = gr_model_save_dir(m, mc, f->out);
   gr_optim_free(o);
   if (s) return cli_fail_status("training");
+  ck->paused = res.paused;
   if (!lead) return CLI_OK;
   if (res.resumed_at > 0) printf("resumed %s at step %lld\n", ck->resume_path, (long long)res.resumed_at);
   if (res.paused) {
