@@ -45,7 +45,7 @@ static void conv_refs(void) {
 }
 
 static void pool_refs(void) {
-  static const char *names[] = {"pool_2x2", "pool_3s2p1", "pool_3s2p1_nopad", "pool_overlap"};
+  static const char *names[] = {"pool_2x2", "pool_3s2p1", "pool_3s2p1_nopad", "pool_overlap", "pool_2x2_wide"};
   static const char *x[] = {"x"};
   char n[64];
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -86,6 +86,45 @@ static void gradchecks(void) {
   gc_input_free(&mp);
 }
 
+/* The 2x2 stride-2 max pool's fast path (vectorized, with masked tails)
+ * against a plain window scan on data full of ties and NaNs: the first
+ * maximum in row-major window order wins, a NaN wins over numbers (the first
+ * NaN of the window), and backward sends each output's gradient there. */
+static void maxpool_2x2_ties_and_nans(void) {
+  enum { N = 2, C = 3, H = 7, W = 39, OH = 3, OW = 19 };
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  static float x[N * C * H * W], seed[N * C * OH * OW], want_dx[N * C * H * W];
+  for (int i = 0; i < N * C * H * W; i++) x[i] = gr_rng_below(&r, 7) == 0 ? NAN : 0.5f * (float)gr_rng_below(&r, 3);
+  for (int i = 0; i < N * C * OH * OW; i++) seed[i] = (float)(i + 1);
+  gr_tensor *xt = gr_leaf(c, 4, GR_SHAPE(N, C, H, W), x);
+  gr_pool2d_opts po = {.kernel_h = 2, .kernel_w = 2};
+  gr_tensor *y = gr_max_pool2d(c, xt, &po);
+  CHECK(y && y->shape[2] == OH && y->shape[3] == OW);
+  if (!y) return;
+  int bad = 0;
+  for (int p = 0; p < N * C; p++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        int at = -1;
+        for (int ki = 0; ki < 2; ki++)
+          for (int kj = 0; kj < 2; kj++) {
+            int i = p * H * W + (2 * oh + ki) * W + 2 * ow + kj;
+            if (at < 0 || (!isnan(x[at]) && (x[i] > x[at] || isnan(x[i])))) at = i;
+          }
+        float got = y->data[(p * OH + oh) * OW + ow];
+        bad += isnan(x[at]) ? !isnan(got) : got != x[at];
+        want_dx[at] += seed[(p * OH + oh) * OW + ow];
+      }
+  CHECK_MSG(bad == 0, "2x2 max pool: %d outputs differ from the window scan", bad);
+  CHECK(gr_backward_seed(c, y, seed) == GR_OK);
+  bad = 0;
+  for (int i = 0; i < N * C * H * W; i++) bad += xt->grad[i] != want_dx[i];
+  CHECK_MSG(bad == 0, "2x2 max pool backward: %d input gradients differ", bad);
+  gr_ctx_free(c);
+}
+
 static void bad_input(void) {
   gr_ctx *c = gr_ctx_new(1 << 16, 1);
   gr_tensor *x = gr_tensor_new(c, 4, GR_SHAPE(1, 3, 4, 4)), *w = gr_tensor_new(c, 4, GR_SHAPE(2, 3, 5, 5));
@@ -117,6 +156,7 @@ int main(void) {
   conv_refs();
   pool_refs();
   gradchecks();
+  maxpool_2x2_ties_and_nans();
   bad_input();
   return test_summary();
 }

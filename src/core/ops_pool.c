@@ -3,6 +3,9 @@
  * (first maximum on ties, as PyTorch) for backward; average pooling divides
  * by the full window (count_include_pad) or by its in-bounds part. */
 #include <math.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "core/op.h"
@@ -61,9 +64,12 @@ static const gr_op_def OP_MAXPOOL = {"max_pool2d", maxpool_backward};
  * was 20% of a LeNet training step (mispredicted on random data). */
 /* One window position (base + ow*step) for a row of outputs: a select per
  * output, which vectorizes (restrict: the row, its argmax and the input
- * never overlap). */
-static void maxpool_row_update(const float *restrict src, float *restrict yr, int32_t *restrict ar, int64_t OW,
-                               int32_t base, int32_t step) {
+ * never overlap). Inlined into one copy per common stride, where step is a
+ * constant: with a run-time step the strided loads did not vectorize (the
+ * 2x2 pools were 10% of a LeNet training step). */
+static inline __attribute__((always_inline)) void maxpool_row_update(const float *restrict src, float *restrict yr,
+                                                                     int32_t *restrict ar, int64_t OW, int32_t base,
+                                                                     int32_t step) {
   for (int64_t ow = 0; ow < OW; ow++) {
     int32_t idx = base + (int32_t)ow * step;
     float v = src[idx], best = yr[ow];
@@ -73,7 +79,92 @@ static void maxpool_row_update(const float *restrict src, float *restrict yr, in
   }
 }
 
+static void maxpool_row_update_s1(const float *src, float *yr, int32_t *ar, int64_t OW, int32_t base) {
+  maxpool_row_update(src, yr, ar, OW, base, 1);
+}
+
+static void maxpool_row_update_s2(const float *src, float *yr, int32_t *ar, int64_t OW, int32_t base) {
+  maxpool_row_update(src, yr, ar, OW, base, 2);
+}
+
+static void maxpool_row_update_any(const float *src, float *yr, int32_t *ar, int64_t OW, int32_t base, int32_t step) {
+  if (step == 1) maxpool_row_update_s1(src, yr, ar, OW, base);
+  else if (step == 2) maxpool_row_update_s2(src, yr, ar, OW, base);
+  else maxpool_row_update(src, yr, ar, OW, base, step);
+}
+
+/* (best, at) becomes (v, idx) when v is larger or NaN and best is not NaN:
+ * one step of the window scan (first maximum wins ties, first NaN wins). */
+static inline void maxpool_take(float *best, int32_t *at, float v, int32_t idx) {
+  int take = ((v > *best) | (v != v)) & (*best == *best);
+  *best = take ? v : *best;
+  *at = take ? idx : *at;
+}
+
+#ifdef __AVX2__
+/* Eight outputs of a 2x2 stride-2 window row pair with AVX2: the even and
+ * odd columns of both rows (masked loads past the row end), then the scan's
+ * four steps as blends. The compiler left these loops scalar (a branch per
+ * element on random data; the pools were 10% of a LeNet training step). */
+static void maxpool_2x2_row(const float *r0, const float *r1, float *y, int32_t *arg, int64_t n, int32_t i0,
+                            int32_t w) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), lane2 = _mm256_add_epi32(lane, lane);
+  for (int64_t j = 0; j < n; j += 8) {
+    int cnt = n - j < 8 ? (int)(n - j) : 8;
+    __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lane);
+    __m256i klo = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * cnt), lane);
+    __m256i khi = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * cnt - 8), lane);
+    __m256 v[4]; /* a b (row 0), c d (row 1): scan order */
+    for (int r = 0; r < 2; r++) {
+      const float *p = (r ? r1 : r0) + 2 * j;
+      __m256 lo = _mm256_maskload_ps(p, klo), hi = _mm256_maskload_ps(p + 8, khi);
+      v[2 * r] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
+      v[2 * r + 1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
+    }
+    __m256i base = _mm256_add_epi32(_mm256_set1_epi32(i0 + 2 * (int32_t)j), lane2);
+    __m256i idx[4] = {base, _mm256_add_epi32(base, _mm256_set1_epi32(1)), _mm256_add_epi32(base, _mm256_set1_epi32(w)),
+                      _mm256_add_epi32(base, _mm256_set1_epi32(w + 1))};
+    __m256 best = v[0];
+    __m256 at = _mm256_castsi256_ps(idx[0]);
+    for (int k = 1; k < 4; k++) {
+      __m256 take = _mm256_and_ps(_mm256_or_ps(_mm256_cmp_ps(v[k], best, _CMP_GT_OQ), _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q)),
+                                  _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+      best = _mm256_blendv_ps(best, v[k], take);
+      at = _mm256_blendv_ps(at, _mm256_castsi256_ps(idx[k]), take);
+    }
+    _mm256_maskstore_ps(y + j, keep, best);
+    _mm256_maskstore_epi32(arg + j, keep, _mm256_castps_si256(at));
+  }
+}
+#else
+/* The same without AVX2: the scan's steps per output. */
+static void maxpool_2x2_row(const float *r0, const float *r1, float *y, int32_t *arg, int64_t n, int32_t i0,
+                            int32_t w) {
+  for (int64_t j = 0; j < n; j++) {
+    int32_t a = i0 + 2 * (int32_t)j;
+    float best = r0[2 * j];
+    maxpool_take(&best, &a, r0[2 * j + 1], i0 + 2 * (int32_t)j + 1);
+    maxpool_take(&best, &a, r1[2 * j], i0 + 2 * (int32_t)j + w);
+    maxpool_take(&best, &a, r1[2 * j + 1], i0 + 2 * (int32_t)j + w + 1);
+    y[j] = best;
+    arg[j] = a;
+  }
+}
+#endif
+
+/* The 2x2 stride-2 pool (LeNet's, VGG's) of one plane without padding. */
+static void maxpool_plane_2x2(const pool_geom *g, const float *src, float *y, int32_t *arg) {
+  for (int64_t oh = 0; oh < g->OH; oh++) {
+    const float *r0 = src + 2 * oh * g->W;
+    maxpool_2x2_row(r0, r0 + g->W, y + oh * g->OW, arg + oh * g->OW, g->OW, (int32_t)(2 * oh * g->W), (int32_t)g->W);
+  }
+}
+
 static void maxpool_plane_nopad(const pool_geom *g, const float *src, float *y, int32_t *arg) {
+  if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2) {
+    maxpool_plane_2x2(g, src, y, arg);
+    return;
+  }
   for (int64_t oh = 0; oh < g->OH; oh++) {
     float *yr = y + oh * g->OW;
     int32_t *ar = arg + oh * g->OW;
@@ -84,7 +175,7 @@ static void maxpool_plane_nopad(const pool_geom *g, const float *src, float *y, 
     }
     for (int64_t ki = 0; ki < g->kh; ki++)
       for (int64_t kj = ki ? 0 : 1; kj < g->kw; kj++)
-        maxpool_row_update(src, yr, ar, g->OW, (int32_t)((h0 + ki) * g->W + kj), (int32_t)g->sw);
+        maxpool_row_update_any(src, yr, ar, g->OW, (int32_t)((h0 + ki) * g->W + kj), (int32_t)g->sw);
   }
 }
 

@@ -48,6 +48,7 @@ POOL = [
     ("pool_3s2p1", 2, 2, 7, 8, 3, 2, 1, True),
     ("pool_3s2p1_nopad", 2, 2, 7, 8, 3, 2, 1, False),
     ("pool_overlap", 1, 2, 5, 5, 3, 1, 0, True),
+    ("pool_2x2_wide", 1, 2, 7, 39, 2, 2, 0, True),  # 19 outputs a row: full vectors and a tail
 ]
 for name, N, C, H, W, k, s, p, cip in POOL:
     x = distinct(N, C, H, W)
