@@ -89,6 +89,13 @@ float *gr_grad_buf(gr_ctx *c, gr_tensor *t) {
   return t->grad;
 }
 
+float *gr_grad_buf_fresh(gr_ctx *c, gr_tensor *t, bool *fresh) {
+  *fresh = !t->grad;
+  if (!t->grad) t->grad = gr_arena_alloc_uninit(c->arena, (size_t)t->numel * sizeof(float));
+  GR_ASSERT(t->grad != NULL); /* step arena exhausted mid-backward */
+  return t->grad;
+}
+
 static gr_status run_tape(gr_ctx *c) {
   for (gr_node *n = c->tape; n; n = n->prev)
     if (n->out->grad) n->op->backward(c, n);

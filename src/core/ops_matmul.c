@@ -123,7 +123,11 @@ static void linear_backward(gr_ctx *c, gr_node *n) {
   int64_t out = w->shape[0], in = w->shape[1], rows = 1;
   for (int i = 0; i < x->ndim - 1; i++) rows *= x->shape[i];
   const float *dy = n->out->grad;
-  if (x->requires_grad) gemm(false, false, rows, in, out, dy, out, w->data, in, 1, gr_grad_buf(c, x), in);
+  if (x->requires_grad) {
+    bool fresh;
+    float *dx = gr_grad_buf_fresh(c, x, &fresh);
+    gemm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
+  }
   if (w->requires_grad) gemm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
   if (b && b->requires_grad) {
     float *db = gr_grad_buf(c, b);

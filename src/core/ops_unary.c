@@ -5,6 +5,7 @@
  * input x and output y to form dy * f'(x). Loops run in parallel above
  * GR_PAR_MIN elements. Not here: two-tensor broadcasting ops (ops_binary.c). */
 #include <math.h>
+#include <string.h>
 
 #include "core/op.h"
 
@@ -57,14 +58,15 @@ static void unary_map(unary_kind k, float p, const float *xs, float *ys, int64_t
   }
 }
 
-/* dx[i] += dy[i] * EXPR(x = xs[i], y = ys[i]) */
+/* dx[i] += dy[i] * EXPR(x = xs[i], y = ys[i]); with fresh set, dx[i] = ...
+ * (dx is uninitialized: a select, never a product with it) */
 #define MAP_GRAD(EXPR)                                                         \
   _Pragma("omp parallel for if (n > GR_PAR_MIN) schedule(static)")            \
   for (int64_t i = 0; i < n; i++) {                                            \
     float x = xs[i], y = ys[i];                                                \
     (void)x;                                                                   \
     (void)y;                                                                   \
-    dx[i] += dy[i] * (EXPR);                                                   \
+    dx[i] = (fresh ? 0.0f : dx[i]) + dy[i] * (EXPR);                           \
   }
 
 /* dx[i] += COND(x = xs[i]) ? dy[i] : 0 — a select, which vectorizes; the
@@ -74,17 +76,20 @@ static void unary_map(unary_kind k, float p, const float *xs, float *ys, int64_t
   _Pragma("omp parallel for if (n > GR_PAR_MIN) schedule(static)")            \
   for (int64_t i = 0; i < n; i++) {                                            \
     float x = xs[i];                                                           \
-    dx[i] += (COND) ? dy[i] : 0.0f;                                            \
+    dx[i] = (fresh ? 0.0f : dx[i]) + ((COND) ? dy[i] : 0.0f);                  \
   }
 
 static void unary_grad(unary_kind k, float p, const float *xs, const float *ys, const float *dy, float *dx,
-                       int64_t n) {
+                       int64_t n, bool fresh) {
   switch (k) {
     case U_EXP: MAP_GRAD(y); break;
     case U_LOG: MAP_GRAD(1.0f / x); break;
     case U_SQRT: MAP_GRAD(0.5f / y); break;
     case U_POW: /* d/dx x^0 = 0 everywhere (also at x = 0), as in PyTorch */
-      if (p == 0) break;
+      if (p == 0) {
+        if (fresh) memset(dx, 0, (size_t)n * sizeof(float));
+        break;
+      }
       MAP_GRAD(p * powf(x, p - 1.0f));
       break;
     case U_RELU: MAP_GRAD_MASK(x > 0); break;
@@ -99,7 +104,9 @@ static void unary_grad(unary_kind k, float p, const float *xs, const float *ys, 
 static void unary_backward(gr_ctx *c, gr_node *n) {
   gr_tensor *x = n->in[0];
   if (!x->requires_grad) return;
-  unary_grad((unary_kind)n->i[0], n->f[0], x->data, n->out->data, n->out->grad, gr_grad_buf(c, x), x->numel);
+  bool fresh;
+  float *dx = gr_grad_buf_fresh(c, x, &fresh);
+  unary_grad((unary_kind)n->i[0], n->f[0], x->data, n->out->data, n->out->grad, dx, x->numel, fresh);
 }
 
 static const gr_op_def OP_EXP = {"exp", unary_backward};
@@ -116,7 +123,7 @@ static const gr_op_def OP_ADD_SCALAR = {"add_scalar", unary_backward};
 static gr_tensor *unary(gr_ctx *c, unary_kind k, const gr_op_def *def, gr_tensor *x, float p) {
   GR_NEED(def->name, c);
   GR_NEED(def->name, x);
-  gr_tensor *y = gr_tensor_like(c, x);
+  gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* the map writes every element */
   if (!y) return NULL;
   unary_map(k, p, x->data, y->data, x->numel);
   gr_node *n = gr_tape_record(c, def, y, 1, &x);
