@@ -32,8 +32,9 @@ class Bench:
     """One benchmark: its programs, the flags both sides get, what must agree."""
 
     def __init__(self, name, quick, args=(), quick_args=(), init=False, checks=None,
-                 targets=None, unit="img/s"):
+                 targets=None, unit="img/s", exe=None):
         self.name, self.quick, self.init, self.unit = name, quick, init, unit
+        self.exe = exe or name  # programs bench_<exe> and peer_<exe>.py
         self.args, self.quick_args = list(args), list(quick_args)
         self.checks = checks or {}    # field -> relative tolerance (graft vs peer)
         self.targets = targets or {}  # case -> minimum speed ratio graft/peer
@@ -67,6 +68,11 @@ BENCHES = [
           targets={"train": 2.0}),
     Bench("resnet", quick=False, init=True, args=["--steps", "20", "--batch", "32"],
           checks=TRAIN_CHECKS, targets={"train": 1.2}),
+    # fine-tuning step of an MLP 784-1024-1024-10: every parameter, then LoRA r=8
+    Bench("ft", quick=True, init=True, exe="finetune", args=["--lora", "0", "--steps", "30", "--batch", "64"],
+          quick_args=["--lora", "0", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
+    Bench("lora", quick=True, init=True, exe="finetune", args=["--lora", "8", "--steps", "30", "--batch", "64"],
+          quick_args=["--lora", "8", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
 ]
 SKIP_EXIT = 77       # bench_util.h BENCH_EXIT_SKIP: graft cannot run it yet
 
@@ -152,8 +158,8 @@ def case_key(r):
 
 def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
     """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max pressure."""
-    cmds = {"graft": [os.path.join(build, "bench_" + bench.name)],
-            "peer": [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.name)]}
+    cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)],
+            "peer": [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.exe)]}
     flags = bench.flags(threads, quick, init_path)
     by_case = {"graft": {}, "peer": {}}
     rss = {"graft": [], "peer": []}
@@ -211,6 +217,7 @@ class Reporter:
     def __init__(self, out_path, machine, quick):
         self.out_path, self.machine, self.quick = out_path, machine, quick
         self.peak = {}        # threads -> best direct sgemm GFLOP/s measured this run
+        self.train_s = {}     # (bench, threads) -> (graft, peer) median training step seconds
         self.failures, self.misses = [], []
         self.stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -280,6 +287,8 @@ class Reporter:
                 continue
             tg, tp = median([r["time_s"] for r in g]), median([r["time_s"] for r in p])
             items = g[0].get("items", 1)
+            if case == "train":
+                self.train_s[(bench.name, threads)] = (tg, tp)
             ratio = tp / tg
             checks = verify(bench, case, g, p)
             bad = [c for c in checks if not c[3]]
@@ -319,6 +328,20 @@ class Reporter:
                          "graft_blas": g[0].get("blas_core"), "peer_blas": p[0].get("blas_core"),
                          "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g),
                          "peer_torch_threads": p[0].get("torch_threads")})
+        self.lora_vs_full(bench, threads, pressure)
+
+    def lora_vs_full(self, bench, threads, pressure):
+        """After the LoRA benchmark: its step time over the full fine-tuning step's, each side."""
+        full, lora = self.train_s.get(("ft", threads)), self.train_s.get(("lora", threads))
+        if bench.name != "lora" or not full or not lora:
+            return
+        print("lora   vs ft     t=%d | LoRA step / full fine-tuning step: graft %.2f (%.2f vs %.2f ms), "
+              "torch %.2f (%.2f vs %.2f ms) | %s" %
+              (threads, lora[0] / full[0], 1e3 * lora[0], 1e3 * full[0], lora[1] / full[1], 1e3 * lora[1],
+               1e3 * full[1], pressure_note(pressure)), flush=True)
+        self.record({"bench": "lora", "case": "lora_over_full", "threads": threads,
+                     "graft_ratio": lora[0] / full[0], "peer_ratio": lora[1] / full[1],
+                     "pressure": {pressure[0]: pressure[1]}})
 
 
 def main():
@@ -344,7 +367,7 @@ def main():
         for bench in BENCHES:
             if (only and bench.name not in only) or (a.quick and not bench.quick):
                 continue
-            exe = os.path.join(a.build, "bench_" + bench.name)
+            exe = os.path.join(a.build, "bench_" + bench.exe)
             if not os.path.exists(exe):
                 print("%-6s skipped: %s not built (its ops are not on main yet)" % (bench.name, exe), flush=True)
                 continue
