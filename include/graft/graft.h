@@ -10,6 +10,7 @@
 #include "graft/peft_io.h"
 #include "graft/peft.h"
 #include "graft/merge.h"
+#include "graft/atlas.h"
 #include "graft/data.h"
 #include "graft/nn.h"
 #include "graft/optim.h"

@@ -3,12 +3,14 @@
  *   extract FT BASE --out TV          τ = θ_ft − θ_base (float tensors only)
  *   apply BASE TV... --scale λ        θ = θ_base + λ Σ_k τ_k
  *   scale TV --scale λ / negate TV    λ τ / −τ
+ *   atlas BASE TV... --data SPEC      learned per-tensor coefficients (taskvec_atlas.c)
  * streamed tensor by tensor (combine.h); the output is a model directory. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/combine.h"
+#include "cli/taskvec_atlas.h"
 
 typedef struct taskvec_opts {
   const char *out, *unmatched, *dtype;
@@ -54,7 +56,8 @@ done:
 
 int cmd_taskvec(int argc, char **argv) {
   static const char *usage = "graft taskvec extract FT BASE --out TV | apply BASE TV... --scale L --out DIR |\n"
-                             "       scale TV --scale L --out DIR | negate TV --out DIR";
+                             "       scale TV --scale L --out DIR | negate TV --out DIR |\n"
+                             "       atlas BASE TV... --data SPEC [--val-data SPEC] --out DIR";
   if (argc < 2 || argv[1][0] == '-') {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
       printf("usage: %s\n", usage);
@@ -64,6 +67,7 @@ int cmd_taskvec(int argc, char **argv) {
     return CLI_USAGE;
   }
   const char *sub = argv[1];
+  if (!strcmp(sub, "atlas")) return taskvec_atlas_main(argc - 1, argv + 1);
   bool extract = !strcmp(sub, "extract"), apply = !strcmp(sub, "apply");
   bool scale = !strcmp(sub, "scale"), negate = !strcmp(sub, "negate");
   if (!extract && !apply && !scale && !negate) {
