@@ -14,6 +14,7 @@
  *   fmnist:classes=5-9,labels=10%        (train split, 10% of labels, stratified)
  *   fmnist:classes=0-4,labels=100/class  (100 labels per class)
  *   fmnist:split=test,classes=5-9,limit=2000
+ *   fmnist:shift=invert                  (a domain shift, gr_dataset_shift)
  *   csv:/path/file.csv,label=last        (label column: first|last|index)
  * Labels of a class subset are remapped to 0..k-1 in the listed order. */
 #ifndef GRAFT_DATA_H
@@ -79,6 +80,12 @@ gr_status gr_dataset_budget(const gr_dataset *src, int64_t per_class, double fra
 gr_status gr_dataset_subsample(const gr_dataset *src, int64_t limit, uint64_t seed, gr_dataset **out);
 /* x = (x - mean) / std in place. */
 gr_status gr_dataset_normalize(gr_dataset *d, float mean, float std);
+/* Synthetic domain shift of every image in place (data/shift.c): "none",
+ * "invert" (1 − x, for [0,1] pixels), "rot90" (np.rot90: counter-clockwise),
+ * "rot180", "rot270", "hflip", "vflip", "transpose"; GR_EARG for another
+ * kind, GR_ESHAPE for rot90/rot270/transpose of non-square images. */
+gr_status gr_dataset_shift(gr_dataset *d, const char *kind);
+bool gr_shift_known(const char *kind);
 /* Per-class sample counts into counts[0..n_classes). */
 void gr_dataset_class_counts(const gr_dataset *d, int64_t *counts);
 
@@ -94,6 +101,7 @@ typedef struct gr_data_spec {
   int64_t limit;         /* limit=N (0 = none) */
   int label_col;         /* csv: -1 = last */
   bool normalize;        /* norm=1: fmnist mean/std normalization (default on) */
+  char shift[16];        /* shift=KIND: gr_dataset_shift before normalization ("" = none) */
 } gr_data_spec;
 /* Parses a spec string (see top of file); GR_EARG naming the bad field. */
 gr_status gr_data_spec_parse(const char *spec, gr_data_spec *out);

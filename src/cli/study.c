@@ -4,13 +4,16 @@
  *   {"arch": "lenet", "methods": ["scratch", "finetune"], "budgets": [0.01, 1],
  *    "seed": 1, "seeds": 3, "source_epochs": 3, "target_epochs": 3,
  *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false}
- * Unknown keys are errors (a typo must not silently change the study). */
+ * Unknown keys are errors (a typo must not silently change the study).
+ * `graft study merge|rebase` run the merging and rebasing studies instead
+ * (cli/study_merge.c, cli/study_rebase.c). */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/demo.h"
+#include "cli/study_verbs.h"
 
 typedef struct study_strings {
   char methods[1024], budgets[256], arch[32];
@@ -101,6 +104,8 @@ static int study_read(const char *path, cJSON **out) {
 }
 
 int cmd_study(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "merge")) return study_merge_main(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "rebase")) return study_rebase_main(argc - 1, argv + 1);
   demo_opts o;
   demo_opts_default(&o);
   o.out = NULL;
@@ -111,7 +116,7 @@ int cmd_study(int argc, char **argv) {
       {"--seed", CLI_INT, &o.seed, "base seed (the config's \"seed\" wins)"},
       {"--quiet", CLI_BOOL, &o.quiet, "no progress bars"},
   };
-  cli_spec spec = {"study", "graft study CONFIG.json --out DIR [--force]",
+  cli_spec spec = {"study", "graft study CONFIG.json --out DIR [--force] | graft study merge|rebase --out DIR [--quick]",
                    "Run a grid of transfer methods x label budgets x seeds (Fashion-MNIST 0-4 -> 5-9, the demo's "
                    "protocol) from a JSON config; write results.jsonl and report.html.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};

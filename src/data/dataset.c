@@ -231,11 +231,17 @@ static gr_status parse_field(const char *key, const char *v, gr_data_spec *s) {
     s->normalize = strcmp(v, "0") != 0;
     return GR_OK;
   }
+  if (!strcmp(key, "shift")) {
+    if (!gr_shift_known(v) || strlen(v) >= sizeof s->shift)
+      return gr_error(GR_EARG, "data spec: shift='%s' (none, invert, rot90, rot180, rot270, hflip, vflip, transpose)", v);
+    snprintf(s->shift, sizeof s->shift, "%s", v);
+    return GR_OK;
+  }
   if (!strcmp(key, "dir") || !strcmp(key, "path")) {
     snprintf(s->path, sizeof s->path, "%s", v);
     return GR_OK;
   }
-  return gr_error(GR_EARG, "data spec: unknown field '%s' (classes, labels, split, limit, label, norm, dir)", key);
+  return gr_error(GR_EARG, "data spec: unknown field '%s' (classes, labels, split, limit, label, norm, shift, dir)", key);
 }
 
 gr_status gr_data_spec_parse(const char *spec, gr_data_spec *out) {
@@ -287,6 +293,7 @@ gr_status gr_data_load(const gr_data_spec *spec, const char *split, uint64_t see
   gr_dataset *d = NULL, *next = NULL;
   bool fm = !strcmp(spec->source, "fmnist");
   gr_status s = fm ? gr_fmnist_load(spec->path, split, &d) : gr_csv_load(spec->path, spec->label_col, &d);
+  if (!s && spec->shift[0]) s = gr_dataset_shift(d, spec->shift);
   if (!s && fm && spec->normalize) s = gr_dataset_normalize(d, GR_FMNIST_MEAN, GR_FMNIST_STD);
   if (!s && spec->n_classes_sel)
     s = replace(&d, gr_dataset_select_classes(d, spec->classes, spec->n_classes_sel, &next), &next);
