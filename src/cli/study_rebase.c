@@ -125,7 +125,7 @@ static void rb_run_free(rb_run *r) {
 static gr_status rb_table(const char *const *tasks, int T, int n_seeds, rb_task_result (*res)[SD_MAX_TASKS],
                           const char *dir) {
   static const char *heads[] = {"task", "v2", "v2 + diff(v1)", "v2 fine-tuned", "recovery", "control + diff",
-                                "control recovery", "v1 fine-tuned", "plain acc v2 -> v2 + diff"};
+                                "control recovery", "v1 fine-tuned", "plain acc: v2 / v2 + diff / v2 fine-tuned"};
   gr_table *tb = gr_table_new(9, heads);
   gr_status s = tb ? GR_OK : gr_error(GR_ENOMEM, "study rebase: out of memory");
   for (int t = 0; !s && t < T; t++) {
@@ -136,10 +136,10 @@ static gr_status rb_table(const char *const *tasks, int T, int n_seeds, rb_task_
       rec += recovery(&res[k][t], RB_V2, RB_V2_DIFF, RB_V2_FT) / n_seeds;
       crec += recovery(&res[k][t], RB_CTRL, RB_CTRL_DIFF, RB_CTRL_FT) / n_seeds;
     }
-    s = gr_table_addf(tb, "%s\t%.2f%%\t%.2f%%\t%.2f%%\t%.0f%%\t%.2f%%\t%.0f%%\t%.2f%%\t%.2f%% -> %.2f%%", tasks[t],
+    s = gr_table_addf(tb, "%s\t%.2f%%\t%.2f%%\t%.2f%%\t%.0f%%\t%.2f%%\t%.0f%%\t%.2f%%\t%.1f / %.1f / %.1f%%", tasks[t],
                       100 * m.acc[RB_V2], 100 * m.acc[RB_V2_DIFF], 100 * m.acc[RB_V2_FT], 100 * rec,
                       100 * m.acc[RB_CTRL_DIFF], 100 * crec, 100 * m.acc[RB_V1_FT], 100 * m.plain[RB_V2],
-                      100 * m.plain[RB_V2_DIFF]);
+                      100 * m.plain[RB_V2_DIFF], 100 * m.plain[RB_V2_FT]);
   }
   char heading[160];
   snprintf(heading, sizeof heading, "## graft study rebase: %d seed%s (test accuracy, mean over seeds; recovery = mean of per-seed ratios)",
