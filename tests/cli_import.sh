@@ -13,12 +13,26 @@ NODE=/usr/share/libonnx-testdata/data/node
 MODEL="${GRAFT_MODELS:-$GRAFT_SRC/build/models}/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 if [ -s "$MODEL" ]; then
-  "$G" import "$MODEL" --out "$T/cls" > "$T/out" 2>&1 || fail "import of the classifier: $(cat "$T/out")"
+  "$G" import "$MODEL" --out "$T/nosize" > "$T/out" 2>&1
+  [ $? -eq 1 ] && grep -q -- "--input-size" "$T/out" || fail "symbolic input size must ask for --input-size: $(cat "$T/out")"
+  "$G" import "$MODEL" --out "$T/cls" --input-size 3x48x192 > "$T/out" 2>&1 || fail "import of the classifier: $(cat "$T/out")"
   [ -s "$T/cls/model.safetensors" ] && [ -s "$T/cls/config.json" ] || fail "model dir incomplete"
   "$G" inspect "$T/cls/model.safetensors" | grep -q "250 tensors" || fail "expected 250 weight tensors"
   grep -q '"architecture":[[:space:]]*"onnx_graph"' "$T/cls/config.json" || fail "config.json architecture"
   "$GRAFT_PYTHON" -c "import json,sys; g=json.load(open(sys.argv[1]))['graph']; assert len(g['nodes'])==221, len(g['nodes'])" \
     "$T/cls/config.json" || fail "config.json nodes"
+  # the imported directory is an ordinary model directory: eval, then a
+  # fine-tune with a new head on the penultimate features, then eval of that
+  "$G" eval --model "$T/cls" --data fmnist:split=test,classes=0-1,limit=16 --json > "$T/out" 2>&1 ||
+    fail "eval of the imported classifier: $(cat "$T/out")"
+  grep -q '"accuracy"' "$T/out" || fail "eval --json output: $(cat "$T/out")"
+  "$G" finetune --from "$T/cls" --data fmnist:classes=0-2,labels=4/class --test-data fmnist:split=test,classes=0-2,limit=12 \
+    --steps 2 --batch 6 --freeze 'conv2d_*' --out "$T/ft" > "$T/out" 2>&1 || fail "finetune of the classifier: $(cat "$T/out")"
+  grep -q '"head_in"' "$T/ft/config.json" || fail "fine-tuned config.json lacks the head"
+  "$G" eval --model "$T/ft" --data fmnist:split=test,classes=0-2,limit=12 > "$T/out" 2>&1 || fail "eval of the fine-tuned graph: $(cat "$T/out")"
+  "$G" finetune --from "$T/cls" --data fmnist:classes=0-2,labels=2/class --steps 1 --features-at nonexistent \
+    --out "$T/ft2" > "$T/out" 2>&1
+  [ $? -eq 1 ] && grep -q "nonexistent" "$T/out" || fail "unknown --features-at must fail naming it: $(cat "$T/out")"
 else
   echo "note: $MODEL missing (scripts/fetch_models.sh): classifier part skipped"
 fi

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "graft/nn.h"
 #include "graft/tensor.h"
 
 #ifdef __cplusplus
@@ -136,11 +137,22 @@ const gr_onnx_attr *gr_onnx_attr_find(const gr_onnx_node *n, const char *name);
 /* "FLOAT", "INT64", ... ("?" when unknown). */
 const char *gr_onnx_dtype_name(int data_type);
 
+/* How a model directory feeds the graph: its input size (0: the declared
+ * dim, which must then be fixed) and x*scale + shift applied first (a zero
+ * scale means 1). */
+typedef struct gr_onnx_input_spec {
+  int in_ch, h, w;
+  float scale, shift;
+} gr_onnx_input_spec;
+
 /* Writes dir/model.safetensors (initializers and Constant tensors by ONNX
  * name; F32, or I64 for integer types) and dir/config.json ("architecture":
- * "onnx_graph", "graph": opset, inputs, outputs, nodes with attributes; see
- * docs/ONNX.md), atomically. dir must exist. */
-gr_status gr_onnx_save_dir(const gr_onnx_model *m, const char *dir);
+ * "onnx_graph", in_channels/height/width from in (NULL: all declared),
+ * num_classes from the output's last dim (1 when symbolic), input_scale,
+ * input_shift, "graph": opset, inputs, outputs, nodes with attributes; see
+ * docs/ONNX.md), atomically. dir must exist. GR_EARG naming the input when a
+ * size is neither declared nor given. */
+gr_status gr_onnx_save_dir(const gr_onnx_model *m, const gr_onnx_input_spec *in, const char *dir);
 
 /* ---- executor ---------------------------------------------------------- */
 /* True when the executor implements op_type in the default domain. */
@@ -158,10 +170,53 @@ gr_status gr_onnx_check(const gr_onnx_model *m);
 gr_status gr_onnx_run(gr_ctx *c, const gr_onnx_model *m, int n_in, gr_tensor *const *inputs,
                       int n_out, gr_tensor **outputs);
 
+/* Options of gr_onnx_run_ex. bind: caller-owned f32 tensors (a module's
+ * parameters) used for the values of those names instead of the model's
+ * initializers, so their gradients accumulate on the tape like any
+ * parameter's. stop_at: the name of a value (a node output) at which the
+ * run stops; the single output is that value (a cut point for features). */
+typedef struct gr_onnx_run_opts {
+  int n_bind;
+  const char *const *bind_names;
+  gr_tensor *const *bind;
+  const char *stop_at;
+} gr_onnx_run_opts;
+/* gr_onnx_run with options (NULL: as gr_onnx_run). An unknown stop_at is
+ * GR_ENOTFOUND; a name bound twice GR_EARG. */
+gr_status gr_onnx_run_ex(gr_ctx *c, const gr_onnx_model *m, const gr_onnx_run_opts *o, int n_in,
+                         gr_tensor *const *inputs, int n_out, gr_tensor **outputs);
+
 /* The graph inputs that are fed at run time (declared inputs that are not
  * initializers): count, and the i-th one. */
 int gr_onnx_n_feeds(const gr_onnx_model *m);
 const gr_onnx_value_info *gr_onnx_feed(const gr_onnx_model *m, int i);
+
+/* ---- graph models as graft modules -------------------------------------- */
+/* A model directory written by `graft import` ("architecture": "onnx_graph")
+ * loads as a module tree (src/io/onnx_module.c): root kind "OnnxGraph" runs
+ * the graph on graft ops with every weight bound to a named parameter (those
+ * a Conv, Gemm, MatMul, PRelu or batch-norm scale/bias reads) or buffer
+ * (batch-norm statistics, other constants) whose state_dict name is the
+ * graph's value name; an optional Linear child "head" classifies the
+ * features at a cut value (config "features_at"; 4-D values are globally
+ * average-pooled). A batch of another size is resized bilinearly to the
+ * graph's input size and a single channel repeated; then x*input_scale +
+ * input_shift (config keys, defaults 1 and 0). */
+typedef struct gr_onnx_module_shape {
+  int in_ch, h, w;       /* the size the graph is fed */
+  int n_classes;         /* of the head, when the directory has one */
+} gr_onnx_module_shape;
+/* Builds the tree from config.json's graph and the tensor names/shapes of
+ * the weights file (values are loaded afterwards with gr_model_load_weights).
+ * NULL with the error set on failure. */
+gr_module *gr_onnx_module_build(gr_model *m, const char *config_path, const char *weights_path,
+                                const gr_onnx_module_shape *shape);
+bool gr_onnx_module_is(const gr_module *root);
+/* Adds a fresh head of n_classes on the features at value features_at (NULL:
+ * gr_onnx_default_cut) and lays the model out again. */
+gr_status gr_onnx_module_set_head(gr_model *m, const char *features_at, int n_classes);
+/* The input of the last MatMul/Gemm (the penultimate features). */
+gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 
 #include "cli/runs.h"
 #include "graft/dist.h"
+#include "graft/onnx.h"
 
 typedef struct ft_hook {
   const gr_transfer_method *method;
@@ -47,6 +48,24 @@ static int peft_method(const char *peft, int r, double alpha, const char *target
   return CLI_OK;
 }
 
+/* An imported graph ("onnx_graph") is its own architecture: the target is
+ * the source directory loaded again, with a fresh head on the features at
+ * features_at (default: before the last MatMul/Gemm) unless the source has a
+ * head for the same classes and no new cut is asked for. */
+static gr_status graph_target(const char *from, uint64_t seed, int n_classes,
+                              const char *features_at, bool *new_head, gr_model **out) {
+  gr_model_config again;
+  gr_status s = gr_model_load_dir(from, seed, &again, out);
+  if (s) return s;
+  bool has_head = gr_module_find((*out)->root, "head") != NULL;
+  gr_clear_error();
+  *new_head = *new_head || features_at || !has_head;
+  if (*new_head && has_head)
+    return gr_error(GR_EUNSUPPORTED, "%s: a new head on a graph that already has one (fine-tune it with the same "
+                    "classes, or start from the imported directory)", from);
+  return *new_head ? gr_onnx_module_set_head(*out, features_at, n_classes) : GR_OK;
+}
+
 static gr_status ft_optim_hook(void *ud, gr_optim *o) {
   ft_hook *h = ud;
   return gr_transfer_prepare_optim(h->method, h->run, o);
@@ -54,9 +73,9 @@ static gr_status ft_optim_hook(void *ud, gr_optim *o) {
 
 int cmd_finetune(int argc, char **argv) {
   runs_train_flags f;
-  cli_opt opts[RUNS_TRAIN_NOPTS + 9];
+  cli_opt opts[RUNS_TRAIN_NOPTS + 10];
   runs_train_flags_init(&f, opts);
-  const char *from = NULL, *freeze = NULL, *method = "finetune", *peft = NULL, *targets = NULL;
+  const char *from = NULL, *freeze = NULL, *method = "finetune", *peft = NULL, *targets = NULL, *features_at = NULL;
   int peft_r = 0;
   double peft_alpha = 0;
   char peft_opts[1024] = "";
@@ -73,9 +92,11 @@ int cmd_finetune(int argc, char **argv) {
   opts[RUNS_TRAIN_NOPTS + 7] = (cli_opt){"--lora-alpha", CLI_FLOAT, &peft_alpha, "LoRA alpha (0: the method's default)"};
   opts[RUNS_TRAIN_NOPTS + 8] = (cli_opt){"--target-modules", CLI_STR, &targets,
                                          "comma-separated module names (PEFT suffix rule; default: every conv/linear but the head)"};
+  opts[RUNS_TRAIN_NOPTS + 9] = (cli_opt){"--features-at", CLI_STR, &features_at,
+                                         "imported graphs: the value (layer output) a new head reads"};
   cli_spec spec = {"finetune", "graft finetune --from DIR --data D --out DIR [--freeze GLOB] [--head-only] [--peft M] [options]",
                    "Transfer a trained model directory to new data; write a new model directory.", opts,
-                   RUNS_TRAIN_NOPTS + 9, 0, 0};
+                   RUNS_TRAIN_NOPTS + 10, 0, 0};
   gr_train_cfg tc;
   gr_optim_cfg oc;
   int rc = runs_train_parse(&spec, argc, argv, &f, &tc, &oc);
@@ -109,12 +130,20 @@ int cmd_finetune(int argc, char **argv) {
     gr_model_free(src);
     return rc;
   }
-  const gr_arch_info *arch = gr_arch_lookup(mc.arch);
-  m = gr_model_new((uint64_t)f.seed + 1);
-  gr_module *root = m ? gr_arch_build(m, mc.arch, train->c, train->h, train->w, train->n_classes) : NULL;
-  gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   bool new_head = reinit || train->n_classes != mc.n_classes;
-  gr_transfer_run run = {m, src, arch->head, arch->early, peft ? peft_opts : NULL, &tc, &oc, !new_head, NULL, train};
+  const char *head = "head", *early = NULL;
+  gr_status s = GR_OK;
+  if (!strcmp(mc.arch, "onnx_graph")) {
+    s = graph_target(from, (uint64_t)f.seed + 1, train->n_classes, features_at, &new_head, &m);
+  } else {
+    const gr_arch_info *arch = gr_arch_lookup(mc.arch);
+    m = gr_model_new((uint64_t)f.seed + 1);
+    gr_module *root = m && arch ? gr_arch_build(m, mc.arch, train->c, train->h, train->w, train->n_classes) : NULL;
+    s = root ? gr_model_set_root(m, root) : gr_last_status();
+    if (features_at) s = gr_error(GR_EARG, "--features-at applies to imported graphs (onnx_graph), not '%s'", mc.arch);
+    if (arch) head = arch->head, early = arch->early;
+  }
+  gr_transfer_run run = {m, src, head, early, peft ? peft_opts : NULL, &tc, &oc, !new_head, NULL, train};
   if (!s) s = gr_transfer_prepare(meth, &run);
   gr_peft_config *peft_cfg = !s && peft ? gr_peft_config_from_model(m) : NULL;
   if (!s && peft && !peft_cfg) s = gr_error(GR_EARG, "--peft %s: method '%s' adapts no module (%s)", peft, method, gr_last_error());

@@ -1,7 +1,7 @@
-/* cli/import.c — `graft import FILE.onnx --out DIR`: reads an ONNX model,
- * checks that graft runs every op in it (else lists the unsupported ops and
- * their nodes), optionally runs it once on a zero input to check shapes, and
- * writes DIR/model.safetensors + DIR/config.json (docs/ONNX.md). */
+/* cli/import.c — `graft import FILE.onnx|model.json --out DIR`: reads an ONNX
+ * model or a TF.js layers model, checks that graft runs every op in it (else
+ * lists the unsupported ops and their nodes), and writes DIR/model.safetensors
+ * + DIR/config.json (docs/ONNX.md), a model directory the other verbs load. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,14 +10,39 @@
 #include "cli/cli.h"
 #include "graft/onnx.h"
 
+static bool ends_with(const char *s, const char *suf) {
+  size_t n = strlen(s), k = strlen(suf);
+  return n >= k && !strcmp(s + n - k, suf);
+}
+
+static int parse_size(const char *s, gr_onnx_input_spec *in) {
+  char tail;
+  if (s && sscanf(s, "%dx%dx%d%c", &in->in_ch, &in->h, &in->w, &tail) != 3) {
+    fprintf(stderr, "graft import: --input-size '%s' must be CxHxW, e.g. 3x48x192\n", s);
+    return CLI_USAGE;
+  }
+  return CLI_OK;
+}
+
+static gr_status load_any(const char *path, gr_onnx_model **m) {
+  if (ends_with(path, ".json")) return gr_error(GR_EUNSUPPORTED, "%s: TF.js import is not implemented yet", path);
+  return gr_onnx_load(path, m);
+}
+
 int cmd_import(int argc, char **argv) {
-  const char *out = NULL;
-  const cli_opt opts[] = {{"--out", CLI_STR, &out, "model directory to write (created)"}};
-  cli_spec spec = {"import", "graft import FILE.onnx --out DIR",
-                   "Import a pretrained ONNX network: every op must be one graft runs (the error lists the others "
-                   "with their node names). Writes DIR/model.safetensors (weights by ONNX name) and DIR/config.json "
-                   "(the graph).",
-                   opts, 1, 1, 1};
+  const char *out = NULL, *size = NULL;
+  gr_onnx_input_spec in = {0, 0, 0, 1.0f, 0.0f};
+  const cli_opt opts[] = {
+      {"--out", CLI_STR, &out, "model directory to write (created)"},
+      {"--input-size", CLI_STR, &size, "CxHxW the graph is fed (needed when the file leaves it symbolic)"},
+      {"--input-scale", CLI_FLOAT, &in.scale, "inputs are x*scale+shift before the graph (default 1)"},
+      {"--input-shift", CLI_FLOAT, &in.shift, "see --input-scale (default 0)"},
+  };
+  cli_spec spec = {"import", "graft import FILE.onnx|model.json --out DIR [--input-size CxHxW]",
+                   "Import a pretrained ONNX or TF.js layers network: every op must be one graft runs (the error "
+                   "lists the others with their node names). Writes DIR/model.safetensors (weights by name) and "
+                   "DIR/config.json (the graph), a model directory eval/finetune load.",
+                   opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
   const char *pos[1];
   int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
   if (rc == CLI_HELP) return CLI_OK;
@@ -26,11 +51,11 @@ int cmd_import(int argc, char **argv) {
     fprintf(stderr, "graft import: --out DIR is required\n");
     return CLI_USAGE;
   }
-  size_t n = strlen(pos[0]);
-  if (n < 5 || strcmp(pos[0] + n - 5, ".onnx"))
-    return cli_fail("%s: graft import reads .onnx files (TF.js model.json is not supported yet)", pos[0]);
+  if ((rc = parse_size(size, &in))) return rc;
+  if (!ends_with(pos[0], ".onnx") && !ends_with(pos[0], ".json"))
+    return cli_fail("%s: graft import reads .onnx files and TF.js model.json files", pos[0]);
   gr_onnx_model *m = NULL;
-  if (gr_onnx_load(pos[0], &m)) return cli_fail_file(pos[0]);
+  if (load_any(pos[0], &m)) return cli_fail_file(pos[0]);
   if (gr_onnx_check(m)) {
     gr_onnx_free(m);
     return cli_fail_status(pos[0]);
@@ -39,7 +64,7 @@ int cmd_import(int argc, char **argv) {
     gr_onnx_free(m);
     return cli_fail("%s: cannot create directory", out);
   }
-  gr_status st = gr_onnx_save_dir(m, out);
+  gr_status st = gr_onnx_save_dir(m, &in, out);
   if (!st)
     printf("imported %s: %d nodes, %d initializers, opset %lld -> %s\n", pos[0], m->n_nodes, m->n_inits,
            (long long)m->opset, out);

@@ -105,3 +105,8 @@ gr_status st_atomic_write_file(const char *target, const void *buf, size_t n) {
 gr_status gr_write_file_atomic(const char *path, const void *buf, size_t n) {
   return st_atomic_write_file(path, buf, n);
 }
+
+gr_status gr_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+  if (!path || !out || !len) return gr_error(GR_EARG, "read file: NULL argument");
+  return st_read_file(path, max_bytes, out, len);
+}

@@ -45,8 +45,8 @@ static ox_val *table_add(ox_table *t, const char *name) {
   return &t->vals[i];
 }
 
-static gr_status table_init(gr_ctx *c, const gr_onnx_model *m, ox_table *t) {
-  size_t n = (size_t)m->n_inits + (size_t)m->n_inputs + 1;
+static gr_status table_init(gr_ctx *c, const gr_onnx_model *m, int n_bind, ox_table *t) {
+  size_t n = (size_t)m->n_inits + (size_t)m->n_inputs + (size_t)n_bind + 1;
   for (int i = 0; i < m->n_nodes; i++) n += (size_t)m->nodes[i].n_out;
   t->cap = 16;
   while (t->cap < 2 * n) t->cap *= 2;
@@ -145,6 +145,20 @@ static gr_status feed_one(gr_ctx *c, const gr_onnx_value_info *vi, gr_tensor *x,
   memset(v, 0, sizeof *v);
   v->kind = GR_ONNX_KIND_F32;
   v->t = x;
+  return GR_OK;
+}
+
+/* Caller-owned tensors (a module's parameters) under their value names, so
+ * gradients reach them; bound before the model's own initializers. */
+static gr_status bind_tensors(const gr_onnx_run_opts *o, ox_table *tab) {
+  for (int i = 0; o && i < o->n_bind; i++) {
+    if (!o->bind_names[i] || !o->bind[i]) return gr_error(GR_EARG, "onnx: bound tensor %d is NULL", i);
+    ox_val *v = table_add(tab, o->bind_names[i]);
+    if (!v) return gr_error(GR_EARG, "onnx: tensor '%s' bound twice", o->bind_names[i]);
+    memset(v, 0, sizeof *v);
+    v->kind = GR_ONNX_KIND_F32;
+    v->t = o->bind[i];
+  }
   return GR_OK;
 }
 
@@ -247,22 +261,45 @@ static gr_status collect_output(gr_ctx *c, const ox_val *v, const char *name, gr
   return GR_OK;
 }
 
-gr_status gr_onnx_run(gr_ctx *c, const gr_onnx_model *m, int n_in, gr_tensor *const *inputs, int n_out,
-                      gr_tensor **outputs) {
+/* True when node i produces the value called name. */
+static bool node_produces(const gr_onnx_node *n, const char *name) {
+  for (int k = 0; k < n->n_out; k++)
+    if (!strcmp(n->out[k], name)) return true;
+  return false;
+}
+
+gr_status gr_onnx_run_ex(gr_ctx *c, const gr_onnx_model *m, const gr_onnx_run_opts *o, int n_in,
+                         gr_tensor *const *inputs, int n_out, gr_tensor **outputs) {
   if (!c || !m || (n_in && !inputs) || (n_out && !outputs)) return gr_error(GR_EARG, "onnx: NULL argument");
-  if (n_out != m->n_outputs) return gr_error(GR_EARG, "onnx: the graph has %d outputs, %d requested", m->n_outputs, n_out);
+  const char *stop = o ? o->stop_at : NULL;
+  if (stop && n_out != 1) return gr_error(GR_EARG, "onnx: stopping at '%s' gives 1 output, %d requested", stop, n_out);
+  if (!stop && n_out != m->n_outputs)
+    return gr_error(GR_EARG, "onnx: the graph has %d outputs, %d requested", m->n_outputs, n_out);
   gr_status st = gr_onnx_check(m);
   ox_table tab = {0};
-  if (st || (st = table_init(c, m, &tab))) return st;
+  if (o && (o->n_bind < 0 || (o->n_bind && (!o->bind_names || !o->bind))))
+    return gr_error(GR_EARG, "onnx: bad bound-tensor list");
+  if (st || (st = table_init(c, m, o ? o->n_bind : 0, &tab))) return st;
+  if ((st = bind_tensors(o, &tab))) return st;
   if ((st = bind_constants_and_feeds(c, m, &tab, n_in, inputs))) return st;
-  for (int i = 0; i < m->n_nodes; i++)
+  bool stopped = stop && table_get(&tab, stop);
+  for (int i = 0; i < m->n_nodes && !stopped; i++) {
     if ((st = run_node(c, m, &tab, i))) return st;
+    stopped = stop && node_produces(&m->nodes[i], stop);
+  }
+  if (stop && !stopped) return gr_error(GR_ENOTFOUND, "onnx: no value named '%s' in the graph", stop);
   for (int k = 0; k < n_out; k++) {
-    const ox_val *v = table_get(&tab, m->outputs[k].name);
-    if (!v) return gr_error(GR_EFORMAT, "onnx: graph output '%s' is never produced", m->outputs[k].name);
-    if ((st = collect_output(c, v, m->outputs[k].name, &outputs[k]))) return st;
+    const char *name = stop ? stop : m->outputs[k].name;
+    const ox_val *v = table_get(&tab, name);
+    if (!v) return gr_error(GR_EFORMAT, "onnx: graph output '%s' is never produced", name);
+    if ((st = collect_output(c, v, name, &outputs[k]))) return st;
   }
   return GR_OK;
+}
+
+gr_status gr_onnx_run(gr_ctx *c, const gr_onnx_model *m, int n_in, gr_tensor *const *inputs, int n_out,
+                      gr_tensor **outputs) {
+  return gr_onnx_run_ex(c, m, NULL, n_in, inputs, n_out, outputs);
 }
 
 /* ---- helpers for op implementations ------------------------------------- */
@@ -343,21 +380,29 @@ int64_t *ox_set_i64(ox_node_run *r, int k, int ndim, const int64_t *dims) {
   return d;
 }
 
+/* A graph read back from config.json cannot tell 6 from 6.0: a numeric
+ * attribute is accepted as INT or FLOAT when its value is exact in both. */
+static bool numeric_alias(const gr_onnx_attr *a, int type) {
+  if (type == GR_ONNX_ATTR_FLOAT && a->type == GR_ONNX_ATTR_INT) return (int64_t)(float)a->i == a->i;
+  if (type == GR_ONNX_ATTR_INT && a->type == GR_ONNX_ATTR_FLOAT) return a->f == (float)(int64_t)a->f;
+  return false;
+}
+
 static const gr_onnx_attr *attr_typed(ox_node_run *r, const char *name, int type, gr_status *st) {
   const gr_onnx_attr *a = gr_onnx_attr_find(r->node, name);
-  if (!a || a->type == type) return a;
+  if (!a || a->type == type || numeric_alias(a, type)) return a;
   *st = gr_error(GR_EFORMAT, "%s: attribute '%s' has type %d, expected %d", r->where, name, a->type, type);
   return NULL;
 }
 
 int64_t ox_attr_int(ox_node_run *r, const char *name, int64_t dflt, gr_status *st) {
   const gr_onnx_attr *a = attr_typed(r, name, GR_ONNX_ATTR_INT, st);
-  return a ? a->i : dflt;
+  return !a ? dflt : a->type == GR_ONNX_ATTR_FLOAT ? (int64_t)a->f : a->i;
 }
 
 float ox_attr_float(ox_node_run *r, const char *name, float dflt, gr_status *st) {
   const gr_onnx_attr *a = attr_typed(r, name, GR_ONNX_ATTR_FLOAT, st);
-  return a ? a->f : dflt;
+  return !a ? dflt : a->type == GR_ONNX_ATTR_INT ? (float)a->i : a->f;
 }
 
 int ox_attr_ints(ox_node_run *r, const char *name, const int64_t **vals, gr_status *st) {

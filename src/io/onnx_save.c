@@ -2,90 +2,58 @@
  * model.safetensors holds every initializer and every Constant node's tensor
  * (under its ONNX name; float types as F32, integer types as I64) and
  * config.json describes the graph ("architecture": "onnx_graph", layout in
- * docs/ONNX.md). Both files are written atomically. Reading the directory
- * back is not implemented yet. */
+ * docs/ONNX.md). Both files are written atomically; onnx_module.c reads the
+ * directory back as a module. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "graft/onnx.h"
 #include "graft/safetensors.h"
+#include "io/onnx_json.h"
 #include "io/st_internal.h"
 
-static bool is_weight_constant(const gr_onnx_node *n) {
-  return !strcmp(n->op_type, "Constant") && n->n_attr == 1 && n->attr[0].t && n->n_out == 1;
-}
 
-static cJSON *attr_json(const gr_onnx_attr *a) {
-  switch (a->type) {
-  case GR_ONNX_ATTR_FLOAT: return cJSON_CreateNumber(a->f);
-  case GR_ONNX_ATTR_INT: return cJSON_CreateNumber((double)a->i);
-  case GR_ONNX_ATTR_STRING: return cJSON_CreateString(a->s);
-  case GR_ONNX_ATTR_FLOATS: {
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < a->n_floats; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(a->floats[i]));
-    return arr;
-  }
-  case GR_ONNX_ATTR_INTS: {
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < a->n_ints; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)a->ints[i]));
-    return arr;
-  }
-  case GR_ONNX_ATTR_STRINGS: return cJSON_CreateStringArray(a->strings, a->n_strings);
-  default: return NULL;
-  }
-}
-
-static cJSON *names_json(const char *const *names, int n) { return cJSON_CreateStringArray(names, n); }
-
-static gr_status node_json(const gr_onnx_node *n, cJSON *nodes) {
-  cJSON *o = cJSON_CreateObject(), *attrs = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "op", n->op_type);
-  cJSON_AddStringToObject(o, "name", n->name);
-  cJSON_AddItemToObject(o, "inputs", names_json(n->in, n->n_in));
-  cJSON_AddItemToObject(o, "outputs", names_json(n->out, n->n_out));
-  cJSON_AddItemToObject(o, "attrs", attrs);
-  cJSON_AddItemToArray(nodes, o);
-  for (int k = 0; k < n->n_attr; k++) {
-    cJSON *v = attr_json(&n->attr[k]);
-    if (!v)
-      return gr_error(GR_EUNSUPPORTED, "onnx: %s node '%s': attribute '%s' of type %d cannot be saved", n->op_type,
-                      n->name, n->attr[k].name, n->attr[k].type);
-    cJSON_AddItemToObject(attrs, n->attr[k].name, v);
+/* The fed size: given, else the declared fixed dims of the only graph feed. */
+static gr_status input_size(const gr_onnx_model *m, const gr_onnx_input_spec *in, int size[3]) {
+  const gr_onnx_value_info *vi = gr_onnx_n_feeds(m) == 1 ? gr_onnx_feed(m, 0) : NULL;
+  if (!vi) return gr_error(GR_EUNSUPPORTED, "onnx: a model directory graph takes 1 input (this one %d)", gr_onnx_n_feeds(m));
+  int given[3] = {in ? in->in_ch : 0, in ? in->h : 0, in ? in->w : 0};
+  for (int d = 0; d < 3; d++) {
+    int64_t decl = vi->ndim == 4 ? vi->dims[d + 1] : -1;
+    size[d] = given[d] > 0 ? given[d] : (int)decl;
+    if (size[d] <= 0 || size[d] > 65536)
+      return gr_error(GR_EARG, "onnx: input '%s' has no fixed %s: give the input size (graft import --input-size CxHxW)",
+                      vi->name, d == 0 ? "channel count" : d == 1 ? "height" : "width");
+    if (decl > 0 && size[d] != decl)
+      return gr_error(GR_EARG, "onnx: input '%s' is declared with %lld at dim %d, not %d", vi->name, (long long)decl,
+                      d + 1, size[d]);
   }
   return GR_OK;
 }
 
-static cJSON *value_infos_json(const gr_onnx_value_info *v, int n) {
-  cJSON *arr = cJSON_CreateArray();
-  for (int i = 0; i < n; i++) {
-    cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "name", v[i].name);
-    cJSON_AddStringToObject(o, "dtype", gr_onnx_dtype_name(v[i].elem_type));
-    for (int d = 0; d < v[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)v[i].dims[d]));
-    cJSON_AddItemToObject(o, "shape", v[i].ndim < 0 ? cJSON_CreateNull() : shape);
-    if (v[i].ndim < 0) cJSON_Delete(shape);
-    cJSON_AddItemToArray(arr, o);
+static gr_status write_config(const gr_onnx_model *m, const gr_onnx_input_spec *in, const char *path) {
+  int size[3];
+  gr_status st = input_size(m, in, size);
+  if (st) return st;
+  const gr_onnx_value_info *out = &m->outputs[0];
+  int64_t classes = m->n_outputs > 0 && out->ndim >= 1 && out->dims[out->ndim - 1] > 0 ? out->dims[out->ndim - 1] : 1;
+  cJSON *root = cJSON_CreateObject(), *graph = ox_graph_to_json(m, &st);
+  if (!root || !graph) {
+    cJSON_Delete(root), cJSON_Delete(graph);
+    return st ? st : gr_error(GR_ENOMEM, "%s: out of memory", path);
   }
-  return arr;
-}
-
-static gr_status write_config(const gr_onnx_model *m, const char *path) {
-  cJSON *root = cJSON_CreateObject(), *graph = cJSON_CreateObject(), *nodes = cJSON_CreateArray();
   cJSON_AddStringToObject(root, "architecture", "onnx_graph");
   cJSON_AddStringToObject(root, "framework", "graft");
+  cJSON_AddNumberToObject(root, "in_channels", size[0]);
+  cJSON_AddNumberToObject(root, "height", size[1]);
+  cJSON_AddNumberToObject(root, "width", size[2]);
+  cJSON_AddNumberToObject(root, "num_classes", (double)classes);
+  cJSON_AddNumberToObject(root, "input_scale", in && in->scale != 0 ? in->scale : 1.0);
+  cJSON_AddNumberToObject(root, "input_shift", in ? in->shift : 0.0);
   cJSON_AddItemToObject(root, "graph", graph);
-  cJSON_AddNumberToObject(graph, "opset", (double)m->opset);
-  cJSON_AddStringToObject(graph, "producer", m->producer_name);
-  cJSON_AddItemToObject(graph, "inputs", value_infos_json(m->inputs, m->n_inputs));
-  cJSON_AddItemToObject(graph, "outputs", value_infos_json(m->outputs, m->n_outputs));
-  cJSON_AddItemToObject(graph, "nodes", nodes);
-  gr_status st = GR_OK;
-  for (int i = 0; i < m->n_nodes && !st; i++)
-    if (!is_weight_constant(&m->nodes[i])) st = node_json(&m->nodes[i], nodes);
-  char *txt = st ? NULL : cJSON_Print(root);
+  char *txt = cJSON_Print(root);
   cJSON_Delete(root);
-  if (st) return st;
   if (!txt) return gr_error(GR_ENOMEM, "%s: out of memory", path);
   st = st_atomic_write_file(path, txt, strlen(txt));
   cJSON_free(txt);
@@ -97,7 +65,7 @@ static int collect_weights(const gr_onnx_model *m, const gr_onnx_tensor **w, con
   int n = 0;
   for (int i = 0; i < m->n_inits; i++) names[n] = m->inits[i].name, w[n++] = &m->inits[i];
   for (int i = 0; i < m->n_nodes; i++)
-    if (is_weight_constant(&m->nodes[i])) names[n] = m->nodes[i].out[0], w[n++] = m->nodes[i].attr[0].t;
+    if (ox_is_weight_constant(&m->nodes[i])) names[n] = m->nodes[i].out[0], w[n++] = m->nodes[i].attr[0].t;
   return n;
 }
 
@@ -124,12 +92,14 @@ static gr_status write_weights(const gr_onnx_model *m, const char *path) {
   return st;
 }
 
-gr_status gr_onnx_save_dir(const gr_onnx_model *m, const char *dir) {
+gr_status gr_onnx_save_dir(const gr_onnx_model *m, const gr_onnx_input_spec *in, const char *dir) {
   if (!m || !dir) return gr_error(GR_EARG, "onnx: NULL model or directory");
   char path[4096];
-  gr_status st = st_path_join(path, sizeof path, dir, "model.safetensors");
+  int size[3];
+  gr_status st = input_size(m, in, size); /* before anything is written */
+  if (!st) st = st_path_join(path, sizeof path, dir, "model.safetensors");
   if (!st) st = write_weights(m, path);
   if (!st) st = st_path_join(path, sizeof path, dir, "config.json");
-  if (!st) st = write_config(m, path);
+  if (!st) st = write_config(m, in, path);
   return st;
 }

@@ -1,6 +1,7 @@
 /* transfer/modeldir.c — saving and loading model directories (see
  * graft/modeldir.h): safetensors through the io layer, config.json with
- * cJSON, both written atomically. */
+ * cJSON, both written atomically. An "onnx_graph" directory (graft import)
+ * builds its module tree from the graph in config.json (io/onnx_module.c). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,18 @@
 #include "graft/peft.h"
 #include "graft/safetensors.h"
 #include "graft/fileio.h"
+#include "graft/onnx.h"
+#include "io/onnx_json.h"
+
+/* config.json of an imported graph holds the whole graph */
+#define CONFIG_MAX_BYTES ((size_t)64 << 20)
 
 static const char *join(char *buf, size_t n, const char *dir, const char *name) {
   snprintf(buf, n, "%s/%s", dir, name);
   return buf;
 }
 
-static gr_status config_write(const gr_model_config *cfg, const char *path) {
+static gr_status config_write(const gr_model *m, const gr_model_config *cfg, const char *path) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return gr_error(GR_ENOMEM, "config.json: out of memory");
   cJSON_AddStringToObject(o, "architecture", cfg->arch);
@@ -28,6 +34,11 @@ static gr_status config_write(const gr_model_config *cfg, const char *path) {
   cJSON_AddNumberToObject(o, "num_classes", cfg->n_classes);
   cJSON_AddStringToObject(o, "data", cfg->data);
   cJSON_AddStringToObject(o, "framework", "graft");
+  gr_status gs = gr_onnx_module_is(m->root) ? ox_module_write_config(m->root, o) : GR_OK;
+  if (gs) {
+    cJSON_Delete(o);
+    return gs;
+  }
   char *txt = cJSON_Print(o);
   cJSON_Delete(o);
   if (!txt) return gr_error(GR_ENOMEM, "config.json: out of memory");
@@ -58,7 +69,7 @@ gr_status gr_model_save_dir(const gr_model *m, const gr_model_config *cfg, const
   char path[1100];
   gr_st_kv meta[] = {{"format", "pt"}};
   if (!s) s = gr_st_save(join(path, sizeof path, dir, "model.safetensors"), e, datas, (size_t)n, meta, 1);
-  if (!s) s = config_write(cfg, join(path, sizeof path, dir, "config.json"));
+  if (!s) s = config_write(m, cfg, join(path, sizeof path, dir, "config.json"));
   gr_free(e);
   gr_free(datas);
   return s;
@@ -121,15 +132,13 @@ static int json_int(const cJSON *o, const char *key, int lo, int hi, const char 
 gr_status gr_model_config_read(const char *path, gr_model_config *cfg) {
   if (!path || !cfg) return gr_error(GR_EARG, "config: NULL argument");
   memset(cfg, 0, sizeof *cfg);
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return gr_error(GR_ENOTFOUND, "%s: cannot open (not a model directory?)", path);
-  char buf[65536];
-  size_t n = fread(buf, 1, sizeof buf - 1, fp);
-  bool big = !feof(fp);
-  fclose(fp);
-  if (big) return gr_error(GR_EFORMAT, "%s: larger than 64 KiB", path);
-  buf[n] = 0;
-  cJSON *o = cJSON_Parse(buf);
+  char *buf = NULL;
+  size_t n = 0;
+  gr_status rs = gr_read_file(path, CONFIG_MAX_BYTES, &buf, &n);
+  if (rs == GR_ENOTFOUND) return gr_error(GR_ENOTFOUND, "%s: cannot open (not a model directory?)", path);
+  if (rs) return rs;
+  cJSON *o = cJSON_ParseWithLength(buf, n);
+  gr_free(buf);
   if (!cJSON_IsObject(o)) {
     cJSON_Delete(o);
     return gr_error(GR_EFORMAT, "%s: not a JSON object", path);
@@ -156,7 +165,14 @@ gr_status gr_model_load_dir(const char *dir, uint64_t seed, gr_model_config *cfg
   gr_status s = gr_model_config_read(join(path, sizeof path, dir, "config.json"), cfg);
   if (s) return s;
   gr_model *m = gr_model_new(seed);
-  gr_module *root = m ? gr_arch_build(m, cfg->arch, cfg->in_ch, cfg->h, cfg->w, cfg->n_classes) : NULL;
+  gr_module *root = NULL;
+  if (m && !strcmp(cfg->arch, "onnx_graph")) {
+    char weights[1100];
+    gr_onnx_module_shape shape = {cfg->in_ch, cfg->h, cfg->w, cfg->n_classes};
+    root = gr_onnx_module_build(m, path, join(weights, sizeof weights, dir, "model.safetensors"), &shape);
+  } else if (m) {
+    root = gr_arch_build(m, cfg->arch, cfg->in_ch, cfg->h, cfg->w, cfg->n_classes);
+  }
   s = root ? gr_model_set_root(m, root) : gr_last_status();
   /* a PEFT run's directory (graft finetune --peft) holds the adapted model:
    * wrap it as its adapter_config.json says before loading */

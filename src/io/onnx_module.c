@@ -1,0 +1,315 @@
+/* io/onnx_module.c — an imported graph as an ordinary graft module, so a
+ * model directory with "architecture": "onnx_graph" loads, evaluates,
+ * fine-tunes and saves like any other (see graft/onnx.h).
+ *
+ * Tree: the root (kind "OnnxGraph") runs the graph with gr_onnx_run_ex,
+ * binding every weight value to a parameter or buffer of the model, so
+ * gradients reach the weights and freezing by name works. The weights live
+ * in children of kind "OnnxWeights", one per name prefix (up to the last dot;
+ * at most GR_MODULE_MAX_PARAMS per child, more children share a prefix when
+ * needed), so every state_dict name equals the graph's value name. Weights
+ * a Conv/Gemm/MatMul/PRelu or a BatchNormalization scale/bias reads are
+ * parameters; batch-norm running statistics and every other constant are
+ * buffers. An optional child "head" (Linear) classifies the features at a cut
+ * value ("features_at"; a 4-D value is globally average-pooled first).
+ *
+ * Input: a batch [N,C,H,W] of another size is resized bilinearly (PyTorch's
+ * align_corners=False) to the graph's size, one channel is repeated to the
+ * graph's channel count, then x*input_scale + input_shift. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graft/fileio.h"
+#include "graft/safetensors.h"
+#include "io/onnx_json.h"
+
+#define CONFIG_MAX_BYTES (64u << 20)
+
+typedef struct ox_graph_module {
+  gr_onnx_model graph;       /* model arena */
+  int n_w;
+  const char **w_names;      /* value names = state_dict names */
+  gr_tensor **w;
+  int in_ch, h, w_px;        /* the size the graph is fed */
+  float scale, shift;
+  const char *features_at;   /* NULL: the graph's first output */
+  gr_module *head;           /* NULL: none */
+} ox_graph_module;
+
+static const char *KIND = "OnnxGraph";
+
+bool gr_onnx_module_is(const gr_module *root) { return root && root->kind == KIND; }
+
+/* ---- input preparation ----------------------------------------------------- */
+
+/* R [out, in]: bilinear weights, align_corners=False, edge-clamped. */
+static gr_tensor *resize_matrix(gr_ctx *c, int64_t out, int64_t in) {
+  gr_tensor *r = gr_tensor_new(c, 2, GR_SHAPE(out, in));
+  for (int64_t i = 0; r && i < out; i++) {
+    double src = ((double)i + 0.5) * (double)in / (double)out - 0.5;
+    if (src < 0) src = 0;
+    int64_t i0 = (int64_t)src, i1 = i0 + 1 < in ? i0 + 1 : in - 1;
+    float l = (float)(src - (double)i0);
+    r->data[i * in + i0] += 1.0f - l;
+    r->data[i * in + i1] += l;
+  }
+  return r;
+}
+
+/* x [N,C,h,w] -> [N,C,H,W]: (Rh x) Rw^T as two matmuls. */
+static gr_tensor *resize_bilinear(gr_ctx *c, gr_tensor *x, int64_t H, int64_t W) {
+  gr_tensor *rw = resize_matrix(c, W, x->shape[3]), *rh = resize_matrix(c, H, x->shape[2]);
+  if (!rw || !rh) return NULL;
+  gr_tensor *y = gr_matmul(c, x, rw, false, true);        /* [N,C,h,W] */
+  y = y ? gr_transpose(c, y, 2, 3) : NULL;                  /* [N,C,W,h] */
+  y = y ? gr_matmul(c, y, rh, false, true) : NULL;          /* [N,C,W,H] */
+  return y ? gr_transpose(c, y, 2, 3) : NULL;
+}
+
+static gr_tensor *prepare_input(const ox_graph_module *g, gr_ctx *c, gr_tensor *x) {
+  char a[64];
+  if (!x || x->ndim != 4 || (x->shape[1] != g->in_ch && x->shape[1] != 1)) {
+    gr_error(GR_ESHAPE, "OnnxGraph: input %s, expected [N,%d,H,W] or [N,1,H,W]", x ? gr_shape_str(x, a, sizeof a) : "NULL",
+             g->in_ch);
+    return NULL;
+  }
+  if (x->shape[2] != g->h || x->shape[3] != g->w_px) x = resize_bilinear(c, x, g->h, g->w_px);
+  if (x && x->shape[1] != g->in_ch) {
+    gr_tensor *copies[16];
+    for (int i = 0; i < g->in_ch && i < 16; i++) copies[i] = x;
+    x = g->in_ch <= 16 ? gr_concat(c, g->in_ch, copies, 1) : NULL;
+  }
+  if (x && g->scale != 1.0f) x = gr_scale(c, x, g->scale);
+  if (x && g->shift != 0.0f) x = gr_add_scalar(c, x, g->shift);
+  return x;
+}
+
+/* A cut value as features [N,F]: 4-D is globally average-pooled. */
+static gr_tensor *as_features(gr_ctx *c, gr_tensor *y) {
+  if (y && y->ndim == 4) y = gr_global_avg_pool(c, y);
+  return y ? gr_reshape(c, y, 2, GR_SHAPE(y->shape[0], -1)) : NULL;
+}
+
+static gr_tensor *run_graph(ox_graph_module *g, gr_ctx *c, gr_tensor *x, bool training) {
+  gr_tensor *in = prepare_input(g, c, x);
+  if (!in) return NULL;
+  bool prev = gr_ctx_training(c);
+  gr_ctx_set_training(c, training);
+  const char *stop = g->features_at ? g->features_at : g->graph.outputs[0].name;
+  gr_onnx_run_opts o = {g->n_w, g->w_names, g->w, stop};
+  gr_tensor *y = NULL;
+  gr_status st = gr_onnx_run_ex(c, &g->graph, &o, 1, &in, 1, &y);
+  gr_ctx_set_training(c, prev);
+  return st ? NULL : y;
+}
+
+static gr_tensor *graph_forward(gr_module *mod, gr_ctx *c, gr_tensor *x) {
+  ox_graph_module *g = mod->cfg;
+  gr_tensor *y = run_graph(g, c, x, mod->training && !mod->model->inference);
+  if (y && g->features_at) y = as_features(c, y);
+  if (y && g->head) y = g->head->forward(g->head, c, y);
+  return y;
+}
+
+/* ---- weights ------------------------------------------------------------------ */
+
+/* True when a node reads name as a trainable weight. */
+static bool is_trainable_weight(const gr_onnx_model *g, const char *name) {
+  for (int i = 0; i < g->n_nodes; i++) {
+    const gr_onnx_node *n = &g->nodes[i];
+    const char *op = n->op_type;
+    for (int k = 0; k < n->n_in; k++) {
+      if (strcmp(n->in[k], name)) continue;
+      if (!strcmp(op, "BatchNormalization")) {
+        if (k == 1 || k == 2) return true;
+      } else if (!strcmp(op, "MatMul") || (k >= 1 && (!strcmp(op, "Conv") || !strcmp(op, "Gemm") || !strcmp(op, "PRelu")))) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* The child holding a weight of this prefix (with room), or a new one. */
+static gr_module *holder_for(gr_module *root, const char *prefix, size_t plen) {
+  for (int i = root->n_children - 1; i >= 0; i--) {
+    gr_module *h = root->children[i];
+    if (strlen(h->name) == plen && !strncmp(h->name, prefix, plen) && h->n_p < GR_MODULE_MAX_PARAMS) return h;
+  }
+  gr_module *h = gr_module_new(root->model, "OnnxWeights", NULL);
+  char tmp[24];
+  snprintf(tmp, sizeof tmp, "w%d", root->n_children);
+  if (!h || gr_module_add(root, tmp, h)) return NULL;
+  /* the prefix may hold dots: the state_dict name must be the value name */
+  memcpy(h->name, prefix, plen);
+  h->name[plen] = 0;
+  return h;
+}
+
+static gr_status add_weight(gr_module *root, ox_graph_module *g, const gr_st_tensor *st) {
+  const char *name = st->name, *dot = strrchr(name, '.');
+  size_t plen = dot ? (size_t)(dot - name) : 0;
+  while (plen >= sizeof root->name) { /* prefix too long for a module name: keep more in the local name */
+    const char *d = memrchr(name, '.', plen);
+    plen = d ? (size_t)(d - name) : 0;
+  }
+  gr_module *h = holder_for(root, name, plen);
+  if (!h) return gr_last_status();
+  int64_t shape[GR_MAX_DIMS];
+  if (st->ndim > GR_MAX_DIMS) return gr_error(GR_EFORMAT, "OnnxGraph: weight '%s' has %d dims", name, st->ndim);
+  for (int d = 0; d < st->ndim; d++) shape[d] = (int64_t)st->shape[d];
+  bool buffer = !is_trainable_weight(&g->graph, name);
+  const char *local = name + plen + (plen ? 1 : 0);
+  gr_tensor *t = gr_module_new_param(h, local, st->ndim, shape, buffer);
+  if (!t) return gr_last_status();
+  g->w_names[g->n_w] = name;
+  g->w[g->n_w++] = t;
+  return GR_OK;
+}
+
+/* Creates every tensor of the weights file (values are loaded later). */
+static gr_status add_weights(gr_module *root, ox_graph_module *g, const char *weights_path) {
+  gr_st_file *f = NULL;
+  gr_status s = gr_st_open(weights_path, &f);
+  if (s) return s;
+  size_t n = gr_st_count(f);
+  gr_arena *a = root->model->arena;
+  g->w_names = gr_arena_alloc(a, (n + 1) * sizeof *g->w_names);
+  g->w = gr_arena_alloc(a, (n + 1) * sizeof *g->w);
+  if (!g->w_names || !g->w) s = gr_error(GR_ENOMEM, "%s: out of memory", weights_path);
+  for (size_t i = 0; !s && i < n; i++) {
+    const gr_st_tensor *t = gr_st_at(f, i);
+    if (!strncmp(t->name, "head.", 5)) continue; /* the classifier head's own */
+    size_t len = strlen(t->name);
+    char *name = gr_arena_alloc(a, len + 1);
+    if (!name) s = gr_error(GR_ENOMEM, "%s: out of memory", weights_path);
+    else memcpy(name, t->name, len + 1);
+    gr_st_tensor copy = *t;
+    copy.name = name;
+    if (!s) s = add_weight(root, g, &copy);
+  }
+  gr_st_close(f);
+  return s;
+}
+
+/* ---- config ------------------------------------------------------------------- */
+
+static const cJSON *member(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
+
+static float number_or(const cJSON *o, const char *key, float dflt, const char *path, gr_status *st) {
+  const cJSON *v = member(o, key);
+  if (!v) return dflt;
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+    *st = gr_error(GR_EFORMAT, "%s: \"%s\" must be a finite number", path, key);
+    return dflt;
+  }
+  return (float)v->valuedouble;
+}
+
+static const char *arena_str(gr_arena *a, const char *s) {
+  size_t n = strlen(s);
+  char *d = gr_arena_alloc(a, n + 1);
+  if (d) memcpy(d, s, n + 1);
+  return d;
+}
+
+/* Graph, input preparation and cut point from config.json; *head_in > 0
+ * when the directory holds a trained head. */
+static gr_status read_graph_config(const char *path, gr_arena *a, ox_graph_module *g, int64_t *head_in) {
+  char *txt = NULL;
+  size_t len = 0;
+  gr_status st = gr_read_file(path, CONFIG_MAX_BYTES, &txt, &len);
+  if (st) return st;
+  cJSON *o = cJSON_ParseWithLength(txt, len);
+  gr_free(txt);
+  if (!cJSON_IsObject(o)) {
+    cJSON_Delete(o);
+    return gr_error(GR_EFORMAT, "%s: not a JSON object", path);
+  }
+  st = ox_graph_from_json(member(o, "graph"), path, a, &g->graph);
+  g->scale = number_or(o, "input_scale", 1.0f, path, &st);
+  g->shift = number_or(o, "input_shift", 0.0f, path, &st);
+  *head_in = (int64_t)number_or(o, "head_in", 0.0f, path, &st);
+  const cJSON *cut = member(o, "features_at");
+  if (!st && cut && !cJSON_IsString(cut)) st = gr_error(GR_EFORMAT, "%s: \"features_at\" must be a string", path);
+  if (!st && cut && !(g->features_at = arena_str(a, cut->valuestring))) st = gr_error(GR_ENOMEM, "%s: out of memory", path);
+  if (!st && *head_in < 0) st = gr_error(GR_EFORMAT, "%s: \"head_in\" must be >= 0", path);
+  cJSON_Delete(o);
+  if (st) return st;
+  if (gr_onnx_n_feeds(&g->graph) != 1 || g->graph.n_outputs < 1)
+    return gr_error(GR_EUNSUPPORTED, "%s: a graph module takes 1 input and gives at least 1 output (this graph: %d, %d)",
+                    path, gr_onnx_n_feeds(&g->graph), g->graph.n_outputs);
+  return gr_onnx_check(&g->graph);
+}
+
+static gr_status attach_head(gr_module *root, ox_graph_module *g, int64_t in, int n_classes) {
+  gr_module *head = gr_nn_linear(root->model, in, n_classes, true);
+  if (!head) return gr_last_status();
+  gr_status st = gr_module_add(root, "head", head);
+  if (!st) g->head = head;
+  return st;
+}
+
+gr_module *gr_onnx_module_build(gr_model *m, const char *config_path, const char *weights_path,
+                                const gr_onnx_module_shape *shape) {
+  if (!m || !config_path || !weights_path || !shape) {
+    gr_error(GR_EARG, "OnnxGraph: NULL argument");
+    return NULL;
+  }
+  gr_module *root = gr_module_new(m, KIND, graph_forward);
+  ox_graph_module *g = root ? gr_arena_alloc(m->arena, sizeof *g) : NULL;
+  if (!g) return NULL;
+  memset(g, 0, sizeof *g);
+  root->cfg = g;
+  g->in_ch = shape->in_ch, g->h = shape->h, g->w_px = shape->w;
+  int64_t head_in = 0;
+  gr_status st = read_graph_config(config_path, m->arena, g, &head_in);
+  if (!st) st = add_weights(root, g, weights_path);
+  if (!st && head_in > 0) st = attach_head(root, g, head_in, shape->n_classes);
+  return st ? NULL : root;
+}
+
+gr_status gr_onnx_module_set_head(gr_model *m, const char *features_at, int n_classes) {
+  if (!m || !gr_onnx_module_is(m->root) || n_classes < 1)
+    return gr_error(GR_EARG, "OnnxGraph head: not a graph model, or %d classes", n_classes);
+  ox_graph_module *g = m->root->cfg;
+  if (g->head) return gr_error(GR_ESTATE, "OnnxGraph head: the model already has a head");
+  if (features_at && !(g->features_at = arena_str(m->arena, features_at))) return GR_ENOMEM;
+  if (!g->features_at) {
+    gr_status st = gr_onnx_default_cut(&g->graph, &g->features_at);
+    if (st) return st;
+  }
+  /* one eval-mode pass on a zero image gives the feature width */
+  gr_ctx *c = gr_ctx_new(1 << 20, 0);
+  gr_tensor *x = c ? gr_tensor_new(c, 4, GR_SHAPE(1, g->in_ch, g->h, g->w_px)) : NULL;
+  if (c) gr_ctx_set_grad(c, false);
+  gr_tensor *y = x ? as_features(c, run_graph(g, c, x, false)) : NULL;
+  int64_t in = y ? y->shape[1] : 0;
+  gr_ctx_free(c);
+  if (!y) return gr_last_status() ? gr_last_status() : GR_ENOMEM;
+  gr_status st = attach_head(m->root, g, in, n_classes);
+  return st ? st : gr_model_layout(m);
+}
+
+gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out) {
+  *out = NULL;
+  for (int i = g->n_nodes - 1; i >= 0 && !*out; i--) {
+    const gr_onnx_node *n = &g->nodes[i];
+    if ((!strcmp(n->op_type, "MatMul") || !strcmp(n->op_type, "Gemm")) && n->n_in > 0) *out = n->in[0];
+  }
+  return *out ? GR_OK : gr_error(GR_ENOTFOUND, "OnnxGraph: no MatMul/Gemm classifier to cut before; give a features layer");
+}
+
+gr_status ox_module_write_config(const gr_module *root, cJSON *o) {
+  const ox_graph_module *g = root->cfg;
+  gr_status st = GR_OK;
+  cJSON *graph = ox_graph_to_json(&g->graph, &st);
+  if (!graph) return st;
+  cJSON_AddItemToObject(o, "graph", graph);
+  cJSON_AddNumberToObject(o, "input_scale", g->scale);
+  cJSON_AddNumberToObject(o, "input_shift", g->shift);
+  if (g->features_at) cJSON_AddStringToObject(o, "features_at", g->features_at);
+  if (g->head) cJSON_AddNumberToObject(o, "head_in", (double)gr_module_param_get(g->head, "weight")->shape[1]);
+  return GR_OK;
+}

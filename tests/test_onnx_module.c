@@ -1,0 +1,213 @@
+/* test_onnx_module.c — an imported graph as a graft module (io/onnx_module.c):
+ * the model directory written by tests/ref/ref_onnx_module.py loads with
+ * gr_model_load_dir; parameters/buffers carry the graph's value names; the
+ * forward (resize, channel repeat, scale/shift, Conv, BN, Relu, GAP, Gemm)
+ * and every weight gradient equal PyTorch within 1e-4; finite differences
+ * agree through the whole module; a new head at a cut value; save/reload
+ * keeps graph, cut and head; bad directories fail with named errors. The
+ * PaddleOCR classifier (when fetched) gives the same outputs as a module as
+ * through gr_onnx_run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graft/graft.h"
+#include "graft/modeldir.h"
+#include "graft/onnx.h"
+#include "util/gradcheck.h"
+#include "util/refdata.h"
+
+static char g_dir[600];
+
+static void write_text(const char *path, const char *s) {
+  FILE *f = fopen(path, "wb");
+  if (f) fputs(s, f), fclose(f);
+}
+
+static gr_model *load(const char *dir) {
+  gr_model_config cfg;
+  gr_model *m = NULL;
+  if (gr_model_load_dir(dir, 1, &cfg, &m)) fprintf(stderr, "load %s: %s\n", dir, gr_last_error());
+  return m;
+}
+
+static void check_names_and_roles(gr_model *m) {
+  gr_tensor *w = gr_model_find(m, "conv.weight"), *rm = gr_model_find(m, "bn.running_mean");
+  CHECK(w && w->requires_grad && w->shape[0] == 4);
+  CHECK(rm && !rm->requires_grad);
+  CHECK(gr_model_param_count(m, false) == 4 * 2 * 9 + 4 + 4 + 4 + 12 + 3);
+  CHECK(gr_model_freeze(m, "conv.*", true) == 2);
+  CHECK(gr_model_param_count(m, true) == 4 + 4 + 12 + 3);
+  gr_model_freeze(m, "*", false);
+}
+
+/* forward + backward against PyTorch */
+static void check_against_torch(gr_model *m, const ref_file *rf) {
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_model_train(m, false);
+  gr_model_zero_grad(m);
+  gr_tensor *x = ref_tensor(c, rf, "x", true), *y = gr_model_forward(m, c, x);
+  const ref_array *want = ref_get(rf, "y"), *gy = ref_get(rf, "gy"), *dx = ref_get(rf, "dx");
+  CHECK(y && want && y->numel == want->numel);
+  if (y && want && y->numel == want->numel) {
+    CHECK_CLOSE("y", y->data, want->data, y->numel, 1e-4, 1e-4);
+    CHECK_OK(gr_backward_seed(c, y, gy->data));
+    CHECK_CLOSE("dx", x->grad, dx->data, x->numel, 1e-4, 1e-4);
+    const char *names[] = {"conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias"};
+    for (int i = 0; i < 6; i++) {
+      char dn[64];
+      snprintf(dn, sizeof dn, "d%s", names[i]);
+      gr_tensor *t = gr_model_find(m, names[i]);
+      const ref_array *g = ref_get(rf, dn);
+      CHECK(t && g && t->numel == g->numel);
+      if (t && g && t->numel == g->numel) CHECK_CLOSE(dn, t->grad, g->data, t->numel, 1e-4, 1e-4);
+    }
+  }
+  gr_ctx_free(c);
+}
+
+static gr_model *g_model;
+static gr_tensor *module_fn(gr_ctx *c, gr_tensor **in, void *ud) { return gr_model_forward(g_model, c, in[0]); }
+
+static void check_finite_differences(gr_model *m) {
+  gr_rng r;
+  gr_rng_seed(&r, 3);
+  gc_input in[1] = {gc_rand(&r, 4, GR_SHAPE(2, 1, 5, 7), 0.0f, 1.0f, true)};
+  g_model = m;
+  gr_model_train(m, false);
+  /* a step of 1e-3, not 1e-2: the Relu inside must not switch within it */
+  test_checks++;
+  if (!gradcheck_tol("graph module d/dx", module_fn, NULL, 1, in, 1e-3, 2e-3, 2e-2))
+    test_fail(__FILE__, __LINE__, "gradcheck graph module d/dx");
+  gc_input_free(&in[0]);
+}
+
+static void check_head_and_roundtrip(gr_model *m, const ref_file *rf) {
+  char dir[700];
+  snprintf(dir, sizeof dir, "%s/with_head", test_tmpdir());
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+  CHECK(system(cmd) == 0);
+  CHECK_FAILS(gr_onnx_module_set_head(m, "no_such_value", 5) == GR_OK, GR_ENOTFOUND);
+  CHECK_OK(gr_onnx_module_set_head(m, "relu_out", 5));
+  gr_tensor *hw = gr_model_find(m, "head.weight");
+  CHECK(hw && hw->shape[0] == 5 && hw->shape[1] == 4);
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_model_train(m, false);
+  gr_tensor *x = ref_tensor(c, rf, "x", false), *y = gr_model_forward(m, c, x);
+  CHECK(y && y->shape[0] == 2 && y->shape[1] == 5);
+  gr_model_config cfg = {"onnx_graph", 2, 6, 6, 5, "test"};
+  CHECK_OK(gr_model_save_dir(m, &cfg, dir));
+  gr_model *back = load(dir);
+  CHECK(back && back->numel == m->numel);
+  if (back && y) {
+    gr_model_train(back, false);
+    gr_tensor *y2 = gr_model_forward(back, c, x);
+    CHECK(y2 && y2->numel == y->numel);
+    if (y2) CHECK_CLOSE("reloaded head output", y2->data, y->data, y->numel, 0, 0);
+  }
+  gr_model_free(back);
+  gr_ctx_free(c);
+}
+
+static void check_bad_directories(void) {
+  char dir[700], path[800], cmd[4096];
+  snprintf(dir, sizeof dir, "%s/bad", test_tmpdir());
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", dir, g_dir, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  gr_model_config cfg;
+  gr_model *m = NULL;
+  /* an op graft does not run is listed by name */
+  snprintf(cmd, sizeof cmd, "sed -i 's/\"Relu\"/\"Celu\"/' '%s'", path);
+  CHECK(system(cmd) == 0);
+  CHECK_FAILS(gr_model_load_dir(dir, 1, &cfg, &m) == GR_OK, GR_EUNSUPPORTED);
+  CHECK(strstr(gr_last_error(), "Celu") != NULL);
+  /* truncated config */
+  snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s' && truncate -s 700 '%s'", g_dir, path, path);
+  CHECK(system(cmd) == 0);
+  CHECK_FAILS(gr_model_load_dir(dir, 1, &cfg, &m) == GR_OK, GR_EFORMAT);
+  /* a node field of the wrong type */
+  write_text(path, "{\"architecture\":\"onnx_graph\",\"in_channels\":2,\"height\":6,\"width\":6,\"num_classes\":3,"
+                   "\"graph\":{\"opset\":13,\"inputs\":[{\"name\":\"x\",\"dtype\":\"FLOAT\",\"shape\":null}],"
+                   "\"outputs\":[{\"name\":\"y\",\"dtype\":\"FLOAT\",\"shape\":null}],"
+                   "\"nodes\":[{\"op\":\"Relu\",\"name\":\"r\",\"inputs\":\"x\",\"outputs\":[\"y\"]}]}}");
+  CHECK_FAILS(gr_model_load_dir(dir, 1, &cfg, &m) == GR_OK, GR_EFORMAT);
+  CHECK(strstr(gr_last_error(), "graph.nodes[0].inputs") != NULL);
+  /* a weight of the wrong shape fails at the node, naming it */
+  snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s' && sed -i 's/\"fc.weight\"/\"conv.weight\"/' '%s'", g_dir, path, path);
+  CHECK(system(cmd) == 0);
+  m = load(dir);
+  CHECK(m != NULL);
+  if (m) {
+    gr_ctx *c = gr_ctx_new(1 << 20, 1);
+    gr_tensor *x = gr_tensor_new(c, 4, GR_SHAPE(1, 2, 6, 6));
+    CHECK(gr_model_forward(m, c, x) == NULL);
+    CHECK(strstr(gr_last_error(), "Gemm node 'fc'") != NULL);
+    /* 2 channels are neither the graph's nor one to repeat */
+    gr_tensor *x3 = gr_tensor_new(c, 4, GR_SHAPE(1, 3, 6, 6));
+    CHECK(gr_model_forward(m, c, x3) == NULL);
+    gr_ctx_free(c);
+  }
+  gr_model_free(m);
+}
+
+/* The real classifier: module forward == gr_onnx_run on the same input. */
+static void check_paddle(void) {
+  const char *src = getenv("GRAFT_SRC") ? getenv("GRAFT_SRC") : ".";
+  char path[700], dir[700];
+  if (getenv("GRAFT_MODELS")) snprintf(path, sizeof path, "%s/ch_ppocr_mobile_v2.0_cls_infer.onnx", getenv("GRAFT_MODELS"));
+  else snprintf(path, sizeof path, "%s/build/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", src);
+  gr_onnx_model *om = NULL;
+  if (gr_onnx_load(path, &om)) {
+    printf("note: %s missing (scripts/fetch_models.sh): PaddleOCR part skipped\n", path);
+    return;
+  }
+  snprintf(dir, sizeof dir, "%s/paddle", test_tmpdir());
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+  CHECK(system(cmd) == 0);
+  CHECK_FAILS(gr_onnx_save_dir(om, NULL, dir) == GR_OK, GR_EARG); /* symbolic H, W */
+  gr_onnx_input_spec in = {3, 48, 192, 1.0f, 0.0f};
+  CHECK_OK(gr_onnx_save_dir(om, &in, dir));
+  gr_model *m = load(dir);
+  CHECK(m != NULL);
+  gr_ctx *c = gr_ctx_new(8 << 20, 1);
+  gr_tensor *x = gr_tensor_new(c, 4, GR_SHAPE(2, 3, 48, 192));
+  gr_rng r;
+  gr_rng_seed(&r, 11);
+  test_fill(&r, x->data, x->numel, -1.0f, 1.0f);
+  gr_tensor *want = NULL;
+  gr_ctx_set_training(c, false);
+  CHECK_OK(gr_onnx_run(c, om, 1, &x, 1, &want));
+  if (m && want) {
+    gr_model_train(m, false);
+    gr_tensor *y = gr_model_forward(m, c, x);
+    CHECK(y && y->numel == want->numel);
+    if (y) CHECK_CLOSE("paddle module vs run", y->data, want->data, y->numel, 0, 0);
+    CHECK(gr_model_find(m, "conv2d_0.w_0") && gr_model_find(m, "batch_norm_0.w_1") &&
+          !gr_model_find(m, "batch_norm_0.w_1")->requires_grad);
+  }
+  gr_ctx_free(c);
+  gr_model_free(m);
+  gr_onnx_free(om);
+}
+
+int main(void) {
+  const char *refdir = getenv("GRAFT_REF_DIR") ? getenv("GRAFT_REF_DIR") : "ref";
+  snprintf(g_dir, sizeof g_dir, "%s/onnx_module_dir", refdir);
+  ref_file *rf = ref_open("onnx_module");
+  gr_model *m = load(g_dir);
+  CHECK(rf && m);
+  if (rf && m) {
+    check_names_and_roles(m);
+    check_against_torch(m, rf);
+    check_finite_differences(m);
+    check_head_and_roundtrip(m, rf);
+  }
+  gr_model_free(m);
+  ref_close(rf);
+  check_bad_directories();
+  check_paddle();
+  return test_summary();
+}
