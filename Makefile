@@ -57,7 +57,7 @@ fuzz:
 	@scripts/setup.sh fuzz
 	@cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@set -e; for t in safetensors peft_config onnx; do \
+	@set -e; for t in safetensors peft_config onnx tfjs; do \
 	  mkdir -p $(FUZZ_BUILD)/work_$$t && cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/work_$$t/; \
 	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
 	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 $$dict \

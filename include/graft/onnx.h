@@ -125,6 +125,18 @@ gr_status gr_onnx_parse(const void *buf, size_t len, const char *what, gr_onnx_m
 gr_status gr_onnx_load(const char *path, gr_onnx_model **out);
 void gr_onnx_free(gr_onnx_model *m);
 
+/* TF.js layers models (src/io/tfjs.c): model.json (Keras topology +
+ * weightsManifest) and the weight files it names (relative paths beside
+ * it), converted to the same graph form (NCHW, opset 10; the input is
+ * [-1,C,-1,-1] with the Keras size as a value_info hint). Quantized weights
+ * are dequantized (uint8/uint16: min + scale*q; float16). Layers:
+ * tfjs_layers.c. Errors name the file, the layer and the field. */
+gr_status gr_tfjs_load(const char *model_json, gr_onnx_model **out);
+/* The same from buffers: the JSON text and the weight bytes (the manifest's
+ * files concatenated in order). `what` names them in messages. */
+gr_status gr_tfjs_parse(const char *json, size_t len, const void *weights, size_t wlen, const char *what,
+                        gr_onnx_model **out);
+
 /* Decodes one TensorProto (the input_N.pb / output_N.pb files of the ONNX
  * test suite) into a tensor allocated in arena a. */
 gr_status gr_onnx_parse_tensor(const void *buf, size_t len, const char *what, gr_arena *a,

@@ -25,7 +25,7 @@ static int parse_size(const char *s, gr_onnx_input_spec *in) {
 }
 
 static gr_status load_any(const char *path, gr_onnx_model **m) {
-  if (ends_with(path, ".json")) return gr_error(GR_EUNSUPPORTED, "%s: TF.js import is not implemented yet", path);
+  if (ends_with(path, ".json")) return gr_tfjs_load(path, m);
   return gr_onnx_load(path, m);
 }
 

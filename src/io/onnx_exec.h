@@ -67,4 +67,5 @@ gr_status ox_global_average_pool(ox_node_run *r);
 gr_status ox_batch_norm(ox_node_run *r);
 gr_status ox_gemm(ox_node_run *r);
 gr_status ox_matmul(ox_node_run *r);
+gr_status ox_pad(ox_node_run *r);
 #endif

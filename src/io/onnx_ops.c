@@ -552,6 +552,7 @@ static const ox_op ops[] = {
     {"Mean", op_sum_mean},
     {"Mul", op_mul},
     {"Neg", op_neg},
+    {"Pad", ox_pad},
     {"Pow", op_pow},
     {"Reciprocal", op_reciprocal},
     {"ReduceMean", op_reduce},

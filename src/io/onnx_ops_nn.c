@@ -1,8 +1,9 @@
 /* io/onnx_ops_nn.c — ONNX layer ops on graft's layer ops: Conv (1-D and 2-D,
  * groups, strides, dilations, symmetric or auto pads), MaxPool/AveragePool
  * (2-D, floor mode), GlobalAveragePool, BatchNormalization, Gemm and MatMul
- * (numpy batching where graft's matmul has it). Anything graft's kernels
- * cannot express exactly (asymmetric pads, ceil_mode, pool dilations, 3-D
+ * (numpy batching where graft's matmul has it), Pad (constant, spatial dims;
+ * also used for a Conv's asymmetric pads). Anything graft's kernels cannot
+ * express exactly (asymmetric pool pads, ceil_mode, pool dilations, 3-D
  * convolution, general batch broadcasting) is GR_EUNSUPPORTED naming the
  * node, never approximated. */
 #include <string.h>
@@ -11,7 +12,7 @@
 
 /* Spatial attributes shared by Conv and the pools, for 2 spatial dims. */
 typedef struct spatial {
-  int64_t kernel[2], stride[2], dil[2], pad[2];
+  int64_t kernel[2], stride[2], dil[2], pad[2], pad_end[2]; /* pad: before; pad_end: after */
 } spatial;
 
 /* Reads a 2-entry INTS attribute (1 entry for 1-D ops, then [1, v]). */
@@ -50,12 +51,79 @@ static gr_status spatial_pads(ox_node_run *r, int nsp, const int64_t in[2], spat
     return gr_error(GR_EFORMAT, "%s: unknown auto_pad '%s'", r->where, autopad);
   }
   for (int d = 0; d < 2; d++) {
-    if (beg[d] != end[d] || beg[d] < 0)
-      return gr_error(GR_EUNSUPPORTED, "%s: asymmetric or negative padding (%lld before, %lld after) is not supported",
+    if (beg[d] < 0 || end[d] < 0 || beg[d] > 1 << 20 || end[d] > 1 << 20)
+      return gr_error(GR_EUNSUPPORTED, "%s: negative or huge padding (%lld before, %lld after) is not supported",
                       r->where, (long long)beg[d], (long long)end[d]);
     s->pad[d] = beg[d];
+    s->pad_end[d] = end[d];
   }
   return GR_OK;
+}
+
+static gr_status symmetric_pads(ox_node_run *r, const spatial *s) {
+  for (int d = 0; d < 2; d++)
+    if (s->pad[d] != s->pad_end[d])
+      return gr_error(GR_EUNSUPPORTED, "%s: asymmetric padding (%lld before, %lld after) is not supported here",
+                      r->where, (long long)s->pad[d], (long long)s->pad_end[d]);
+  return GR_OK;
+}
+
+/* x [N,C,H,W] with t/b rows and l/r columns of value v around it (concat of
+ * constant blocks, so the gradient flows to x). */
+static gr_tensor *pad_hw(gr_ctx *c, gr_tensor *x, const int64_t beg[2], const int64_t end[2], float v) {
+  for (int d = 1; d >= 0 && x; d--) {
+    gr_tensor *parts[3];
+    int n = 0;
+    int64_t shp[4] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3]};
+    for (int side = 0; side < 3 && x; side++) {
+      int64_t k = side == 0 ? beg[d] : side == 2 ? end[d] : 0;
+      if (side == 1) {
+        parts[n++] = x;
+        continue;
+      }
+      if (k == 0) continue;
+      shp[2 + d] = k;
+      gr_tensor *blk = gr_tensor_new(c, 4, shp);
+      if (!blk) return NULL;
+      for (int64_t i = 0; v != 0.0f && i < blk->numel; i++) blk->data[i] = v;
+      parts[n++] = blk;
+    }
+    if (n > 1) x = gr_concat(c, n, parts, 2 + d);
+  }
+  return x;
+}
+
+/* Pad (constant mode) on the two spatial dims of a 4-D input: pads and value
+ * as attributes (opset < 11) or inputs 1 and 2. */
+gr_status ox_pad(ox_node_run *r) {
+  gr_status st = GR_OK;
+  const char *mode = ox_attr_str(r, "mode", "constant", &st);
+  const int64_t *pads = NULL;
+  int n = ox_attr_ints(r, "pads", &pads, &st);
+  float value = ox_attr_float(r, "value", 0.0f, &st);
+  gr_tensor *x;
+  if (st || (st = ox_in_f32(r, 0, &x))) return st;
+  if (strcmp(mode, "constant")) return gr_error(GR_EUNSUPPORTED, "%s: mode '%s' (graft pads with constants)", r->where, mode);
+  if (ox_has_in(r, 1)) {
+    const ox_val *p;
+    if ((st = ox_in_i64(r, 1, &p))) return st;
+    pads = p->i, n = (int)p->numel;
+  }
+  if (ox_has_in(r, 2)) {
+    gr_tensor *v;
+    if ((st = ox_in_f32(r, 2, &v))) return st;
+    if (v->numel != 1) return gr_error(GR_ESHAPE, "%s: constant_value must be a scalar", r->where);
+    value = v->data[0];
+  }
+  if (x->ndim != 4 || n != 8)
+    return gr_error(GR_EUNSUPPORTED, "%s: graft pads 4-D inputs (rank %d, %d pads)", r->where, x->ndim, n);
+  if (pads[0] || pads[1] || pads[4] || pads[5])
+    return gr_error(GR_EUNSUPPORTED, "%s: padding of the batch or channel dim is not supported", r->where);
+  int64_t beg[2] = {pads[2], pads[3]}, end[2] = {pads[6], pads[7]};
+  for (int d = 0; d < 2; d++)
+    if (beg[d] < 0 || end[d] < 0 || beg[d] > 1 << 20 || end[d] > 1 << 20)
+      return gr_error(GR_EUNSUPPORTED, "%s: negative or huge pads are not supported", r->where);
+  return ox_set_f32(r, 0, pad_hw(r->c, x, beg, end, value));
 }
 
 /* Input 0 as a 4-D tensor: 3-D [N,C,W] becomes [N,C,1,W]; *nsp = spatial dims. */
@@ -104,6 +172,11 @@ gr_status ox_conv(ox_node_run *r) {
   int64_t group = ox_attr_int(r, "group", 1, &st);
   if (st || (st = spatial_attrs(r, nsp, x->shape + 2, &s))) return st;
   if (group < 1 || group > x->shape[1] + 1) return gr_error(GR_EARG, "%s: invalid group %lld", r->where, (long long)group);
+  if (s.pad[0] != s.pad_end[0] || s.pad[1] != s.pad_end[1]) { /* e.g. TF "same" with stride 2 */
+    x = pad_hw(r->c, x, s.pad, s.pad_end, 0.0f);
+    if (!x) return ox_op_failed(r);
+    s.pad[0] = s.pad[1] = 0;
+  }
   gr_conv2d_opts o = {.stride_h = (int)s.stride[0], .stride_w = (int)s.stride[1], .pad_h = (int)s.pad[0],
                       .pad_w = (int)s.pad[1], .dil_h = (int)s.dil[0], .dil_w = (int)s.dil[1], .groups = (int)group};
   return set_spatial_out(r, gr_conv2d(r->c, x, w, b, &o), nsp);
@@ -117,7 +190,7 @@ static gr_status pool(ox_node_run *r, bool is_max) {
   spatial s;
   if ((st = ints2(r, "kernel_shape", nsp, -1, s.kernel))) return st;
   if (s.kernel[0] < 1 || s.kernel[1] < 1) return gr_error(GR_EFORMAT, "%s: kernel_shape missing or invalid", r->where);
-  if ((st = spatial_attrs(r, nsp, x->shape + 2, &s))) return st;
+  if ((st = spatial_attrs(r, nsp, x->shape + 2, &s)) || (st = symmetric_pads(r, &s))) return st;
   bool ceil_mode = ox_attr_int(r, "ceil_mode", 0, &st) != 0;
   bool include_pad = ox_attr_int(r, "count_include_pad", 0, &st) != 0;
   if (st) return st;

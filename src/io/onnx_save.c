@@ -19,9 +19,13 @@ static gr_status input_size(const gr_onnx_model *m, const gr_onnx_input_spec *in
   const gr_onnx_value_info *vi = gr_onnx_n_feeds(m) == 1 ? gr_onnx_feed(m, 0) : NULL;
   if (!vi) return gr_error(GR_EUNSUPPORTED, "onnx: a model directory graph takes 1 input (this one %d)", gr_onnx_n_feeds(m));
   int given[3] = {in ? in->in_ch : 0, in ? in->h : 0, in ? in->w : 0};
+  const gr_onnx_value_info *hint = NULL; /* a default size for symbolic dims (TF.js import) */
+  for (int i = 0; i < m->n_value_info; i++)
+    if (!strcmp(m->value_info[i].name, vi->name) && m->value_info[i].ndim == 4) hint = &m->value_info[i];
   for (int d = 0; d < 3; d++) {
     int64_t decl = vi->ndim == 4 ? vi->dims[d + 1] : -1;
-    size[d] = given[d] > 0 ? given[d] : (int)decl;
+    int64_t dflt = decl > 0 ? decl : hint ? hint->dims[d + 1] : -1;
+    size[d] = given[d] > 0 ? given[d] : (int)dflt;
     if (size[d] <= 0 || size[d] > 65536)
       return gr_error(GR_EARG, "onnx: input '%s' has no fixed %s: give the input size (graft import --input-size CxHxW)",
                       vi->name, d == 0 ? "channel count" : d == 1 ? "height" : "width");

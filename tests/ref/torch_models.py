@@ -110,3 +110,91 @@ def gpt2_forward(P, ids, n_layer, n_head, lm_prefix=0, prefix_kv=None, lora=None
         x = x + gpt2_ffn(P, p + "mlp", h, lora, ffn_adapter)
     x = F.layer_norm(x, (C,), P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], 1e-5)
     return x @ P["transformer.wte.weight"].t()
+
+
+def tfjs_weights(model_dir):
+    """The weights of a TF.js layers model (model.json + the files its manifest
+    names), dequantized (uint8/uint16: min + scale*q; float16), by Keras name."""
+    import json
+    import os
+
+    import numpy as np
+    with open(os.path.join(model_dir, "model.json")) as f:
+        m = json.load(f)
+    out = {}
+    for group in m["weightsManifest"]:
+        buf = b"".join(open(os.path.join(model_dir, p), "rb").read() for p in group["paths"])
+        off = 0
+        for w in group["weights"]:
+            n = int(np.prod(w["shape"])) if w["shape"] else 1
+            q = w.get("quantization")
+            if q is None:
+                a = np.frombuffer(buf, "<f4" if w["dtype"] == "float32" else "<i4", n, off).astype(np.float32)
+                off += 4 * n
+            elif q["dtype"] == "float16":
+                a = np.frombuffer(buf, "<f2", n, off).astype(np.float32)
+                off += 2 * n
+            else:
+                dt = "<u1" if q["dtype"] == "uint8" else "<u2"
+                raw = np.frombuffer(buf, dt, n, off).astype(np.float32)
+                a = np.float32(q["min"]) + np.float32(q["scale"]) * raw
+                off += raw.size * (1 if q["dtype"] == "uint8" else 2)
+            out[w["name"]] = a.reshape(w["shape"])
+    return m, out
+
+
+class KerasMobileNetV2(nn.Module):
+    """Keras' MobileNetV2 (alpha 1.0, keras_applications 1.0.x as in Keras
+    2.2.4), written out by hand in NCHW from the same weights: ZeroPadding
+    ((0,1),(0,1)) before each stride-2 3x3, ReLU6, BN eps 1e-3, residual adds
+    where stride 1 and widths match. forward() gives the out_relu features;
+    head() the nsfwjs classifier on top (AvgPool 7, Dense-ReLU x2, softmax)."""
+
+    BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, W):
+        super().__init__()
+        import numpy as np
+        self.W = {k: torch.tensor(np.ascontiguousarray(v)) for k, v in W.items()}
+
+    def conv(self, x, name, stride=1, pad=0, depthwise=False):
+        if depthwise:
+            k = self.W[name + "/depthwise_kernel"]  # [kh,kw,in,1]
+            w = k.permute(2, 3, 0, 1).reshape(-1, 1, k.shape[0], k.shape[1])
+            return F.conv2d(x, w, None, stride, pad, groups=k.shape[2])
+        k = self.W[name + "/kernel"]  # [kh,kw,in,out]
+        b = self.W.get(name + "/bias")
+        return F.conv2d(x, k.permute(3, 2, 0, 1), b, stride, pad)
+
+    def bn(self, x, name):
+        g = self.W
+        return F.batch_norm(x, g[name + "/moving_mean"], g[name + "/moving_variance"], g[name + "/gamma"],
+                            g[name + "/beta"], False, 0.0, 1e-3)
+
+    def block(self, x, i, t, c, stride):
+        p = "expanded_conv" if i == 0 else f"block_{i}"
+        h = x
+        if t != 1:
+            h = F.relu6(self.bn(self.conv(h, p + "_expand"), p + "_expand_BN"))
+        if stride == 2:
+            h = F.pad(h, (0, 1, 0, 1))
+        h = self.conv(h, p + "_depthwise", stride, 1 if stride == 1 else 0, depthwise=True)
+        h = F.relu6(self.bn(h, p + "_depthwise_BN"))
+        h = self.bn(self.conv(h, p + "_project"), p + "_project_BN")
+        return x + h if stride == 1 and x.shape[1] == c else h
+
+    def forward(self, x):
+        h = F.relu6(self.bn(self.conv(F.pad(x, (0, 1, 0, 1)), "Conv1", 2), "bn_Conv1"))
+        i = 0
+        for t, c, n, s in self.BLOCKS:
+            for j in range(n):
+                h = self.block(h, i, t, c, s if j == 0 else 1)
+                i += 1
+        return F.relu6(self.bn(self.conv(h, "Conv_1"), "Conv_1_bn"))
+
+    def head(self, feat):
+        h = F.avg_pool2d(feat, 7).permute(0, 2, 3, 1).flatten(1)
+        for name, act in (("dense_1", F.relu), ("dense_2", F.relu), ("dense_3", None)):
+            h = h @ self.W[name + "/kernel"] + self.W[name + "/bias"]
+            h = act(h) if act else torch.softmax(h, 1)
+        return h
