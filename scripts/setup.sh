@@ -7,7 +7,7 @@
 set -euo pipefail
 
 want="${1:-test}"
-build_pkgs="cmake make gcc pkg-config libopenblas-dev liblapacke-dev libcjson-dev libyaml-dev zlib1g-dev libopenmpi-dev openmpi-bin"
+build_pkgs="cmake make gcc pkg-config libopenblas-dev liblapacke-dev libcjson-dev libyaml-dev zlib1g-dev libpng-dev libopenmpi-dev openmpi-bin"
 test_pkgs="python3 python3-numpy python3-torch dataset-fashion-mnist"
 demo_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy hyperfine"

@@ -16,6 +16,7 @@
  *   fmnist:split=test,classes=5-9,limit=2000
  *   fmnist:shift=invert                  (a domain shift, gr_dataset_shift)
  *   csv:/path/file.csv,label=last        (label column: first|last|index)
+ *   digits:path=build/data/digits.png,labels=20/class   (real MNIST digits)
  * Labels of a class subset are remapped to 0..k-1 in the listed order. */
 #ifndef GRAFT_DATA_H
 #define GRAFT_DATA_H
@@ -63,6 +64,15 @@ void gr_idx_free(gr_idx *x);
  * GR_FMNIST_DIR). Pixels scaled to [0,1]; 1x28x28; 10 classes. */
 gr_status gr_fmnist_load(const char *dir, const char *split, gr_dataset **out);
 
+/* The 5,000 real handwritten digits of OpenCV's sample data (digits.png of
+ * the opencv-doc package; scripts/fetch_models.sh extracts it into
+ * build/data). path NULL or "": $GRAFT_DIGITS, else GR_DIGITS_PATH. Split
+ * "train" = the first 50 digits of each of the 50 rows, "test" = the last
+ * 50 (2,500 each, 250 per class); 1x20x20, pixels in [0,1], 10 classes. */
+#define GR_DIGITS_PATH "/usr/share/doc/opencv-doc/examples/data/digits.png"
+#define GR_DIGITS_HINT "extract it with scripts/fetch_models.sh, or from the opencv-doc package, and give digits:path=FILE"
+gr_status gr_digits_load(const char *path, const char *split, gr_dataset **out);
+
 /* Plain numeric CSV: one sample per line, comma separated, an optional header
  * line (detected: first line not numeric), label_col the column holding an
  * integer class label (-1: the last column). Blank lines are skipped. */
@@ -91,7 +101,7 @@ void gr_dataset_class_counts(const gr_dataset *d, int64_t *counts);
 
 /* ---- data specs ---------------------------------------------------------- */
 typedef struct gr_data_spec {
-  char source[16];       /* "fmnist" or "csv" */
+  char source[16];       /* "fmnist", "csv" or "digits" */
   char path[512];        /* csv file, or fmnist dir ("" = default) */
   char split[8];         /* "train" (default) or "test" */
   int classes[GR_DATA_MAX_CLASSES];

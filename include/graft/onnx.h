@@ -227,6 +227,15 @@ bool gr_onnx_module_is(const gr_module *root);
 /* Adds a fresh head of n_classes on the features at value features_at (NULL:
  * gr_onnx_default_cut) and lays the model out again. */
 gr_status gr_onnx_module_set_head(gr_model *m, const char *features_at, int n_classes);
+/* The features [N,F] at the cut (set by the head, else the default cut),
+ * without the head; follows the model's train/eval mode. NULL on error. */
+gr_tensor *gr_onnx_module_features(gr_model *m, gr_ctx *c, gr_tensor *x);
+/* Random weights in place of the imported ones (the "same architecture from
+ * random init" baseline): conv weights N(0, 2/fan_out) (fan_out = out*kh*kw,
+ * torchvision's MobileNetV2 init), MatMul/Gemm weights N(0, 0.01^2), biases
+ * 0, batch-norm scale 1, shift 0, running mean 0, variance 1; the head
+ * PyTorch's default. */
+gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r);
 /* The input of the last MatMul/Gemm (the penultimate features). */
 gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out);
 

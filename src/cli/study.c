@@ -6,7 +6,9 @@
  *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false}
  * Unknown keys are errors (a typo must not silently change the study).
  * `graft study merge|rebase` run the merging and rebasing studies instead
- * (cli/study_merge.c, cli/study_rebase.c). */
+ * (cli/study_merge.c, cli/study_rebase.c); a config with "backbone" runs
+ * study_backbone.c (transfer from an imported pretrained network; its own
+ * keys). */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,6 +16,9 @@
 
 #include "cli/demo.h"
 #include "cli/study_verbs.h"
+
+/* study_backbone.c */
+int study_backbone_run(const cJSON *cfg, const char *path, const char *out, bool force);
 
 typedef struct study_strings {
   char methods[1024], budgets[256], arch[32];
@@ -131,6 +136,12 @@ int cmd_study(int argc, char **argv) {
   cJSON *cfg = NULL;
   study_strings st;
   if ((rc = study_read(pos[0], &cfg))) return rc;
+  if (cJSON_GetObjectItemCaseSensitive(cfg, "backbone")) { /* transfer from an imported network */
+    gr_set_threads(o.threads);
+    rc = study_backbone_run(cfg, pos[0], o.out, o.force);
+    cJSON_Delete(cfg);
+    return rc;
+  }
   rc = study_apply(cfg, pos[0], &o, &st);
   if (!rc) rc = demo_opts_check(&o) ? CLI_FAIL : CLI_OK;
   if (!rc) {

@@ -255,8 +255,8 @@ gr_status gr_data_spec_parse(const char *spec, gr_data_spec *out) {
   size_t sl = colon ? (size_t)(colon - spec) : strlen(spec);
   if (sl == 0 || sl >= sizeof out->source) return gr_error(GR_EARG, "data spec '%s': no source (fmnist|csv)", spec);
   memcpy(out->source, spec, sl);
-  if (strcmp(out->source, "fmnist") && strcmp(out->source, "csv"))
-    return gr_error(GR_EARG, "data spec '%s': unknown source '%s' (fmnist|csv)", spec, out->source);
+  if (strcmp(out->source, "fmnist") && strcmp(out->source, "csv") && strcmp(out->source, "digits"))
+    return gr_error(GR_EARG, "data spec '%s': unknown source '%s' (fmnist|csv|digits)", spec, out->source);
   char buf[2048];
   if (snprintf(buf, sizeof buf, "%s", colon ? colon + 1 : "") >= (int)sizeof buf)
     return gr_error(GR_EARG, "data spec: too long");
@@ -292,7 +292,9 @@ gr_status gr_data_load(const gr_data_spec *spec, const char *split, uint64_t see
   if (!split) split = spec->split;
   gr_dataset *d = NULL, *next = NULL;
   bool fm = !strcmp(spec->source, "fmnist");
-  gr_status s = fm ? gr_fmnist_load(spec->path, split, &d) : gr_csv_load(spec->path, spec->label_col, &d);
+  gr_status s = fm ? gr_fmnist_load(spec->path, split, &d)
+                : !strcmp(spec->source, "digits") ? gr_digits_load(spec->path, split, &d)
+                                                  : gr_csv_load(spec->path, spec->label_col, &d);
   if (!s && spec->shift[0]) s = gr_dataset_shift(d, spec->shift);
   if (!s && fm && spec->normalize) s = gr_dataset_normalize(d, GR_FMNIST_MEAN, GR_FMNIST_STD);
   if (!s && spec->n_classes_sel)

@@ -301,6 +301,55 @@ gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out) {
   return *out ? GR_OK : gr_error(GR_ENOTFOUND, "OnnxGraph: no MatMul/Gemm classifier to cut before; give a features layer");
 }
 
+gr_tensor *gr_onnx_module_features(gr_model *m, gr_ctx *c, gr_tensor *x) {
+  if (!m || !gr_onnx_module_is(m->root) || !c) {
+    gr_error(GR_EARG, "OnnxGraph features: not a graph model");
+    return NULL;
+  }
+  ox_graph_module *g = m->root->cfg;
+  if (!g->features_at && gr_onnx_default_cut(&g->graph, &g->features_at)) return NULL;
+  return as_features(c, run_graph(g, c, x, m->root->training && !m->inference));
+}
+
+/* Sets t to N(0, std^2) (Box-Muller on the model's rng). */
+static void fill_normal(gr_rng *r, gr_tensor *t, double std) {
+  for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * gr_rng_normal(r));
+}
+
+static void fill_const(gr_tensor *t, float v) {
+  for (int64_t i = 0; i < t->numel; i++) t->data[i] = v;
+}
+
+/* The role of weight k of node n: 'w' weight, 'g' BN scale, 'm' BN mean,
+ * 'v' BN variance, 'z' zero (biases, BN shift), 0 constant. */
+static char weight_role(const gr_onnx_node *n, int k) {
+  const char *op = n->op_type;
+  if (!strcmp(op, "BatchNormalization")) return "?gzmv"[k < 5 ? k : 0];
+  if (!strcmp(op, "Conv") || !strcmp(op, "Gemm")) return k == 1 ? 'w' : k == 2 ? 'z' : 0;
+  if (!strcmp(op, "MatMul")) return 'w';
+  return 0;
+}
+
+gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r) {
+  if (!m || !r || !gr_onnx_module_is(m->root)) return gr_error(GR_EARG, "OnnxGraph reinit: not a graph model");
+  ox_graph_module *g = m->root->cfg;
+  for (int i = 0; i < g->graph.n_nodes; i++) {
+    const gr_onnx_node *n = &g->graph.nodes[i];
+    for (int k = 1; k < n->n_in; k++) {
+      char role = weight_role(n, k);
+      gr_tensor *t = NULL;
+      for (int j = 0; role && j < g->n_w && !t; j++)
+        if (!strcmp(g->w_names[j], n->in[k])) t = g->w[j];
+      if (!t) continue;
+      if (role == 'w' && t->ndim == 4) fill_normal(r, t, sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
+      else if (role == 'w') fill_normal(r, t, 0.01);
+      else fill_const(t, role == 'g' || role == 'v' ? 1.0f : 0.0f);
+    }
+  }
+  if (g->head) return gr_init_module(g->head, r, GR_INIT_TORCH_DEFAULT, 0, 0, 0);
+  return GR_OK;
+}
+
 gr_status ox_module_write_config(const gr_module *root, cJSON *o) {
   const ox_graph_module *g = root->cfg;
   gr_status st = GR_OK;

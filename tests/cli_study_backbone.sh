@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# cli_study_backbone.sh — `graft study` with a "backbone": an imported
+# network (the PaddleOCR classifier, small and quick) transferred to a few
+# real digits by every method (raw-linear, probe, probe-random, finetune,
+# finetune-random) in a tiny setting; results.jsonl and report.html are
+# written; bad configs fail with messages. Skips without the model or
+# digits.png (scripts/fetch_models.sh).
+set -u
+G="$1"
+T="${GRAFT_TMP:-/tmp}/cli_study_backbone.$$"
+mkdir -p "$T"
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+MODEL="${GRAFT_MODELS:-$GRAFT_SRC/build/models}/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+DIGITS="${GRAFT_DIGITS:-$GRAFT_SRC/build/data/digits.png}"
+if [ ! -s "$MODEL" ] || [ ! -s "$DIGITS" ]; then
+  echo "skip: $MODEL or $DIGITS missing (scripts/fetch_models.sh)"
+  exit 77
+fi
+"$G" import "$MODEL" --out "$T/cls" --input-size 3x48x64 > "$T/out" 2>&1 || fail "import: $(cat "$T/out")"
+cat > "$T/study.json" <<JSON
+{"backbone": "$T/cls", "data": "digits:path=$DIGITS,classes=0-2",
+ "test_data": "digits:path=$DIGITS,split=test,classes=0-2,limit=15", "labels_per_class": [2],
+ "probe_epochs": 3, "finetune_epochs": 1, "batch": 3}
+JSON
+"$G" study "$T/study.json" --out "$T/s" --threads 1 > "$T/out" 2>&1 || fail "backbone study: $(tail -5 "$T/out")"
+for m in raw-linear probe probe-random finetune finetune-random; do
+  grep -q "\"method\":[[:space:]]*\"$m\"" "$T/s/results.jsonl" || fail "results.jsonl lacks $m"
+done
+[ -s "$T/s/report.html" ] || fail "no report.html"
+echo '{"backbone": "'"$T/cls"'", "data": "digits:path='"$DIGITS"'", "methods": ["probe", "magic"]}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b" > "$T/out" 2>&1
+[ $? -eq 1 ] && grep -q "unknown backbone-study method" "$T/out" || fail "unknown method: $(cat "$T/out")"
+echo '{"backbone": "'"$T/nodir"'", "data": "digits:path='"$DIGITS"'", "methods": ["probe"]}' > "$T/bad2.json"
+"$G" study "$T/bad2.json" --out "$T/b2" > "$T/out" 2>&1
+[ $? -eq 1 ] && grep -q "nodir" "$T/out" || fail "missing backbone dir: $(cat "$T/out")"
+[ $fails -eq 0 ] && echo "cli_study_backbone: ok"
+exit $fails
