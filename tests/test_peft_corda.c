@@ -8,7 +8,7 @@
 
 #include "graft/corda.h"
 #include "graft/peft.h"
-#include "refdata.h"
+#include "testmodels.h"
 
 /* b [out, r] @ a [r, in] */
 static void product(const float *b, const float *a, int64_t out, int64_t in, int r, float *ba) {
@@ -64,16 +64,7 @@ static void array_case(const char *name, int r, float scaling) {
   ref_close(f);
 }
 
-static gr_model *cnn(void) {
-  gr_model *m = gr_model_new(2);
-  gr_module *s = gr_nn_sequential(m);
-  gr_module_add(s, NULL, gr_nn_conv2d(m, 2, 4, 3, 1, 1, true));
-  gr_module_add(s, NULL, gr_nn_relu(m));
-  gr_module_add(s, NULL, gr_nn_flatten(m));
-  gr_module_add(s, NULL, gr_nn_linear(m, 100, 6, true));
-  gr_model_set_root(m, s);
-  return m;
-}
+static gr_model *cnn(void) { return test_cnn(2, 6); }
 
 static void model_output(gr_model *m, const gr_dataset *ds, float *y) {
   gr_ctx *c = gr_ctx_new(1 << 20, 1);

@@ -11,18 +11,6 @@
 static gr_model *mlp(void) { return test_mlp(1, 6, 8, 5); }
 static gr_model *cnn(void) { return test_cnn(2, 3); }
 
-/* Copies every array of the ref file named like a model parameter into it. */
-static int load_params(gr_model *m, const ref_file *f) {
-  int n = 0;
-  for (int i = 0; i < m->n_entries; i++)
-    for (int k = 0; k < f->count; k++)
-      if (!strcmp(f->a[k].name, m->entries[i].name) && f->a[k].numel == m->entries[i].t->numel) {
-        memcpy(m->entries[i].t->data, f->a[k].data, (size_t)f->a[k].numel * sizeof(float));
-        n++;
-      }
-  return n;
-}
-
 static void check_case(const char *name, gr_model *m, const gr_lora_opts *o, const char *p0, const char *p1,
                        int r1) {
   ref_file *f = ref_open(name);
@@ -33,7 +21,7 @@ static void check_case(const char *name, gr_model *m, const gr_lora_opts *o, con
   o1.init = GR_LORA_INIT_RANDOM;
   CHECK_OK(gr_lora_wrap(m, p0, o));
   CHECK_OK(gr_lora_wrap(m, p1, &o1));
-  CHECK_MSG(load_params(m, f) == 8, "%s: all 8 parameters found in the reference", name);
+  CHECK_MSG(test_model_load_ref(m, f) == 8, "%s: all 8 parameters found in the reference", name);
   test_model_ref_check(name, m, f);
   ref_close(f);
 }

@@ -10,28 +10,13 @@
 #include "graft/peft.h"
 #include "graft/scalearn.h"
 #include "graft/transfer.h"
-#include "refdata.h"
+#include "testmodels.h"
 
 enum { NSRC = 3 };
 static const float SCALING[NSRC] = {2.0f, 1.5f, 0.5f};
 
-static gr_model *cnn(void) {
-  gr_model *m = gr_model_new(2);
-  gr_module *s = gr_nn_sequential(m);
-  gr_module_add(s, NULL, gr_nn_conv2d(m, 2, 4, 3, 1, 1, true));
-  gr_module_add(s, NULL, gr_nn_relu(m));
-  gr_module_add(s, NULL, gr_nn_flatten(m));
-  gr_module_add(s, NULL, gr_nn_linear(m, 100, 3, true));
-  gr_model_set_root(m, s);
-  return m;
-}
-
-static gr_model *mlp(void) {
-  gr_model *m = gr_model_new(1);
-  int64_t hidden[1] = {8};
-  gr_model_set_root(m, gr_arch_mlp(m, 6, hidden, 1, 5, "relu"));
-  return m;
-}
+static gr_model *cnn(void) { return test_cnn(2, 3); }
+static gr_model *mlp(void) { return test_mlp(1, 6, 8, 5); }
 
 /* Sources of path from the reference arrays <path>.lora_{A,B}.<i>.weight. */
 static gr_status wrap_from_ref(gr_model *m, const ref_file *f, const char *path, gr_scalearn_kind kind,
@@ -46,17 +31,6 @@ static gr_status wrap_from_ref(gr_model *m, const ref_file *f, const char *path,
   }
   gr_scalearn_opts o = {.kind = kind, .dropout = 0, .init_scale = 2};
   return gr_scalearn_wrap(m, path, NSRC, src, &o, share);
-}
-
-static int load_params(gr_model *m, const ref_file *f) {
-  int n = 0;
-  for (int i = 0; i < m->n_entries; i++)
-    for (int k = 0; k < f->count; k++)
-      if (!strcmp(f->a[k].name, m->entries[i].name) && f->a[k].numel == m->entries[i].t->numel) {
-        memcpy(m->entries[i].t->data, f->a[k].data, (size_t)f->a[k].numel * sizeof(float));
-        n++;
-      }
-  return n;
 }
 
 /* y and every gradient the reference holds (d<name>), sources frozen. */
@@ -92,7 +66,7 @@ static void reference_cases(void) {
     gr_model *m = cnn();
     CHECK_OK(wrap_from_ref(m, f, "0", GR_SCALEARN, NULL));
     CHECK_OK(wrap_from_ref(m, f, "3", GR_SCALEARN, NULL));
-    CHECK(load_params(m, f) == 6 + 4 * NSRC);
+    CHECK(test_model_load_ref(m, f) == 6 + 4 * NSRC);
     compare("scalearn_cnn y", m, f);
     gr_model_free(m);
     ref_close(f);
@@ -108,7 +82,7 @@ static void reference_cases(void) {
     CHECK_OK(wrap_from_ref(m, f, "layers.2", GR_SCALEARN_UNIFORM_PP, owner));
     CHECK(gr_scalearn_omega(gr_module_find(m->root, "layers.2")) == gr_scalearn_omega(owner));
     CHECK(gr_model_find(m, "layers.2.scalearn_omega") == NULL);
-    CHECK(load_params(m, f) == 5 + 4 * NSRC);
+    CHECK(test_model_load_ref(m, f) == 5 + 4 * NSRC);
     compare("scalearn_mlp_shared y", m, f);
     gr_model_free(m);
     ref_close(f);

@@ -1,5 +1,6 @@
 /* tests/util/testmodels.c — see testmodels.h. */
 #include <stdio.h>
+#include <string.h>
 
 #include "testmodels.h"
 
@@ -19,6 +20,17 @@ gr_model *test_cnn(uint64_t seed, int64_t n_out) {
   gr_module_add(s, NULL, gr_nn_linear(m, 100, n_out, true));
   gr_model_set_root(m, s);
   return m;
+}
+
+int test_model_load_ref(gr_model *m, const ref_file *f) {
+  int n = 0;
+  for (int i = 0; i < m->n_entries; i++)
+    for (int k = 0; k < f->count; k++)
+      if (!strcmp(f->a[k].name, m->entries[i].name) && f->a[k].numel == m->entries[i].t->numel) {
+        memcpy(m->entries[i].t->data, f->a[k].data, (size_t)f->a[k].numel * sizeof(float));
+        n++;
+      }
+  return n;
 }
 
 void test_model_ref_check(const char *name, gr_model *m, const ref_file *f) {

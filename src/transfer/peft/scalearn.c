@@ -83,20 +83,23 @@ static gr_status check_args(gr_model *m, const char *path, int n_src, const gr_s
   return GR_OK;
 }
 
-/* The omega this layer uses: a new parameter, or the one of share_with. */
-static gr_status attach_omega(gr_model *m, gr_module *w, scalearn_cfg *cf, const gr_scalearn_opts *o,
-                              gr_module *share_with, const char *path) {
-  bool shared = o->kind == GR_SCALEARN_PP || o->kind == GR_SCALEARN_UNIFORM_PP;
-  int64_t width = cf->uniform ? 1 : cf->out;
-  if (shared && share_with) {
-    gr_tensor *om = gr_scalearn_omega(share_with);
-    if (!om || om->shape[0] != cf->n_src || om->shape[1] != width)
-      return gr_error(GR_ESHAPE, "ScaLearn++: '%s' needs an omega [%d,%lld] to share; the given module has %s", path,
-                      cf->n_src, (long long)width, om ? "another shape" : "none");
-    cf->omega = om;
-    return GR_OK;
-  }
-  cf->omega = gr_module_new_param(w, "scalearn_omega", 2, GR_SHAPE(cf->n_src, width), false);
+/* The omega of share_with when this layer borrows one (++ kinds), checked
+ * before anything is allocated; *om NULL when the layer needs its own. */
+static gr_status shared_omega(const gr_scalearn_opts *o, gr_module *share_with, int n_src, int64_t width,
+                              const char *path, gr_tensor **om) {
+  *om = NULL;
+  if (!share_with || (o->kind != GR_SCALEARN_PP && o->kind != GR_SCALEARN_UNIFORM_PP)) return GR_OK;
+  gr_tensor *t = gr_scalearn_omega(share_with);
+  if (!t || t->shape[0] != n_src || t->shape[1] != width)
+    return gr_error(GR_ESHAPE, "ScaLearn++: '%s' needs an omega [%d,%lld] to share; the given module has %s", path,
+                    n_src, (long long)width, t ? "another shape" : "none");
+  *om = t;
+  return GR_OK;
+}
+
+/* A new omega parameter of w, N(init_scale/N, 0.001). */
+static gr_status own_omega(gr_model *m, gr_module *w, scalearn_cfg *cf, const gr_scalearn_opts *o) {
+  cf->omega = gr_module_new_param(w, "scalearn_omega", 2, GR_SHAPE(cf->n_src, cf->uniform ? 1 : cf->out), false);
   if (!cf->omega) return gr_last_status();
   gr_rng_fill_normal(&m->rng, cf->omega->data, cf->omega->numel, o->init_scale / (float)cf->n_src, 0.001f);
   return GR_OK;
@@ -125,17 +128,20 @@ static gr_status make_sources(gr_model *m, const peft_target *t, int n_src, cons
 gr_status gr_scalearn_wrap(gr_model *m, const char *path, int n_src, const gr_scalearn_source *src,
                            const gr_scalearn_opts *o, gr_module *share_with) {
   peft_target t;
+  gr_tensor *shared = NULL;
   gr_status s = check_args(m, path, n_src, src, o, &t);
+  bool uniform = o && (o->kind == GR_SCALEARN_UNIFORM || o->kind == GR_SCALEARN_UNIFORM_PP);
+  if (!s) s = shared_omega(o, share_with, n_src, uniform ? 1 : t.out, path, &shared);
   if (s) return s;
   gr_module *w = gr_module_new(m, "ScaLearn", scalearn_forward);
   scalearn_cfg *cf = w ? gr_arena_alloc(m->arena, sizeof *cf) : NULL;
   float *scl = cf ? gr_arena_alloc(m->arena, (size_t)n_src * sizeof(float)) : NULL;
   if (!scl) return gr_error(GR_ENOMEM, "ScaLearn: out of memory wrapping '%s'", path);
   *cf = (scalearn_cfg){.n_src = n_src, .scaling = scl, .dropout = o->dropout, .conv = t.conv,
-                       .uniform = o->kind == GR_SCALEARN_UNIFORM || o->kind == GR_SCALEARN_UNIFORM_PP, .out = t.out};
+                       .uniform = uniform, .out = t.out, .omega = shared};
   w->cfg = cf;
   w->training = t.base->training;
-  if ((s = make_sources(m, &t, n_src, src, cf)) || (s = attach_omega(m, w, cf, o, share_with, path))) return s;
+  if ((s = make_sources(m, &t, n_src, src, cf)) || (!shared && (s = own_omega(m, w, cf, o)))) return s;
   const char *names[] = {"lora_A", "lora_B"};
   gr_module *kids[] = {cf->lora_a, cf->lora_b};
   return peft_layer_install(m, &t, w, 2, names, kids);
