@@ -235,6 +235,35 @@ static void test_prefix_training_touches_prefix_only(void) {
   gr_gpt_free(g);
 }
 
+/* Init from real tokens: the prefix is exactly those tokens' past keys and
+ * values. With the position embeddings zeroed (so positions do not matter)
+ * the prefixed model on x gives the plain model's logits of x after ids. */
+static void test_prefix_init_from_tokens(void) {
+  gr_gpt_config cfg = {.vocab = 13, .block = 12, .n_layer = 2, .n_head = 2, .n_embd = 8};
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&cfg, 5, &g));
+  if (!g) return;
+  gr_rng r;
+  gr_rng_seed(&r, 12);
+  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
+  gr_tensor *wpe = gr_model_find(g->model, "transformer.wpe.weight");
+  gr_tensor_fill(wpe, 0.0f);
+  int32_t all[8] = {3, 11, 0, 7, 5, 2, 9, 4}; /* ids (4) then x (4) */
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *want = gr_gpt_forward(g, c, all, 1, 8, 0, NULL);
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 4, .projection_hidden = 3, .init_ids = all}) == GR_OK,
+              GR_EARG);
+  int32_t bad[4] = {1, 2, 13, 0};
+  CHECK_FAILS(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 4, .init_ids = bad}) == GR_OK, GR_EARG);
+  CHECK(gr_prefix_length(g) == 0);
+  CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 4, .init_ids = all}));
+  gr_tensor *got = gr_gpt_forward(g, c, all + 4, 1, 4, 0, NULL);
+  CHECK(want && got);
+  if (want && got) CHECK_CLOSE("prefix from tokens = their past", got->data, want->data + 4 * 13, 4 * 13, 1e-5, 1e-5);
+  gr_ctx_free(c);
+  gr_gpt_free(g);
+}
+
 static void test_prefix_bad_input(void) {
   gr_gpt *g = NULL;
   CHECK_OK(gr_gpt_new(&TINY, 1, &g));
@@ -336,6 +365,7 @@ int main(void) {
   test_unified_view_identity();
   test_prefix_kv_cache_and_fold();
   test_prefix_training_touches_prefix_only();
+  test_prefix_init_from_tokens();
   test_prefix_bad_input();
   test_mam_against_torch();
   test_zero_init_is_exact();

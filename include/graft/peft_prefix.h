@@ -14,7 +14,7 @@
  * Parameter names: prompt_encoder.embedding.weight,
  * prompt_encoder.transform.{0,2}.{weight,bias} (PEFT's, without the
  * adapter name "default"). Init as PEFT: embedding N(0,1), Linears
- * PyTorch's default. */
+ * PyTorch's default; or, direct, the model's keys/values of real tokens. */
 #ifndef GRAFT_PEFT_PREFIX_H
 #define GRAFT_PEFT_PREFIX_H
 #include "graft/gpt.h"
@@ -26,6 +26,10 @@ extern "C" {
 typedef struct gr_prefix_opts {
   int n_virtual;         /* l (num_virtual_tokens), 1..block */
   int projection_hidden; /* > 0: reparametrize through the MLP of that width; 0: direct */
+  /* direct only, may be NULL: Li & Liang's init from real words (sec. 7.2):
+   * the table starts as the frozen model's own keys and values of these
+   * n_virtual token ids (positions 0..l-1), instead of N(0,1) */
+  const int32_t *init_ids;
 } gr_prefix_opts;
 
 /* Adds the prompt encoder to g and freezes every other parameter of the

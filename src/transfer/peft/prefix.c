@@ -62,6 +62,31 @@ static gr_module *encoder_new(gr_gpt *g, int l, int hidden) {
   return enc;
 }
 
+/* Li & Liang's init: table[i] = (layer, key/value, head, hd) of the frozen
+ * model on ids at position i, read from a KV cache filled by one forward. */
+static gr_status table_from_tokens(gr_gpt *g, const int32_t *ids, int l, float *table) {
+  gr_gpt_cache *kv = NULL;
+  gr_ctx *c = NULL;
+  gr_status s = gr_gpt_cache_new(g, 1, &kv);
+  if (!s && !(c = gr_ctx_new(((size_t)l * (size_t)(g->cfg.vocab + 16 * g->cfg.n_embd) + (1 << 16)) * sizeof(float), 0)))
+    s = gr_error(GR_ENOMEM, "prefix tuning: out of memory");
+  if (!s) {
+    gr_ctx_set_grad(c, false);
+    if (!gr_gpt_forward(g, c, ids, 1, l, 0, kv)) s = gr_last_status();
+  }
+  int64_t H = kv ? kv->n_head : 0, hd = kv ? kv->head_dim : 0;
+  for (int64_t i = 0; !s && i < l; i++)
+    for (int64_t layer = 0; layer < g->cfg.n_layer; layer++)
+      for (int kvi = 0; kvi < 2; kvi++)
+        for (int64_t h = 0; h < H; h++) {
+          const float *src = (kvi ? kv->v : kv->k) + ((layer * H + h) * kv->cap + i) * hd;
+          memcpy(table + (((i * g->cfg.n_layer + layer) * 2 + kvi) * H + h) * hd, src, (size_t)hd * sizeof(float));
+        }
+  gr_ctx_free(c);
+  gr_gpt_cache_free(kv);
+  return s;
+}
+
 gr_status gr_prefix_attach(gr_gpt *g, const gr_prefix_opts *o) {
   if (!g || !g->model || !g->model->root || !o) return gr_error(GR_EARG, "prefix tuning: NULL argument");
   if (o->n_virtual < 1 || o->n_virtual > g->cfg.block)
@@ -69,8 +94,13 @@ gr_status gr_prefix_attach(gr_gpt *g, const gr_prefix_opts *o) {
   if (o->projection_hidden < 0 || o->projection_hidden > (1 << 16))
     return gr_error(GR_EARG, "prefix tuning: projection_hidden %d outside [0, 65536]", o->projection_hidden);
   if (find_encoder(g)) return gr_error(GR_ESTATE, "prefix tuning: the model already has a prompt encoder");
+  if (o->init_ids && o->projection_hidden)
+    return gr_error(GR_EARG, "prefix tuning: init from tokens is for the direct table (projection_hidden 0)");
   gr_module *enc = encoder_new(g, o->n_virtual, o->projection_hidden);
-  gr_status s = enc ? gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, enc) : gr_error(GR_ENOMEM, "prefix tuning: out of memory");
+  gr_status s = enc ? GR_OK : gr_error(GR_ENOMEM, "prefix tuning: out of memory");
+  if (!s && o->init_ids) /* before the encoder joins the model: the plain model's keys and values */
+    s = table_from_tokens(g, o->init_ids, o->n_virtual, gr_module_find(enc, "embedding")->p[0].t->data);
+  if (!s) s = gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, enc);
   if (!s) s = gr_model_layout(g->model);
   if (s) return s;
   gr_model_freeze(g->model, "*", true);
