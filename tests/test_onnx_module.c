@@ -48,8 +48,8 @@ static void check_against_torch(gr_model *m, const ref_file *rf) {
   gr_model_zero_grad(m);
   gr_tensor *x = ref_tensor(c, rf, "x", true), *y = gr_model_forward(m, c, x);
   const ref_array *want = ref_get(rf, "y"), *gy = ref_get(rf, "gy"), *dx = ref_get(rf, "dx");
-  CHECK(y && want && y->numel == want->numel);
-  if (y && want && y->numel == want->numel) {
+  CHECK(y && want && gy && dx && y->numel == want->numel);
+  if (y && want && gy && dx && y->numel == want->numel) {
     CHECK_CLOSE("y", y->data, want->data, y->numel, 1e-4, 1e-4);
     CHECK_OK(gr_backward_seed(c, y, gy->data));
     CHECK_CLOSE("dx", x->grad, dx->data, x->numel, 1e-4, 1e-4);
