@@ -19,11 +19,22 @@ typedef struct ft_hook {
   gr_transfer_run *run;
 } ft_hook;
 
-/* --peft NAME [--r N] [--lora-alpha A] [--target-modules a,b]: the registry
- * row (DESIGN.md's names adapter / parallel-adapter / scaled-parallel-adapter
- * are aliases) and its options string. */
-static int peft_method(const char *peft, int r, double alpha, const char *targets, const char **method, char *opts,
-                       size_t n) {
+/* Appends "key=a;b;c," for the comma-separated list (the registry's option
+ * syntax) at opts[k]; returns the new length (>= n when it did not fit). */
+static size_t append_list(char *opts, size_t k, size_t n, const char *key, const char *list) {
+  if (!list || k >= n) return k;
+  k += (size_t)snprintf(opts + k, n - k, "%s=", key);
+  for (const char *c = list; *c && k < n; c++) opts[k++] = *c == ',' ? ';' : *c;
+  if (k < n) opts[k++] = ',';
+  if (k < n) opts[k] = 0;
+  return k;
+}
+
+/* --peft NAME [--r N] [--lora-alpha A] [--target-modules a,b]
+ * [--feedforward-modules b]: the registry row (DESIGN.md's names adapter /
+ * parallel-adapter / scaled-parallel-adapter are aliases) and its options. */
+static int peft_method(const char *peft, int r, double alpha, const char *targets, const char *ff, const char **method,
+                       char *opts, size_t n) {
   static const char *const alias[][2] = {
       {"adapter", "adapter-seq"}, {"parallel-adapter", "adapter-par"}, {"scaled-parallel-adapter", "adapter-scaled"}};
   *method = peft;
@@ -37,14 +48,13 @@ static int peft_method(const char *peft, int r, double alpha, const char *target
   opts[0] = 0;
   if (r > 0) k += (size_t)snprintf(opts + k, n - k, "r=%d,", r);
   if (alpha > 0 && k < n) k += (size_t)snprintf(opts + k, n - k, "alpha=%.17g,", alpha);
-  if (targets && k < n) k += (size_t)snprintf(opts + k, n - k, "targets=%s,", targets);
+  k = append_list(opts, k, n, "targets", targets);
+  k = append_list(opts, k, n, "feedforward", ff);
   if (k >= n) {
-    fprintf(stderr, "graft finetune: --target-modules is too long\n");
+    fprintf(stderr, "graft finetune: --target-modules / --feedforward-modules are too long\n");
     return CLI_USAGE;
   }
-  for (char *c = strstr(opts, "targets="); c && *c; c++) /* a,b -> a;b up to the trailing comma */
-    if (*c == ',' && c[1]) *c = ';';
-  if (k) opts[k - 1] = 0;
+  if (k) opts[k - 1] = 0; /* the trailing comma */
   return CLI_OK;
 }
 
@@ -73,9 +83,10 @@ static gr_status ft_optim_hook(void *ud, gr_optim *o) {
 
 int cmd_finetune(int argc, char **argv) {
   runs_train_flags f;
-  cli_opt opts[RUNS_TRAIN_NOPTS + 10];
+  cli_opt opts[RUNS_TRAIN_NOPTS + 11];
   runs_train_flags_init(&f, opts);
-  const char *from = NULL, *freeze = NULL, *method = "finetune", *peft = NULL, *targets = NULL, *features_at = NULL;
+  const char *from = NULL, *freeze = NULL, *method = "finetune", *peft = NULL, *targets = NULL, *features_at = NULL,
+             *ff = NULL;
   int peft_r = 0;
   double peft_alpha = 0;
   char peft_opts[1024] = "";
@@ -94,9 +105,11 @@ int cmd_finetune(int argc, char **argv) {
                                          "comma-separated module names (PEFT suffix rule; default: every conv/linear but the head)"};
   opts[RUNS_TRAIN_NOPTS + 9] = (cli_opt){"--features-at", CLI_STR, &features_at,
                                          "imported graphs: the value (layer output) a new head reads"};
+  opts[RUNS_TRAIN_NOPTS + 10] = (cli_opt){"--feedforward-modules", CLI_STR, &ff,
+                                         "IA3: targets whose input is scaled (PEFT's feedforward_modules)"};
   cli_spec spec = {"finetune", "graft finetune --from DIR --data D --out DIR [--freeze GLOB] [--head-only] [--peft M] [options]",
                    "Transfer a trained model directory to new data; write a new model directory.", opts,
-                   RUNS_TRAIN_NOPTS + 10, 0, 0};
+                   RUNS_TRAIN_NOPTS + 11, 0, 0};
   gr_train_cfg tc;
   gr_optim_cfg oc;
   int rc = runs_train_parse(&spec, argc, argv, &f, &tc, &oc);
@@ -106,7 +119,7 @@ int cmd_finetune(int argc, char **argv) {
     return CLI_USAGE;
   }
   if (head_only) method = "linear-probe";
-  if (peft && (rc = peft_method(peft, peft_r, peft_alpha, targets, &method, peft_opts, sizeof peft_opts))) return rc;
+  if (peft && (rc = peft_method(peft, peft_r, peft_alpha, targets, ff, &method, peft_opts, sizeof peft_opts))) return rc;
   const gr_transfer_method *meth = gr_transfer_find(method);
   if (!meth) {
     fprintf(stderr, "graft finetune: %s\n", gr_last_error());

@@ -149,12 +149,18 @@ def main():
     runs = {"lora": ("--peft", "lora", "--r", "4", "--lora-alpha", "8"),
             "rslora": ("--peft", "rslora", "--r", "3", "--lora-alpha", "6", "--target-modules", "0,features.3"),
             "dora": ("--peft", "dora", "--r", "2"),
-            "ia3": ("--peft", "ia3",),
+            "ia3": ("--peft", "ia3", "--feedforward-modules", "classifier.0"),
             "adapter": ("--peft", "adapter", "--r", "4")}
     for name, args in runs.items():
         rc, out, err = finetune("ft_" + name, *args)
         check(rc == 0 and "adapter_config.json" in out, f"finetune --peft {name} writes an adapter dir {err.strip()}")
 
+    icfg = json.load(open(path("ft_ia3", "adapter_config.json")))
+    isd, _ = st.load(path("ft_ia3", "adapter_model.safetensors"))
+    check(icfg["peft_type"] == "IA3" and icfg["feedforward_modules"] == ["classifier.0"]
+          and isd[PREFIX + "classifier.0.ia3_l"].shape == (1, 400) and isd[PREFIX + "classifier.2.ia3_l"].shape == (84, 1)
+          and isd[PREFIX + "features.3.ia3_l"].shape == (1, 16, 1, 1),
+          "IA3 dir: feedforward_modules, ia3_l [1,in] / [out,1] / conv [1,C,1,1] as PEFT")
     for name in ("lora", "rslora"):
         merged_ref, cfg = peft_merged_lora(path("ft_" + name), base)
         if name == "rslora":

@@ -6,7 +6,8 @@
  * both convs, classifier.0 and classifier.2), which is what PEFT's
  * target_modules list would name for this network; the new head stays
  * trainable (PEFT's modules_to_save). Options "r=N,alpha=A,scale=S,
- * targets=NAME;NAME" (defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
+ * targets=NAME;NAME,feedforward=NAME;NAME" (IA3's feedforward_modules:
+ * those scale their input; defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
  * adapters r 4 (LeNet's first conv has 6 channels), s 1, or 4 for the
  * scaled parallel adapter). */
 #include <stdio.h>
@@ -42,16 +43,21 @@ typedef struct method_opts {
   double alpha, scale;
   const char *targets; /* ';'-separated module names, or NULL: every layer but the head */
   size_t targets_len;
+  const char *feedforward; /* IA3: ';'-separated feedforward_modules, or NULL */
+  size_t feedforward_len;
 } method_opts;
 
-/* "r=4,alpha=8,scale=4,targets=a;b" -> opts; unknown keys are an error naming them. */
+/* "r=4,alpha=8,scale=4,targets=a;b,feedforward=b" -> opts; unknown keys are
+ * an error naming them. */
 static gr_status parse_options(const char *opts, const char *method, method_opts *mo) {
   for (const char *p = opts; p && *p;) {
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
     char kv[64];
-    if (!strncmp(p, "targets=", 8)) {
-      mo->targets = p + 8, mo->targets_len = n - 8;
+    bool tg = !strncmp(p, "targets=", 8), ff = !strncmp(p, "feedforward=", 12);
+    if (tg || ff) {
+      if (tg) mo->targets = p + 8, mo->targets_len = n - 8;
+      else mo->feedforward = p + 12, mo->feedforward_len = n - 12;
       p = end ? end + 1 : p + n;
       continue;
     }
@@ -62,24 +68,36 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     else if (eq && !strncmp(kv, "alpha=", 6)) mo->alpha = strtod(eq + 1, &rest);
     else if (eq && !strncmp(kv, "scale=", 6)) mo->scale = strtod(eq + 1, &rest);
     if (!rest || *rest || rest == eq + 1)
-      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME...)", method, kv);
+      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;...)", method, kv);
     p = end ? end + 1 : p + n;
   }
   return GR_OK;
 }
 
-static void split_targets(const method_opts *mo, target_names *t) {
+static void split_names(const char *s, size_t len, target_names *t) {
   t->n = 0;
-  for (size_t i = 0; i < mo->targets_len && t->n < MAX_TARGETS;) {
+  for (size_t i = 0; i < len && t->n < MAX_TARGETS;) {
     size_t j = i;
-    while (j < mo->targets_len && mo->targets[j] != ';') j++;
+    while (j < len && s[j] != ';') j++;
     if (j > i) {
-      snprintf(t->name[t->n], GR_NAME_MAX, "%.*s", (int)(j - i), mo->targets + i);
+      snprintf(t->name[t->n], GR_NAME_MAX, "%.*s", (int)(j - i), s + i);
       t->ptr[t->n] = t->name[t->n];
       t->n++;
     }
     i = j + 1;
   }
+}
+
+/* names[0..n) as a string list owned by the config. */
+static gr_status config_list(char ***dst, int *n_dst, const char *const *names, int n) {
+  *dst = gr_calloc((size_t)n + 1, sizeof(char *));
+  for (int i = 0; *dst && i < n; i++) {
+    size_t len = strlen(names[i]) + 1;
+    if (!((*dst)[i] = gr_malloc(len))) break;
+    memcpy((*dst)[i], names[i], len);
+    (*n_dst)++;
+  }
+  return *dst && *n_dst == n ? GR_OK : gr_error(GR_ENOMEM, "PEFT method: out of memory");
 }
 
 /* The adapter config of a registry row: the method's type and options, the
@@ -90,17 +108,16 @@ static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_ty
   if (s) return s;
   target_names *t = gr_malloc(sizeof *t);
   if (!t) return gr_error(GR_ENOMEM, "%s: out of memory", method);
-  if (mo.targets) split_targets(&mo, t);
+  if (mo.targets) split_names(mo.targets, mo.targets_len, t);
   else t->n = 0, list_layers(run->model->root, run->head, t);
   gr_peft_config *cfg = mo.r >= 1 ? gr_peft_config_new(type, mo.r, mo.alpha, t->ptr, t->n) : NULL;
   if (!cfg) s = mo.r >= 1 ? gr_error(GR_ENOMEM, "%s: out of memory", method) : gr_error(GR_EARG, "%s: r=%d", method, mo.r);
-  if (!s && run->head) {
-    cfg->modules_to_save = gr_calloc(2, sizeof(char *));
-    size_t hl = strlen(run->head) + 1;
-    if (cfg->modules_to_save && (cfg->modules_to_save[0] = gr_malloc(hl))) {
-      memcpy(cfg->modules_to_save[0], run->head, hl);
-      cfg->n_modules_to_save = 1;
-    } else s = gr_error(GR_ENOMEM, "%s: out of memory", method);
+  if (!s && run->head) s = config_list(&cfg->modules_to_save, &cfg->n_modules_to_save, &run->head, 1);
+  if (!s && mo.feedforward && type != GR_PEFT_IA3)
+    s = gr_error(GR_EARG, "%s: feedforward= is an IA3 option (feedforward_modules)", method);
+  if (!s && mo.feedforward) {
+    split_names(mo.feedforward, mo.feedforward_len, t);
+    s = config_list(&cfg->feedforward_modules, &cfg->n_feedforward_modules, t->ptr, t->n);
   }
   if (!s && tune) tune(cfg, &mo);
   if (!s) s = gr_peft_apply(run->model, cfg, GR_LORA_INIT_PEFT, NULL);
