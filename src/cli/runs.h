@@ -63,7 +63,6 @@ gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dat
 int runs_parse_list(const char *s, const char **items, int max, char *storage, size_t storage_n);
 int runs_parse_doubles(const char *s, double *v, int max);
 
-#endif
 
 /* ---- flags and the single training run shared by train / finetune --------- */
 typedef struct runs_train_flags {
@@ -120,3 +119,5 @@ int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_c
                         runs_optim_hook hook, void *hook_ud, runs_ckpt *ck);
 /* Prints evaluation metrics (text or one JSON object). */
 void runs_print_eval(FILE *fp, const gr_eval_result *ev, bool json);
+
+#endif  /* GRAFT_CLI_RUNS_H */
