@@ -22,6 +22,9 @@ typedef struct gr_model_config {
 
 /* Writes dir/model.safetensors and dir/config.json atomically (dir must exist). */
 gr_status gr_model_save_dir(const gr_model *m, const gr_model_config *cfg, const char *dir);
+/* Writes every parameter and buffer of m to the safetensors file path
+ * (F32, metadata format=pt), atomically. */
+gr_status gr_model_save_weights(const gr_model *m, const char *path);
 /* Reads dir/config.json, builds the architecture (init seeded by seed) and
  * loads dir/model.safetensors strictly (every tensor present, no unknown
  * names, shapes equal). GR_ENOTFOUND naming a missing file. A directory that

@@ -16,6 +16,7 @@
 
 #include "cli/demo.h"
 #include "cli/study_verbs.h"
+#include "cli/lm_runs.h"
 
 /* study_backbone.c */
 int study_backbone_run(const cJSON *cfg, const char *path, const char *out, bool force);
@@ -111,6 +112,7 @@ static int study_read(const char *path, cJSON **out) {
 int cmd_study(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "merge")) return study_merge_main(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rebase")) return study_rebase_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "text")) return study_text_main(argc - 1, argv + 1); /* cli/study_text.c */
   demo_opts o;
   demo_opts_default(&o);
   o.out = NULL;
@@ -121,7 +123,7 @@ int cmd_study(int argc, char **argv) {
       {"--seed", CLI_INT, &o.seed, "base seed (the config's \"seed\" wins)"},
       {"--quiet", CLI_BOOL, &o.quiet, "no progress bars"},
   };
-  cli_spec spec = {"study", "graft study CONFIG.json --out DIR [--force] | graft study merge|rebase --out DIR [--quick]",
+  cli_spec spec = {"study", "graft study CONFIG.json --out DIR [--force] | graft study merge|rebase|text --out DIR [--quick]",
                    "Run a grid of transfer methods x label budgets x seeds (Fashion-MNIST 0-4 -> 5-9, the demo's "
                    "protocol) from a JSON config; write results.jsonl and report.html.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};

@@ -3,14 +3,16 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "cli/lm_runs.h"
 #include "cli/runs.h"
 
 int cmd_train(int argc, char **argv) {
+  if (train_text_wanted(argc, argv)) return cmd_train_text(argc, argv); /* --model gpt... */
   runs_train_flags f;
   cli_opt opts[RUNS_TRAIN_NOPTS + 2];
   runs_train_flags_init(&f, opts);
   const char *arch = "lenet", *init = "default";
-  opts[RUNS_TRAIN_NOPTS] = (cli_opt){"--model", CLI_STR, &arch, "architecture: lenet|mlp|resnet8|resnet20"};
+  opts[RUNS_TRAIN_NOPTS] = (cli_opt){"--model", CLI_STR, &arch, "architecture: lenet|mlp|resnet8|resnet20 (text: gpt[:...], see --model gpt --help)"};
   opts[RUNS_TRAIN_NOPTS + 1] = (cli_opt){"--init", CLI_STR, &init, "default|kaiming|xavier|critical (critical: PDLT C_W=2 for ReLU)"};
   cli_spec spec = {"train", "graft train --model M --data D --out DIR [--epochs N | --steps N] [options]",
                    "Train a model from random init; evaluate on the test split; write a model directory. "

@@ -55,23 +55,29 @@ static gr_status config_write(const gr_model *m, const gr_model_config *cfg, con
   return s;
 }
 
-gr_status gr_model_save_dir(const gr_model *m, const gr_model_config *cfg, const char *dir) {
-  if (!m || !cfg || !dir) return gr_error(GR_EARG, "save model: NULL argument");
+gr_status gr_model_save_weights(const gr_model *m, const char *path) {
+  if (!m || !path) return gr_error(GR_EARG, "save weights: NULL argument");
   int n = m->n_entries;
   gr_st_entry *e = gr_calloc((size_t)n + 1, sizeof *e);
   const void **datas = gr_calloc((size_t)n + 1, sizeof *datas);
-  gr_status s = e && datas ? GR_OK : gr_error(GR_ENOMEM, "save model: out of memory");
+  gr_status s = e && datas ? GR_OK : gr_error(GR_ENOMEM, "save weights: out of memory");
   for (int i = 0; !s && i < n; i++) {
     const gr_tensor *t = m->entries[i].t;
     e[i] = (gr_st_entry){m->entries[i].name, GR_DT_F32, t->ndim, t->shape};
     datas[i] = t->data;
   }
-  char path[1100];
   gr_st_kv meta[] = {{"format", "pt"}};
-  if (!s) s = gr_st_save(join(path, sizeof path, dir, "model.safetensors"), e, datas, (size_t)n, meta, 1);
-  if (!s) s = config_write(m, cfg, join(path, sizeof path, dir, "config.json"));
+  if (!s) s = gr_st_save(path, e, datas, (size_t)n, meta, 1);
   gr_free(e);
   gr_free(datas);
+  return s;
+}
+
+gr_status gr_model_save_dir(const gr_model *m, const gr_model_config *cfg, const char *dir) {
+  if (!m || !cfg || !dir) return gr_error(GR_EARG, "save model: NULL argument");
+  char path[1100];
+  gr_status s = gr_model_save_weights(m, join(path, sizeof path, dir, "model.safetensors"));
+  if (!s) s = config_write(m, cfg, join(path, sizeof path, dir, "config.json"));
   return s;
 }
 
