@@ -1,6 +1,6 @@
 /* graft/gpt.h — a GPT-2-shaped decoder-only transformer, its KV cache and
- * sampling. Not here (not written yet): tokenizers, text corpora, model
- * directory files for GPT.
+ * sampling. Tokenizers, text corpora and objectives: graft/text.h;
+ * training, evaluation and GPT model directories: graft/lm.h.
  *
  * Architecture (GPT-2): h = wte[ids] + wpe[pos]; n_layer pre-LN blocks
  *   h = h + attn.c_proj(MHA(attn.c_attn(ln_1(h))))   causal (or prefix-LM)

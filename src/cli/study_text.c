@@ -3,10 +3,11 @@
  *     validation bits per char next to the unigram baseline, and samples.
  *  2. transfer: C headers (ccode) at equal steps from scratch and
  *     fine-tuned from the KJV model; validation loss along the way.
- *  3. infill: a model trained on C with the CodeGen2 mixture (causal + span
- *     corruption) against the causal one, filling masked lines of held-out
- *     C headers (loss on the line, exact match), the mixture in the infill
- *     format (sees the suffix), the causal model left to right.
+ *  3. infill: the KJV model fine-tuned on C with the CodeGen2 mixture
+ *     (causal + span corruption) against the one fine-tuned causally (same
+ *     init, same steps), filling masked lines of held-out C headers (loss
+ *     on the line, exact match): the mixture in the infill format (it sees
+ *     the suffix), the causal model left to right.
  * Every run is one lm_run (cli/lm_runs.c), the same code as graft train.
  * Writes DIR/{kjv,c_scratch,c_finetune,c_mix}/ model directories,
  * results.jsonl, samples.txt and summary.md (also printed). */
@@ -88,7 +89,7 @@ static int infill_compare(const study_cfg *s, lm_run *causal, lm_run *mix, gr_in
   gr_status e = gr_lm_infill_eval(causal->g, c, causal->t, &st, false, s->cases, 32, 7, &ev[0]);
   if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, true, s->cases, 32, 7, &ev[1]);
   if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, false, s->cases, 32, 7, &ev[2]);
-  const char *names[3] = {"causal, left to right", "mix, infill format", "mix, left to right"};
+  const char *names[3] = {"c_finetune (causal), left to right", "c_mix, infill format", "c_mix, left to right"};
   for (int i = 0; !e && i < 3; i++) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "run", "infill_eval");
@@ -142,6 +143,7 @@ static void summary(FILE *fp, const study_cfg *s, lm_run r[4], gr_infill_eval ev
           r[1].res.eval.unigram_bpc);
   fprintf(fp, "3. infill of %lld masked lines of held-out C (%s), 32 tokens of context each side:\n", (long long)ev[0].cases,
           s->target_test);
+  fprintf(fp, "   (both fine-tuned from the KJV model for %lld steps on C: causal vs the causal+infill mixture)\n", (long long)s->target_steps);
   fprintf(fp, "   causal model, left to right: line loss %.4f nats/token, exact match %.1f%%\n", ev[0].span_loss, 100 * ev[0].exact);
   fprintf(fp, "   mix model, infill format:    line loss %.4f nats/token, exact match %.1f%%\n", ev[1].span_loss, 100 * ev[1].exact);
   fprintf(fp, "   mix model, left to right:    line loss %.4f nats/token, exact match %.1f%%\n", ev[2].span_loss, 100 * ev[2].exact);
@@ -158,8 +160,8 @@ static int study_run(const study_cfg *s) {
   int rc = train_one(s, "kjv", run_opts(s, s->source, NULL, NULL, GR_LM_CAUSAL, s->source_steps, "kjv"), &r[0], jl);
   if (!rc) rc = train_one(s, "c_scratch", run_opts(s, s->target, s->target_val, NULL, GR_LM_CAUSAL, s->target_steps, "c scratch"), &r[1], jl);
   if (!rc) rc = train_one(s, "c_finetune", run_opts(s, s->target, s->target_val, kjv_dir, GR_LM_CAUSAL, s->target_steps, "c from kjv"), &r[2], jl);
-  if (!rc) rc = train_one(s, "c_mix", run_opts(s, s->target, s->target_val, NULL, GR_LM_MIX, s->target_steps, "c mix"), &r[3], jl);
-  if (!rc) rc = infill_compare(s, &r[1], &r[3], ev, jl);
+  if (!rc) rc = train_one(s, "c_mix", run_opts(s, s->target, s->target_val, kjv_dir, GR_LM_MIX, s->target_steps, "c mix from kjv"), &r[3], jl);
+  if (!rc) rc = infill_compare(s, &r[2], &r[3], ev, jl);
   FILE *fp = NULL;
   if (!rc && !(fp = fopen(runs_path(path, sizeof path, s->out, "samples.txt"), "w"))) rc = cli_fail("%s: cannot write", path);
   if (!rc) write_samples(s, &r[0], fp), fclose(fp);

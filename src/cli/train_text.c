@@ -57,6 +57,8 @@ int cmd_train_text(int argc, char **argv) {
   if (model && seq > probe.block)
     return fprintf(stderr, "graft train: --seq %lld exceeds the model's block size %lld\n", (long long)seq, (long long)probe.block), CLI_USAGE;
   if (gr_lm_objective_parse(objective, &o.tc.objective)) return fprintf(stderr, "graft train: %s\n", gr_last_error()), CLI_USAGE;
+  if (f.resume || f.ckpt_every || f.stop_at)
+    return fprintf(stderr, "graft train: checkpoints and --resume are not supported for text models yet\n"), CLI_USAGE;
   if (f.patience || f.label_smoothing > 0 || strcmp(f.augment, "none") || seq < 0 || eval_tokens < 0 || !(mix >= 0 && mix <= 1) ||
       !(span_len >= 1))
     return fprintf(stderr, "graft train: text models take no --patience, --label-smoothing or --augment; "

@@ -1,7 +1,7 @@
 /* nn/gpt.c — the GPT-2-shaped transformer of graft/gpt.h: module tree with
  * HF names, GPT-2 init, forward (full, prefix-LM, or incremental with a KV
  * cache) and the LM loss. All math is ops of core/ (no kernels here);
- * sampling is in gpt_sample.c, files in io/gpt_dir.c. */
+ * sampling is in gpt_sample.c, model directories in transfer/gpt_dir.c. */
 #include <math.h>
 #include <string.h>
 
