@@ -33,7 +33,7 @@ static lm_run_opts run_opts(const study_cfg *s, const char *data, const char *va
                    .out = NULL, .oc = gr_adamw_cfg((float)s->lr, 0.01f), .seed = (uint64_t)s->seed, .quiet = s->quiet,
                    .label = label};
   o.tc = (gr_lm_train_cfg){.objective = obj, .infill = gr_infill_default(), .steps = steps, .batch = s->batch,
-                           .seq = 128, .clip_norm = 1.0f, .eval_every = s->eval_every, .eval_tokens = 16384,
+                           .seq = 128, .clip_norm = 1.0f, .eval_every = s->eval_every, .eval_tokens = 8192,
                            .seed = (uint64_t)s->seed};
   o.tc.sched = (gr_schedule){.kind = GR_SCHED_COSINE, .warmup_steps = steps / 20, .warmup_start = 0.1f, .min_lr = (float)s->lr / 10};
   return o;
@@ -178,9 +178,9 @@ static int study_run(const study_cfg *s) {
 }
 
 int study_text_main(int argc, char **argv) {
-  study_cfg s = {.model = "gpt:layers=4,heads=4,embd=160,block=128", .source = "kjv", .target = "ccode:max=2M",
+  study_cfg s = {.model = "gpt:layers=4,heads=4,embd=144,block=128", .source = "kjv", .target = "ccode:max=2M",
                  .target_val = "ccode:split=val,max=512K", .target_test = "ccode:split=test,max=512K",
-                 .source_steps = 600, .target_steps = 300, .batch = 16, .eval_every = 50, .cases = 200, .lr = 3e-3,
+                 .source_steps = 250, .target_steps = 100, .batch = 8, .eval_every = 50, .cases = 150, .lr = 3e-3,
                  .seed = 1, .threads = 1};
   const cli_opt opts[] = {
       {"--out", CLI_STR, &s.out, "output directory"},
