@@ -108,14 +108,15 @@ static void on_eval(void *ud, int64_t step, double train_loss, const gr_lm_eval 
 int lm_run_train(const lm_run_opts *o, lm_run *r) {
   memset(r, 0, sizeof *r);
   int rc = prepare(o, r);
+  if (!rc && o->adapt && o->adapt(r->g, o->adapt_ud)) rc = cli_fail_status(o->label ? o->label : "adapting the model");
   if (rc) return lm_run_free(r), rc;
   char path[1100];
   run_log l = {.quiet = o->quiet, .label = o->label ? o->label : "train"};
   if (o->out && !(l.jl = gr_jsonl_open(runs_path(path, sizeof path, o->out, "metrics.jsonl"), true)))
     return lm_run_free(r), cli_fail_file(path);
   if (!o->quiet) {
-    fprintf(stderr, "%s: %lld parameters, vocab %d, train %lld tokens, val %lld tokens, objective %s\n", l.label,
-            (long long)gr_model_param_count(r->g->model, false), r->t->vocab, (long long)r->train.n, (long long)r->val.n,
+    fprintf(stderr, "%s: %lld parameters (%lld trainable), vocab %d, train %lld tokens, val %lld tokens, objective %s\n", l.label,
+            (long long)gr_model_param_count(r->g->model, false), (long long)gr_model_param_count(r->g->model, true), r->t->vocab, (long long)r->train.n, (long long)r->val.n,
             gr_lm_objective_name(o->tc.objective));
     l.bar = gr_progress_new(stderr, l.label, o->tc.steps, GR_PROGRESS_AUTO);
   }
@@ -132,7 +133,7 @@ int lm_run_train(const lm_run_opts *o, lm_run *r) {
   gr_gpt_meta meta = {0};
   snprintf(meta.data, sizeof meta.data, "%s", o->data);
   snprintf(meta.objective, sizeof meta.objective, "%s", gr_lm_objective_name(o->tc.objective));
-  if (!st && o->out) st = gr_gpt_save_dir(r->g, r->t, &meta, o->out);
+  if (!st && o->out && !o->no_model_dir) st = gr_gpt_save_dir(r->g, r->t, &meta, o->out);
   gr_jsonl_close(l.jl);
   if (st) return lm_run_free(r), cli_fail_status("training");
   return CLI_OK;

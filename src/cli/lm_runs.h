@@ -19,6 +19,11 @@ typedef struct lm_run_opts {
   uint64_t seed;          /* model init */
   bool quiet;
   const char *label;      /* progress label */
+  /* optional: changes the model after it is built or loaded and before it
+   * trains (a PEFT method: graft study gpt-peft); GR_OK or an error */
+  gr_status (*adapt)(gr_gpt *g, void *ud);
+  void *adapt_ud;
+  bool no_model_dir;      /* with out: write metrics.jsonl only (an adapted model is no plain GPT directory) */
 } lm_run_opts;
 
 typedef struct lm_run {
@@ -43,5 +48,7 @@ bool train_text_wanted(int argc, char **argv);
 int cmd_train_text(int argc, char **argv);
 /* `graft study text` (cli/study_text.c); argv[0] is "text". */
 int study_text_main(int argc, char **argv);
+/* `graft study gpt-peft` (cli/study_gptpeft.c); argv[0] is "gpt-peft". */
+int study_gptpeft_main(int argc, char **argv);
 
 #endif

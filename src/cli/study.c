@@ -113,6 +113,7 @@ int cmd_study(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "merge")) return study_merge_main(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rebase")) return study_rebase_main(argc - 1, argv + 1);
   if (argc > 1 && !strcmp(argv[1], "text")) return study_text_main(argc - 1, argv + 1); /* cli/study_text.c */
+  if (argc > 1 && !strcmp(argv[1], "gpt-peft")) return study_gptpeft_main(argc - 1, argv + 1); /* cli/study_gptpeft.c */
   demo_opts o;
   demo_opts_default(&o);
   o.out = NULL;
