@@ -132,6 +132,10 @@ gr_tensor *gr_module_new_param(gr_module *mod, const char *local, int ndim, cons
 typedef gr_status (*gr_module_input_hook_fn)(void *ud, gr_module *mod, const gr_tensor *x);
 gr_status gr_module_hook_input(gr_module *mod, gr_module_input_hook_fn fn, void *ud);
 void gr_module_unhook_input(gr_module *mod);
+/* Frees the storage of a module tree that was built but never joined its
+ * model (after a failure): parameters not yet laid out own their values. The
+ * module itself lives in the model's arena. */
+void gr_module_discard(gr_module *mod);
 
 /* ---- layers -------------------------------------------------------------- */
 gr_module *gr_nn_linear(gr_model *m, int64_t in, int64_t out, bool bias);

@@ -38,6 +38,10 @@ static void free_pending(gr_model *m, gr_module *mod) {
   for (int i = 0; i < mod->n_children; i++) free_pending(m, mod->children[i]);
 }
 
+void gr_module_discard(gr_module *mod) {
+  if (mod) free_pending(mod->model, mod);
+}
+
 void gr_model_free(gr_model *m) {
   if (!m) return;
   if (m->root) free_pending(m, m->root);

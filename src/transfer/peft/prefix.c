@@ -100,7 +100,11 @@ gr_status gr_prefix_attach(gr_gpt *g, const gr_prefix_opts *o) {
   gr_status s = enc ? GR_OK : gr_error(GR_ENOMEM, "prefix tuning: out of memory");
   if (!s && o->init_ids) /* before the encoder joins the model: the plain model's keys and values */
     s = table_from_tokens(g, o->init_ids, o->n_virtual, gr_module_find(enc, "embedding")->p[0].t->data);
-  if (!s) s = gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, enc);
+  if (s) {
+    gr_module_discard(enc); /* never joined the model */
+    return s;
+  }
+  s = gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, enc);
   if (!s) s = gr_model_layout(g->model);
   if (s) return s;
   gr_model_freeze(g->model, "*", true);
