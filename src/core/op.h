@@ -118,4 +118,10 @@ static inline float gr_expf_poly(float x) {
     }                                                            \
   } while (0)
 
+/* Row-major C[m,n] = op(A) op(B) + beta C through OpenBLAS (ops_matmul.c);
+ * an empty inner dimension gives C = beta C (C may be uninitialized when
+ * beta is 0). The one gemm wrapper of the core ops. */
+void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float beta, float *C, int64_t ldc);
+
 #endif

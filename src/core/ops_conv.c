@@ -179,18 +179,6 @@ static void relayout(const conv_geom *g, int64_t gi, int64_t n0, int64_t nb, flo
     }
 }
 
-static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B,
-                  int64_t ldb, float beta, float *C, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) { /* C = beta C; C may be uninitialized when beta is 0 */
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0.0f : beta * C[i * ldc + j];
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
-              1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
 /* The bias gradient: db[o] += sum over n and the plane of dy. */
 static void conv_bias_backward(const conv_geom *g, const float *dy, float *db) {
   int64_t plane = g->OH * g->OW;
@@ -225,10 +213,10 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
       relayout(g, gi, n0, m, dyg, nd->out->grad, false, NULL);
       if (dw) {
         im2col(g, x->data, gi, n0, m, col);
-        sgemm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 1, dw + gi * g->Og * g->K, g->K);
+        gr_sgemm_rm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 1, dw + gi * g->Og * g->K, g->K);
       }
       if (dx) {
-        sgemm(true, false, g->K, mw, g->Og, w->data + gi * g->Og * g->K, g->K, dyg, mw, 0, dcol, mw);
+        gr_sgemm_rm(true, false, g->K, mw, g->Og, w->data + gi * g->Og * g->K, g->K, dyg, mw, 0, dcol, mw);
         col2im(g, dcol, gi, n0, m, dx);
       }
     }
@@ -246,7 +234,7 @@ static void conv_forward(const conv_geom *g, const float *x, const float *w, con
     int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->OH * g->OW;
     for (int64_t gi = 0; gi < g->g; gi++) {
       im2col(g, x, gi, n0, m, col);
-      sgemm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col, mw, 0, yg, mw);
+      gr_sgemm_rm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col, mw, 0, yg, mw);
       relayout(g, gi, n0, m, yg, y, true, b);
     }
   }

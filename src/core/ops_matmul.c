@@ -7,8 +7,8 @@
 
 #include "core/op.h"
 
-/* Row-major C[m,n] = alpha op(A) op(B) + beta C. */
-static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+/* Row-major C[m,n] = op(A) op(B) + beta C (declared in core/op.h). */
+void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) { /* empty inner dim: C = beta C (C may be uninitialized when beta is 0) */
@@ -75,18 +75,18 @@ static void matmul_backward(gr_ctx *c, gr_node *n) {
     float *da = gr_grad_buf(c, a);
     for (int64_t i = 0; i < nb; i++) {
       if (!ta) /* dA[M,K] += dY B'^T */
-        gemm(false, !tb, M, d.K, d.N, dy + i * sy, d.N, b->data + i * sb, ldb, 1, da + i * sa, d.K);
+        gr_sgemm_rm(false, !tb, M, d.K, d.N, dy + i * sy, d.N, b->data + i * sb, ldb, 1, da + i * sa, d.K);
       else /* dA[K,M] += B' dY^T */
-        gemm(tb, true, d.K, M, d.N, b->data + i * sb, ldb, dy + i * sy, d.N, 1, da + i * sa, M);
+        gr_sgemm_rm(tb, true, d.K, M, d.N, b->data + i * sb, ldb, dy + i * sy, d.N, 1, da + i * sa, M);
     }
   }
   if (b->requires_grad) {
     float *db = gr_grad_buf(c, b);
     for (int64_t i = 0; i < nb; i++) {
       if (!tb) /* dB[K,N] += A'^T dY */
-        gemm(!ta, false, d.K, d.N, M, a->data + i * sa, lda, dy + i * sy, d.N, 1, db + i * sb, d.N);
+        gr_sgemm_rm(!ta, false, d.K, d.N, M, a->data + i * sa, lda, dy + i * sy, d.N, 1, db + i * sb, d.N);
       else /* dB[N,K] += dY^T A' */
-        gemm(true, ta, d.N, d.K, M, dy + i * sy, d.N, a->data + i * sa, lda, 1, db + i * sb, d.K);
+        gr_sgemm_rm(true, ta, d.N, d.K, M, dy + i * sy, d.N, a->data + i * sa, lda, 1, db + i * sb, d.K);
     }
   }
 }
@@ -108,7 +108,7 @@ gr_tensor *gr_matmul(gr_ctx *c, gr_tensor *a, gr_tensor *b, bool trans_a, bool t
   int64_t nb = d.fold ? 1 : d.batch, M = d.fold ? d.batch * d.M : d.M;
   int64_t sa = d.fold ? 0 : d.M * d.K, sb = d.b_shared ? 0 : d.K * d.N, sy = d.fold ? 0 : d.M * d.N;
   for (int64_t i = 0; i < nb; i++)
-    gemm(trans_a, trans_b, M, d.N, d.K, a->data + i * sa, trans_a ? M : d.K, b->data + i * sb,
+    gr_sgemm_rm(trans_a, trans_b, M, d.N, d.K, a->data + i * sa, trans_a ? M : d.K, b->data + i * sb,
          trans_b ? d.K : d.N, 0, y->data + i * sy, d.N);
   gr_node *n = gr_tape_record(c, &OP_MATMUL, y, 2, (gr_tensor *[]){a, b});
   if (n) {
@@ -126,9 +126,9 @@ static void linear_backward(gr_ctx *c, gr_node *n) {
   if (x->requires_grad) {
     bool fresh;
     float *dx = gr_grad_buf_fresh(c, x, &fresh);
-    gemm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
+    gr_sgemm_rm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
   }
-  if (w->requires_grad) gemm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
+  if (w->requires_grad) gr_sgemm_rm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
   if (b && b->requires_grad) {
     float *db = gr_grad_buf(c, b);
     for (int64_t r = 0; r < rows; r++)
@@ -160,7 +160,7 @@ gr_tensor *gr_linear(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b) {
   for (int i = 0; i < x->ndim - 1; i++) rows *= x->shape[i];
   if (b)
     for (int64_t r = 0; r < rows; r++) memcpy(y->data + r * out, b->data, (size_t)out * sizeof(float));
-  gemm(false, true, rows, out, in, x->data, in, w->data, in, b ? 1 : 0, y->data, out);
+  gr_sgemm_rm(false, true, rows, out, in, x->data, in, w->data, in, b ? 1 : 0, y->data, out);
   gr_tape_record(c, &OP_LINEAR, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   return y;
 }
