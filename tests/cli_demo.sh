@@ -55,6 +55,18 @@ class P(HTMLParser):
 p = P(); p.feed(open(sys.argv[1]).read())
 assert "table" in p.tags and "svg" in p.tags, set(p.tags)
 PYEOF'
+# the source model of each seed is a model directory graft eval reads, and
+# it scores what the pretrain row says (same test split: the full source test
+# set subsampled to 1000 images with the demo's seed 2)
+check "source model dir written" '[ -f "$T/d/source-seed1/model.safetensors" ] && [ -f "$T/d/source-seed1/config.json" ]'
+"$G" eval --model "$T/d/source-seed1" --data "fmnist:classes=0-4,limit=1000" --seed 2 --json --threads 1 >"$T/ev" 2>"$T/e"
+check "graft eval of the source dir equals the pretrain accuracy" '"$PY" - "$T/d/results.jsonl" "$T/ev" <<PYEOF
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+pre = [r for r in runs if r.get("type") == "run" and r["phase"] == "pretrain"][0]
+ev = json.load(open(sys.argv[2]))
+assert abs(ev["accuracy"] - pre["accuracy"]) < 1e-9, (ev, pre["accuracy"])
+PYEOF'
 check "table printed" 'grep -q linear-probe "$T/o" && grep -q "finetune-frozen-early" "$T/o"'
 
 # an existing output directory is never clobbered without --force

@@ -14,6 +14,10 @@ features.*), and trains max(epochs * ceil(n / 64), min_steps) SGD steps over
 reshuffled epochs. Accuracy is on the full target test set (5,000 images).
 
 Usage: /usr/bin/python3 bench/peers/demo_peer.py [--quick] [--seeds 3] [--out results.jsonl]
+       [--source-dir DEMO_OUT/source-seed%d]
+--source-dir loads each seed's source model from the model directory that
+`graft demo` wrote (model.safetensors) instead of pretraining one: both sides
+then transfer the very same source weights (a paired comparison).
 The label subsets and batch orders come from numpy/torch RNGs, so they differ
 from graft's (which uses its own xoshiro256**): compare means over seeds.
 """
@@ -55,6 +59,24 @@ def load(split, lo, limit, seed, norm=True):
         sel = np.sort(np.random.default_rng(seed).permutation(len(y))[:limit])
         x, y = x[sel], y[sel]
     return torch.tensor(x[:, None]), torch.tensor(y)
+
+
+def read_safetensors(path):
+    """{name: tensor} from a safetensors file of F32 tensors."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = int.from_bytes(b[:8], "little")
+    head = json.loads(b[8:8 + n])
+    out = {}
+    for name, e in head.items():
+        if name == "__metadata__":
+            continue
+        if e["dtype"] != "F32":
+            raise SystemExit("%s: tensor %s has dtype %s, expected F32" % (path, name, e["dtype"]))
+        lo, hi = e["data_offsets"]
+        a = np.frombuffer(b, np.float32, count=(hi - lo) // 4, offset=8 + n + lo)
+        out[name] = torch.tensor(a.reshape(e["shape"]))
+    return out
 
 
 def budget(x, y, frac, seed):
@@ -129,6 +151,8 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-norm", action="store_true", help="pixels in [0,1], no mean/std normalization")
     ap.add_argument("--source-cache", default=None, help="reuse (or save) each seed's pretrained source state_dict here; %%d is the seed")
+    ap.add_argument("--source-dir", default=None,
+                    help="load each seed's source model from this graft model directory; %%d is the seed")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.quick:
@@ -158,7 +182,10 @@ def main():
         t0 = time.time()
         steps = a.source_epochs * math.ceil(len(sy) / a.batch)
         cache = a.source_cache % s if a.source_cache else None
-        if cache and os.path.exists(cache):
+        if a.source_dir:
+            steps = 0
+            source.load_state_dict(read_safetensors(os.path.join(a.source_dir % s, "model.safetensors")))
+        elif cache and os.path.exists(cache):
             source.load_state_dict(torch.load(cache))
         else:
             train(source, sx, sy, steps, a.lr, a.momentum, a.batch, s)

@@ -2,9 +2,11 @@
  * transfer it to classes 5-9 with 1%, 10% and 100% of the target labels by
  * several methods (the transfer registry), print a table and write
  * results.jsonl and report.html. --quick is a one-minute version for tests. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/demo.h"
 
@@ -34,6 +36,20 @@ static gr_status demo_load(const demo_opts *o, demo_data *d) {
   if (!s) s = load_classes("train", 5, tr, 3, &d->tgt_train);
   if (!s) s = load_classes("test", 5, te, 4, &d->tgt_test);
   return s;
+}
+
+/* Writes the source model of one seed as the model directory
+ * <out>/source-seed<N> (config.json + model.safetensors): it can be
+ * fine-tuned again with `graft finetune`, and the PyTorch peer probes the
+ * very same weights with --source-dir (a paired comparison). */
+static gr_status demo_save_source(const demo_opts *o, uint64_t seed, const gr_model *m) {
+  char dir[1100];
+  snprintf(dir, sizeof dir, "%s/source-seed%llu", o->out, (unsigned long long)seed);
+  if (mkdir(dir, 0777) && errno != EEXIST) return gr_error(GR_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  gr_model_config mc = {.in_ch = 1, .h = 28, .w = 28, .n_classes = 5};
+  snprintf(mc.arch, sizeof mc.arch, "%s", o->arch);
+  snprintf(mc.data, sizeof mc.data, "fmnist:classes=0-4");
+  return gr_model_save_dir(m, &mc, dir);
 }
 
 /* Trains the source model of one seed; records it as a "pretrain" result. */
@@ -75,6 +91,7 @@ static gr_status demo_pretrain(const demo_opts *o, uint64_t seed, const demo_dat
     s = gr_jsonl_write_result(jl, &r);
     if (!s) s = gr_results_add(rs, &r);
   }
+  if (!s) s = demo_save_source(o, seed, m);
   gr_optim_free(opt);
   if (s) gr_model_free(m);
   else *out = m;
