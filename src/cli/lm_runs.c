@@ -10,6 +10,7 @@
 
 #include "cli/lm_runs.h"
 #include "cli/runs.h"
+#include "graft/dist.h"
 
 int lm_parse_model(const char *spec, gr_gpt_config *cfg) {
   *cfg = (gr_gpt_config){.block = 128, .n_layer = 4, .n_head = 4, .n_embd = 128};
@@ -111,10 +112,11 @@ int lm_run_train(const lm_run_opts *o, lm_run *r) {
   if (!rc && o->adapt && o->adapt(r->g, o->adapt_ud)) rc = cli_fail_status(o->label ? o->label : "adapting the model");
   if (rc) return lm_run_free(r), rc;
   char path[1100];
-  run_log l = {.quiet = o->quiet, .label = o->label ? o->label : "train"};
-  if (o->out && !(l.jl = gr_jsonl_open(runs_path(path, sizeof path, o->out, "metrics.jsonl"), true)))
+  bool lead = gr_dist_rank() == 0; /* data-parallel runs: rank 0 alone writes and prints */
+  run_log l = {.quiet = o->quiet || !lead, .label = o->label ? o->label : "train"};
+  if (o->out && lead && !(l.jl = gr_jsonl_open(runs_path(path, sizeof path, o->out, "metrics.jsonl"), true)))
     return lm_run_free(r), cli_fail_file(path);
-  if (!o->quiet) {
+  if (!l.quiet) {
     fprintf(stderr, "%s: %lld parameters (%lld trainable), vocab %d, train %lld tokens, val %lld tokens, objective %s\n", l.label,
             (long long)gr_model_param_count(r->g->model, false), (long long)gr_model_param_count(r->g->model, true), r->t->vocab, (long long)r->train.n, (long long)r->val.n,
             gr_lm_objective_name(o->tc.objective));
@@ -133,7 +135,7 @@ int lm_run_train(const lm_run_opts *o, lm_run *r) {
   gr_gpt_meta meta = {0};
   snprintf(meta.data, sizeof meta.data, "%s", o->data);
   snprintf(meta.objective, sizeof meta.objective, "%s", gr_lm_objective_name(o->tc.objective));
-  if (!st && o->out && !o->no_model_dir) st = gr_gpt_save_dir(r->g, r->t, &meta, o->out);
+  if (!st && o->out && lead && !o->no_model_dir) st = gr_gpt_save_dir(r->g, r->t, &meta, o->out);
   gr_jsonl_close(l.jl);
   if (st) return lm_run_free(r), cli_fail_status("training");
   return CLI_OK;

@@ -32,6 +32,12 @@ static bool dir_nonempty(const char *dir) {
   return any;
 }
 
+void runs_print_dist(int64_t steps) {
+  if (gr_dist_size() > 1)
+    printf("data-parallel: %d ranks, %llu bytes per step through rank 0's collectives (run average, initial broadcast included)\n",
+           gr_dist_size(), (unsigned long long)(gr_dist_bytes_sent() / (uint64_t)(steps > 0 ? steps : 1)));
+}
+
 int runs_prepare_outdir(const char *dir, bool force) {
   if (!dir || !dir[0]) return cli_fail("--out DIR is required");
   if (gr_dist_rank() != 0) return CLI_OK; /* data-parallel runs: rank 0 owns the output */

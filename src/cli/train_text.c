@@ -8,6 +8,7 @@
 
 #include "cli/lm_runs.h"
 #include "cli/runs.h"
+#include "graft/dist.h"
 
 /* True when argv asks for a text model (--model gpt... or --from DIR). */
 bool train_text_wanted(int argc, char **argv) {
@@ -79,6 +80,8 @@ int cmd_train_text(int argc, char **argv) {
     gr_gpt_free(g), gr_tokenizer_free(t);
   }
   if ((rc = lm_run_train(&o, &r))) return rc;
+  if (gr_dist_rank() != 0) return lm_run_free(&r), CLI_OK; /* data-parallel runs: rank 0 prints */
+  runs_print_dist(r.res.steps);
   printf("steps %lld  train_loss %.4f  val_loss %.4f  val_bpc %.4f  unigram_bpc %.4f  (%.1f s)\n", (long long)r.res.steps,
          r.res.train_loss, r.res.eval.loss, r.res.eval.bpc, r.res.eval.unigram_bpc, r.seconds);
   lm_run_free(&r);

@@ -192,9 +192,7 @@ int runs_train_and_save(const runs_train_flags *f, gr_model *m, const gr_model_c
            (long long)gr_train_total_steps(tc, train->n), ck->path, f->out);
     return CLI_OK;
   }
-  if (gr_dist_size() > 1)
-    printf("data-parallel: %d ranks, %llu bytes per step through rank 0's collectives (run average, initial broadcast included)\n", gr_dist_size(),
-           (unsigned long long)(gr_dist_bytes_sent() / (uint64_t)(res.steps > 0 ? res.steps : 1)));
+  runs_print_dist(res.steps);
   runs_print_eval(stdout, &res.eval, false);
   printf("trainable parameters %lld of %lld; wrote %s/{model.safetensors,config.json,metrics.jsonl}\n",
          (long long)gr_model_param_count(m, true), (long long)gr_model_param_count(m, false), f->out);

@@ -2,12 +2,16 @@
  * validation metric (graft/lm.h): batches of an objective from a token
  * stream, AdamW/SGD steps with a schedule and clipping, periodic causal
  * evaluation in bits per byte next to a unigram baseline. The masked-line
- * infill evaluation is in lm_infill.c. */
+ * infill evaluation is in lm_infill.c. Data-parallel (graft/dist.h): every
+ * rank draws the same global batch and trains on its contiguous rows; the
+ * gradients are averaged weighted by each rank's share of the scored
+ * targets, so the steps equal one process's on the whole batch. */
 #include <math.h>
 #include <string.h>
 
 #include "graft/lm.h"
 #include "transfer/lm_internal.h"
+#include "transfer/train_dist.h"
 
 gr_status gr_lm_unigram_logp(const gr_token_stream *s, const gr_tokenizer *t, double *logp) {
   if (!s || !t || !logp) return gr_error(GR_EARG, "unigram: NULL argument");
@@ -103,6 +107,18 @@ static gr_status run_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_
   return st;
 }
 
+/* Rows [lo, hi)'s share of the batch's scored targets (not -1): the
+ * weight of their mean loss in the batch mean. */
+static double scored_share(const int32_t *targets, int64_t B, int64_t T, int64_t lo, int64_t hi) {
+  int64_t mine = 0, all = 0;
+  for (int64_t i = 0; i < B * T; i++) {
+    bool scored = targets[i] != -1;
+    all += scored;
+    mine += scored && i >= lo * T && i < hi * T;
+  }
+  return all ? (double)mine / (double)all : (double)(hi - lo) / (double)B;
+}
+
 gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_token_stream *train,
                       const gr_token_stream *val, const double *unigram_logp, const gr_lm_train_cfg *cfg,
                       const gr_lm_train_hooks *hooks, gr_lm_train_result *res) {
@@ -114,8 +130,10 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
   sched.base_lr = sched.base_lr > 0 ? sched.base_lr : o->cfg.lr;
   if (sched.kind == GR_SCHED_COSINE && sched.total_steps <= 0) sched.total_steps = cfg->steps;
   if (sched.kind == GR_SCHED_STEP && sched.step_size <= 0) sched.step_size = cfg->steps / 3 > 0 ? cfg->steps / 3 : 1;
+  int64_t lo, hi; /* this rank's rows of each batch */
+  if ((st = gr_dp_rows(B, &lo, &hi)) || (st = gr_dp_begin(g->model, B))) return st;
   int32_t *ids = gr_malloc((size_t)(2 * B * T) * sizeof(int32_t));
-  gr_ctx *c = gr_ctx_new(16 << 20, cfg->seed);
+  gr_ctx *c = gr_ctx_new(16 << 20, gr_dp_local_seed(cfg->seed));
   if (!ids || !c) st = gr_error(GR_ENOMEM, "lm train: out of memory");
   gr_rng r = gr_rng_stream(cfg->seed, 0x7465787431ull);
   double recent[50] = {0};
@@ -125,19 +143,22 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
     o->lr = gr_schedule_lr(&sched, step);
     gr_model_zero_grad(g->model);
     gr_ctx_reset(c);
-    gr_tensor *loss = gr_gpt_loss(g, c, ids, ids + B * T, B, T, prefix);
+    const int32_t *targets = ids + B * T;
+    gr_tensor *loss = gr_gpt_loss(g, c, ids + lo * T, targets + lo * T, hi - lo, T, prefix);
     if (!loss || (st = gr_backward(c, loss))) {
       st = st ? st : gr_last_status();
       break;
     }
+    double batch_loss = loss->data[0];
+    if ((st = gr_dp_reduce(g->model, scored_share(targets, B, T, lo, hi), &batch_loss))) break;
     if (cfg->clip_norm > 0) gr_clip_grad_norm(g->model, cfg->clip_norm);
     if ((st = gr_optim_step(o))) break;
-    recent[step % 50] = loss->data[0];
+    recent[step % 50] = batch_loss;
     res->steps = step + 1;
     int64_t k = res->steps < 50 ? res->steps : 50;
     res->train_loss = 0;
     for (int64_t i = 0; i < k; i++) res->train_loss += recent[i] / (double)k;
-    if (hooks && hooks->on_step) hooks->on_step(hooks->ud, step, cfg->steps, loss->data[0]);
+    if (hooks && hooks->on_step) hooks->on_step(hooks->ud, step, cfg->steps, batch_loss);
     bool last = step + 1 == cfg->steps;
     if (val && (last || (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0)))
       st = run_eval(g, c, t, val, unigram_logp, cfg, step + 1, res->train_loss, hooks, &res->eval);

@@ -31,14 +31,22 @@ uint64_t gr_dp_local_seed(uint64_t seed) {
   return gr_rng_next(&g);
 }
 
+gr_status gr_dp_rows(int64_t b, int64_t *lo, int64_t *hi) {
+  int n = gr_dist_size(), r = gr_dist_rank();
+  *lo = 0, *hi = b;
+  if (n == 1) return GR_OK;
+  if (b < n) return gr_error(GR_EARG, "train: a batch of %lld samples cannot be split over %d ranks", (long long)b, n);
+  *lo = b * r / n, *hi = b * (r + 1) / n;
+  return GR_OK;
+}
+
 gr_status gr_dp_shard(gr_ctx *c, gr_tensor **x, const int32_t **y, double *weight) {
   *weight = 1.0;
-  int n = gr_dist_size(), r = gr_dist_rank();
-  if (n == 1) return GR_OK;
-  int64_t b = (*x)->shape[0];
-  if (b < n)
-    return gr_error(GR_EARG, "train: a batch of %lld samples cannot be split over %d ranks", (long long)b, n);
-  int64_t lo = b * r / n, hi = b * (r + 1) / n, row = (*x)->numel / b;
+  if (gr_dist_size() == 1) return GR_OK;
+  int64_t b = (*x)->shape[0], lo, hi;
+  gr_status st = gr_dp_rows(b, &lo, &hi);
+  if (st) return st;
+  int64_t row = (*x)->numel / b;
   int64_t shape[GR_MAX_DIMS];
   memcpy(shape, (*x)->shape, sizeof shape);
   shape[0] = hi - lo;

@@ -11,11 +11,16 @@ gr_status gr_dp_begin(gr_model *m, int64_t batch);
 /* Seed for rank-local randomness (dropout): rank 0 keeps `seed`, other
  * ranks get an independent stream derived from it. */
 uint64_t gr_dp_local_seed(uint64_t seed);
+/* This rank's contiguous slice [*lo, *hi) of a global batch of b rows
+ * (the whole batch with one process); GR_EARG when b < ranks. */
+gr_status gr_dp_rows(int64_t b, int64_t *lo, int64_t *hi);
 /* Replaces the global batch (*x, *y: the same on every rank) by this rank's
  * contiguous slice; *weight gets slice/global sample count. */
 gr_status gr_dp_shard(gr_ctx *c, gr_tensor **x, const int32_t **y, double *weight);
 /* Averages the trainable parameters' gradients over the ranks, weighting
- * each rank by its share of the batch; *loss becomes the global batch loss. */
+ * each rank by its share `weight` of the global loss's terms (samples or
+ * scored tokens; the shares sum to 1); *loss (this rank's mean) becomes
+ * the global batch loss. */
 gr_status gr_dp_reduce(gr_model *m, double weight, double *loss);
 
 #endif
