@@ -26,7 +26,11 @@ typedef struct gr_transfer_run {
   const gr_model *source;   /* the pretrained source model, or NULL */
   const char *head;         /* dotted name of the classifier head ("classifier.4") */
   const char *early;        /* glob of the early layers ("features.*") */
-  const char *options;      /* method options "key=value,..." (may be NULL) */
+  const char *options;      /* method options "key=value,..." (may be NULL); for every
+                               method "lr=X" sets the run's learning rate (optim->lr),
+                               "clip=C" clips the global grad norm (train->clip_norm) and
+                               "adapter_lr=K" multiplies the adapter parameters' lr by K
+                               (gr_peft_param_is_adapter; the new head keeps lr) */
   gr_train_cfg *train;      /* the method may adjust these before training */
   gr_optim_cfg *optim;
   bool copy_head;           /* also copy the source head (same classes) */
@@ -44,8 +48,15 @@ typedef struct gr_transfer_method {
 
 int gr_transfer_count(void);
 const gr_transfer_method *gr_transfer_at(int i);
-/* NULL with GR_ENOTFOUND listing the known names. */
+/* NULL with GR_ENOTFOUND listing the known names. A method spec
+ * "name:key=value:..." (demo/study --methods) finds "name"; the options
+ * after the first ':' are the run's options with ':' read as ','. */
 const gr_transfer_method *gr_transfer_find(const char *name);
+/* Takes "key=NUMBER" out of an options string "k=v,k=v": *value gets the
+ * number (unchanged when the key is absent; *found, may be NULL, says which),
+ * rest[0..n) the other options in their order. GR_EARG naming the option
+ * when the value is not a finite number. */
+gr_status gr_transfer_take_option(const char *opts, const char *key, char *rest, size_t n, double *value, bool *found);
 
 /* Copies every parameter and buffer of src whose name and shape match one in
  * dst, except those under the module prefix `skip` (NULL: none). Returns the

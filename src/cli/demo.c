@@ -114,6 +114,7 @@ static int demo_grid_setup(const demo_opts *o, runs_grid *g, char *storage, size
   g->optim = gr_sgd_cfg((float)o->lr, (float)o->momentum, 0, false);
   g->train = (gr_train_cfg){.epochs = o->target_epochs, .batch = o->batch};
   g->min_steps = o->min_steps;
+  g->holdout = o->holdout;
   g->quiet = o->quiet;
   return CLI_OK;
 }

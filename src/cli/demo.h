@@ -8,6 +8,7 @@ typedef struct demo_opts {
   bool quick, force, quiet;
   int seed, threads, seeds, source_epochs, target_epochs, batch;
   int64_t min_steps;
+  int64_t holdout; /* study: evaluate on held-out target training images (runs_grid.holdout) */
   double lr, momentum;
   const char *out, *arch, *methods, *budgets;
 } demo_opts;

@@ -51,6 +51,8 @@ typedef struct runs_grid {
   gr_train_cfg train;      /* epochs or steps of one target run */
   int64_t min_steps;       /* at least this many steps per run (small budgets) */
   bool quiet;              /* no progress bars */
+  int64_t holdout;         /* > 0: evaluate on this many held-out target training images (seeded
+                              split per seed; budgets drawn from the rest), not on target_test */
   const gr_dataset *source_train; /* source task data (CorDA-KP calibration), or NULL */
   const gr_dataset *source_test;  /* with the source model: also measure forgetting, the source-task
                                      accuracy of each adapted model with the source head (extra

@@ -3,7 +3,11 @@
  * same code (demo_run -> runs_grid_run). Config keys (all optional):
  *   {"arch": "lenet", "methods": ["scratch", "finetune"], "budgets": [0.01, 1],
  *    "seed": 1, "seeds": 3, "source_epochs": 3, "target_epochs": 3,
- *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false}
+ *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false,
+ *    "holdout": 0}
+ * A method may carry options, "lora:lr=0.1:r=8" (graft/transfer.h); "holdout":
+ * N > 0 evaluates on N held-out target training images instead of the test
+ * set (runs_grid.holdout: for choosing settings such as the lr).
  * Unknown keys are errors (a typo must not silently change the study).
  * `graft study merge|rebase` run the merging and rebasing studies instead
  * (cli/study_merge.c, cli/study_rebase.c); a config with "backbone" runs
@@ -68,10 +72,11 @@ static int study_apply(const cJSON *cfg, const char *path, demo_opts *o, study_s
       if (rc) return rc;
       continue;
     }
-    if (!strcmp(it->string, "min_steps")) {
+    if (!strcmp(it->string, "min_steps") || !strcmp(it->string, "holdout")) {
       int v = 0;
       if ((rc = set_number(it, path, &v, true))) return rc;
-      o->min_steps = v;
+      if (v < 0) return cli_fail("%s: \"%s\" must be >= 0", path, it->string);
+      *(it->string[0] == 'h' ? &o->holdout : &o->min_steps) = v;
     } else if (!strcmp(it->string, "quick")) {
       if (!cJSON_IsBool(it)) return cli_fail("%s: \"quick\" must be true or false", path);
       o->quick = cJSON_IsTrue(it);

@@ -2,9 +2,12 @@
  * and what every method shares: copying source weights by name and the
  * prepare sequence. To add a method: write its setup in its own file and
  * add one row below. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "graft/peft.h"
 #include "graft/transfer.h"
 #include "transfer/methods.h"
 
@@ -50,10 +53,10 @@ const gr_transfer_method *gr_transfer_at(int i) {
 
 const gr_transfer_method *gr_transfer_find(const char *name) {
   char known[512];
-  size_t k = 0;
+  size_t k = 0, len = name ? strcspn(name, ":") : 0;
   known[0] = 0;
   for (int i = 0; i < gr_transfer_count(); i++) {
-    if (name && !strcmp(methods[i].name, name)) return &methods[i];
+    if (name && strlen(methods[i].name) == len && !strncmp(methods[i].name, name, len)) return &methods[i];
     k += (size_t)snprintf(known + k, k < sizeof known ? sizeof known - k : 0, "%s%s", i ? ", " : "", methods[i].name);
   }
   gr_error(GR_ENOTFOUND, "unknown transfer method '%s' (known: %s)", name ? name : "(null)", known);
@@ -90,18 +93,90 @@ int gr_transfer_copy_weights(gr_model *dst, const gr_model *src, const char *ski
   return n;
 }
 
+gr_status gr_transfer_take_option(const char *opts, const char *key, char *rest, size_t n, double *value,
+                                  bool *found) {
+  size_t k = 0, kl = key ? strlen(key) : 0;
+  if (!key || !rest || n == 0 || !value) return gr_error(GR_EARG, "transfer options: NULL argument");
+  rest[0] = 0;
+  if (found) *found = false;
+  for (const char *p = opts; p && *p;) {
+    size_t len = strcspn(p, ",");
+    if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+      char *end = NULL;
+      double v = strtod(p + kl + 1, &end);
+      if (end != p + len || end == p + kl + 1 || !isfinite(v))
+        return gr_error(GR_EARG, "transfer options: bad value in '%.*s' (%s=NUMBER)", (int)len, p, key);
+      *value = v;
+      if (found) *found = true;
+    } else {
+      if (k + len + 2 > n) return gr_error(GR_EARG, "transfer options: '%s' too long", opts);
+      k += (size_t)snprintf(rest + k, n - k, "%s%.*s", k ? "," : "", (int)len, p);
+    }
+    p += len + (p[len] == ',');
+  }
+  return GR_OK;
+}
+
+/* The options every method takes: "lr=X" (the run's learning rate, into
+ * run->optim), "clip=C" (global grad-norm clipping, into run->train) and
+ * "adapter_lr=K" (into *adapter_lr, 1 when absent); the method's own
+ * options into rest. */
+static gr_status take_common(const gr_transfer_method *m, gr_transfer_run *run, char *rest, size_t n,
+                             double *adapter_lr) {
+  double lr = run->optim->lr, clip = run->train->clip_norm;
+  char tmp[512], tmp2[512];
+  *adapter_lr = 1;
+  gr_status s = gr_transfer_take_option(run->options, "lr", tmp, sizeof tmp, &lr, NULL);
+  if (!s) s = gr_transfer_take_option(tmp, "clip", tmp2, sizeof tmp2, &clip, NULL);
+  if (!s) s = gr_transfer_take_option(tmp2, "adapter_lr", rest, n, adapter_lr, NULL);
+  if (!s && !(lr > 0)) s = gr_error(GR_EARG, "transfer '%s': lr=%g must be > 0", m->name, lr);
+  if (!s && !(clip >= 0)) s = gr_error(GR_EARG, "transfer '%s': clip=%g must be >= 0", m->name, clip);
+  if (!s && !(*adapter_lr > 0)) s = gr_error(GR_EARG, "transfer '%s': adapter_lr=%g must be > 0", m->name, *adapter_lr);
+  if (!s) run->optim->lr = (float)lr, run->train->clip_norm = (float)clip;
+  return s;
+}
+
+/* Multiplies the lr of every adapter parameter (gr_peft_param_is_adapter)
+ * by k; GR_EARG when k != 1 and the model has none. */
+static gr_status scale_adapter_lr(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o, double k) {
+  int n = 0;
+  for (int i = 0; i < o->n && i < run->model->n_entries; i++)
+    if (gr_peft_param_is_adapter(&run->model->entries[i])) o->lr_scale[i] *= (float)k, n++;
+  if (n == 0 && k != 1)
+    return gr_error(GR_EARG, "transfer '%s': adapter_lr=%g but the model has no adapter parameter", m->name, k);
+  return GR_OK;
+}
+
 gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run) {
   if (!m || !run || !run->model || !run->train || !run->optim) return gr_error(GR_EARG, "transfer prepare: NULL argument");
+  char rest[512];
+  double adapter_lr;
+  gr_status s = take_common(m, run, rest, sizeof rest, &adapter_lr);
+  if (s) return s;
   if (m->uses_source) {
     if (!run->source) return gr_error(GR_EARG, "transfer method '%s' needs a source model", m->name);
     int n = gr_transfer_copy_weights(run->model, run->source, run->copy_head ? NULL : run->head);
     if (n < 0) return gr_last_status();
     if (n == 0) return gr_error(GR_ENOTFOUND, "transfer '%s': no source weight matches the target model", m->name);
   }
-  return m->setup ? m->setup(run) : GR_OK;
+  const char *given = run->options;
+  run->options = rest[0] ? rest : NULL;
+  s = m->setup ? m->setup(run) : GR_OK;
+  run->options = given;
+  return s;
 }
 
 gr_status gr_transfer_prepare_optim(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o) {
   if (!m || !run || !o) return gr_error(GR_EARG, "transfer prepare_optim: NULL argument");
-  return m->setup_optim ? m->setup_optim(run, o) : GR_OK;
+  char rest[512];
+  double adapter_lr;
+  gr_optim_cfg keep = *run->optim;
+  float keep_clip = run->train->clip_norm;
+  gr_status s = take_common(m, run, rest, sizeof rest, &adapter_lr);
+  *run->optim = keep, run->train->clip_norm = keep_clip; /* lr=, clip= were applied by gr_transfer_prepare */
+  const char *given = run->options;
+  run->options = rest[0] ? rest : NULL;
+  if (!s && m->setup_optim) s = m->setup_optim(run, o);
+  run->options = given;
+  return s ? s : scale_adapter_lr(m, run, o, adapter_lr);
 }

@@ -329,9 +329,10 @@ gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples
 }
 
 /* ---- transfer-registry rows: LoRA targets and options, CorDA init ---------- */
-enum { CORDA_SAMPLES = 256 }; /* the paper's calibration size */
+enum { CORDA_SAMPLES = 256 }; /* the paper's calibration size; option "samples=N" */
 
-/* The rows use balanced factors: with PEFT's split (C^-1 entirely in A) the
+/* Options "samples=N" (calibration images, default 256) and "balanced=0|1"
+ * (default 1). The rows use balanced factors: with PEFT's split (C^-1 entirely in A) the
  * factors of a LeNet layer differed ~1000x in scale and SGD at the demo's
  * lr 0.01 diverged within 25 steps (loss 5e17); balancing keeps B A, the
  * residual and the selected components, so the model at init is the same. */
@@ -341,8 +342,19 @@ static gr_status corda_setup(gr_transfer_run *run, gr_corda_mode mode) {
   if (!calib)
     return gr_error(GR_EARG, "corda-%s needs calibration data (the %s task's training set)",
                     mode == GR_CORDA_KPM ? "kp" : "ip", mode == GR_CORDA_KPM ? "source" : "target");
-  gr_status s = gr_method_lora_setup(run);
-  return s ? s : gr_corda_apply(run->model, calib, CORDA_SAMPLES, mode, true, NULL);
+  char rest[512], tmp[512];
+  double samples = CORDA_SAMPLES, balanced = 1;
+  gr_status s = gr_transfer_take_option(run->options, "samples", tmp, sizeof tmp, &samples, NULL);
+  if (!s) s = gr_transfer_take_option(tmp, "balanced", rest, sizeof rest, &balanced, NULL);
+  if (!s && (!(samples >= 1 && samples <= 1e7 && samples == floor(samples)) || (balanced != 0 && balanced != 1)))
+    s = gr_error(GR_EARG, "corda-%s: samples=%g must be a whole number >= 1, balanced=%g 0 or 1",
+                 mode == GR_CORDA_KPM ? "kp" : "ip", samples, balanced);
+  if (s) return s;
+  const char *given = run->options;
+  run->options = rest[0] ? rest : NULL;
+  s = gr_method_lora_setup(run);
+  run->options = given;
+  return s ? s : gr_corda_apply(run->model, calib, (int64_t)samples, mode, balanced == 1, NULL);
 }
 
 gr_status gr_method_corda_kp_setup(gr_transfer_run *run) { return corda_setup(run, GR_CORDA_KPM); }

@@ -1,0 +1,55 @@
+#!/bin/bash
+# graft study with per-method options and a held-out split: "name:key=value"
+# rows run with their own lr (and adapter_lr) and are recorded under that
+# name; a diverging lr is recorded (accuracy null, extra diverged) and the
+# grid goes on; "holdout": N draws the label budgets from the rest of the
+# target training set; bad options and holdouts exit 1 naming them.
+set -u
+G=$1
+T=${GRAFT_TMP:-/tmp}/cli_study_options.$$
+PY=${GRAFT_PYTHON:-python3}
+rm -rf "$T"; mkdir -p "$T"
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+cat > "$T/c.json" <<JSON
+{"arch": "mlp", "methods": ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30",
+ "lora:adapter_lr=4", "lora"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01}
+JSON
+"$G" study "$T/c.json" --out "$T/s" --quiet >"$T/o" 2>"$T/e"
+check "study exits 0" '[ $? -eq 0 ] || { cat "$T/e"; false; }'
+cat > "$T/h.json" <<JSON
+{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "holdout": 1000}
+JSON
+"$G" study "$T/h.json" --out "$T/h" --quiet >"$T/o" 2>"$T/e"
+check "holdout study exits 0" '[ $? -eq 0 ] || { cat "$T/e"; false; }'
+check "rows by spec, own lr, divergence recorded, holdout shrinks the label pool" '"$PY" - "$T/s/results.jsonl" "$T/h/results.jsonl" <<PYEOF
+import json, sys
+def load(p):
+    return {r["method"]: r for r in (json.loads(l) for l in open(p) if l.strip()) if r["phase"] == "transfer"}
+t, h = load(sys.argv[1]), load(sys.argv[2])
+assert list(t) == ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30", "lora:adapter_lr=4", "lora"], list(t)
+# the study lr is 0.01: lr=0.01 is the same run, lr=0.05 another one
+assert t["finetune"]["loss"] == t["finetune:lr=0.01"]["loss"], (t["finetune"]["loss"], t["finetune:lr=0.01"]["loss"])
+assert t["finetune"]["loss"] != t["finetune:lr=0.05"]["loss"]
+assert t["lora"]["loss"] != t["lora:adapter_lr=4"]["loss"]
+assert t["lora"]["trainable_params"] == t["lora:adapter_lr=4"]["trainable_params"]
+d = t["finetune:lr=1e30"]
+assert d["accuracy"] is None and d["extra"]["diverged"] == 1, d
+assert "diverged" not in t["finetune"]["extra"]
+# 6000 quick target images: 10% is 600 labels; with 1000 held out, 500
+assert t["finetune"]["n_labels"] == 600 and h["finetune"]["n_labels"] == 500, (t["finetune"]["n_labels"], h["finetune"]["n_labels"])
+PYEOF'
+echo '{"arch": "mlp", "methods": ["lora:lr=abc"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b1" --quiet >"$T/o" 2>"$T/e"
+check "bad lr exits 1 naming it" '[ $? -eq 1 ] && grep -q "lr=abc" "$T/e"'
+echo '{"arch": "mlp", "methods": ["lora:rank=2"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b2" --quiet >"$T/o" 2>"$T/e"
+check "unknown method option exits 1 naming it" '[ $? -eq 1 ] && grep -q "rank=2" "$T/e"'
+echo '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b3" --quiet >"$T/o" 2>"$T/e"
+check "holdout >= the training set exits 1 naming it" '[ $? -eq 1 ] && grep -q "holdout 6000" "$T/e"'
+echo '{"methods": ["finetune"], "holdout": -1}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b4" --quiet >"$T/o" 2>"$T/e"
+check "negative holdout exits 1" '[ $? -eq 1 ] && grep -q holdout "$T/e"'
+rm -rf "$T"
+exit $fail

@@ -1,0 +1,117 @@
+/* Transfer-method options shared by every registry row: a method spec
+ * "name:key=value" finds its method, gr_transfer_take_option splits one
+ * numeric option out of an options string, and "lr=X" in a run's options
+ * sets that run's learning rate and "adapter_lr=K" multiplies the adapter
+ * parameters' lr while the method still gets its own options (LoRA's r) and
+ * setup_optim never sees either; bad values are errors naming the option. */
+#include <math.h>
+#include <string.h>
+
+#include "graft/peft.h"
+#include "graft/transfer.h"
+#include "testmodels.h"
+#include "testutil.h"
+
+static void take_option(void) {
+  char rest[64];
+  double v = -1;
+  bool found = true;
+  CHECK_OK(gr_transfer_take_option("r=2,lr=0.25,alpha=4", "lr", rest, sizeof rest, &v, &found));
+  CHECK(found && v == 0.25 && !strcmp(rest, "r=2,alpha=4"));
+  v = -1;
+  CHECK_OK(gr_transfer_take_option("r=2", "lr", rest, sizeof rest, &v, &found));
+  CHECK(!found && v == -1 && !strcmp(rest, "r=2"));
+  CHECK_OK(gr_transfer_take_option(NULL, "lr", rest, sizeof rest, &v, NULL));
+  CHECK(rest[0] == 0 && v == -1);
+  /* "lrx=1" is another key, not lr */
+  CHECK_OK(gr_transfer_take_option("lrx=1,lr=3", "lr", rest, sizeof rest, &v, &found));
+  CHECK(found && v == 3 && !strcmp(rest, "lrx=1"));
+  CHECK_FAILS(gr_transfer_take_option("lr=abc", "lr", rest, sizeof rest, &v, NULL) == GR_OK, GR_EARG);
+  CHECK(strstr(gr_last_error(), "lr=abc") != NULL);
+  CHECK_FAILS(gr_transfer_take_option("lr=0.1x", "lr", rest, sizeof rest, &v, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_transfer_take_option("lr=nan", "lr", rest, sizeof rest, &v, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_transfer_take_option("r=2,alpha=4,targets=a;b", "lr", rest, 8, &v, NULL) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_transfer_take_option("lr=1", NULL, rest, sizeof rest, &v, NULL) == GR_OK, GR_EARG);
+}
+
+static void find_spec(void) {
+  const gr_transfer_method *m = gr_transfer_find("lora:lr=0.1:r=2");
+  CHECK(m && !strcmp(m->name, "lora"));
+  m = gr_transfer_find("finetune");
+  CHECK(m && !strcmp(m->name, "finetune"));
+  CHECK(gr_transfer_find("lor:lr=0.1") == NULL);
+  CHECK(gr_transfer_find("lorax") == NULL && strstr(gr_last_error(), "lorax") != NULL);
+}
+
+/* "lr=0.5,r=2,adapter_lr=4" on the lora row: the run's lr becomes 0.5,
+ * LoRA gets r=2, its A and B train at 4x that lr and the head at 1x. */
+static void prepare_with_lr(void) {
+  gr_model *src = test_mlp(1, 6, 8, 5), *dst = test_mlp(2, 6, 8, 5);
+  gr_train_cfg cfg = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run run = {dst, src, "layers.2", NULL, "lr=0.5,r=2,adapter_lr=4", &cfg, &oc, false, NULL, NULL};
+  const gr_transfer_method *meth = gr_transfer_find("lora");
+  CHECK_OK(gr_transfer_prepare(meth, &run));
+  CHECK_NEAR(oc.lr, 0.5, 1e-7);
+  CHECK(cfg.clip_norm == 0);
+  CHECK(!strcmp(run.options, "lr=0.5,r=2,adapter_lr=4")); /* the caller's string is left as given */
+  gr_module *l0 = gr_module_find(dst->root, "layers.0");
+  CHECK(l0 && gr_lora_is(l0) && gr_lora_rank(l0) == 2);
+  gr_optim *o = gr_optim_new(dst, &oc);
+  CHECK(o != NULL);
+  if (o) {
+    CHECK_OK(gr_transfer_prepare_optim(meth, &run, o));
+    CHECK_NEAR(oc.lr, 0.5, 1e-7);
+    int n_adapter = 0;
+    for (int i = 0; i < o->n; i++) {
+      bool adapter = strstr(dst->entries[i].name, ".lora_") != NULL;
+      n_adapter += adapter;
+      CHECK_MSG(o->lr_scale[i] == (adapter ? 4.0f : 1.0f), "%s: lr scale %g", dst->entries[i].name, o->lr_scale[i]);
+    }
+    CHECK(n_adapter == 2);
+  }
+  gr_optim_free(o);
+  /* finetune-discriminative reads backbone_lr itself; lr= beside it is taken out first */
+  gr_model *d2 = test_mlp(3, 6, 8, 5);
+  gr_optim_cfg oc2 = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run r2 = {d2, src, "layers.2", NULL, "lr=0.2,backbone_lr=0.5", &cfg, &oc2, false, NULL, NULL};
+  const gr_transfer_method *disc = gr_transfer_find("finetune-discriminative");
+  r2.options = "lr=0.2,backbone_lr=0.5,clip=1.5";
+  CHECK_OK(gr_transfer_prepare(disc, &r2));
+  CHECK_NEAR(oc2.lr, 0.2, 1e-7);
+  CHECK_NEAR(cfg.clip_norm, 1.5, 1e-7);
+  gr_optim *o2 = gr_optim_new(d2, &oc2);
+  CHECK(o2 != NULL);
+  if (o2) {
+    CHECK_OK(gr_transfer_prepare_optim(disc, &r2, o2));
+    float lo = 1, hi = 0;
+    for (int i = 0; i < o2->n; i++) lo = fminf(lo, o2->lr_scale[i]), hi = fmaxf(hi, o2->lr_scale[i]);
+    CHECK_NEAR(lo, 0.5, 1e-7);
+    CHECK_NEAR(hi, 1.0, 1e-7);
+  }
+  gr_optim_free(o2);
+  /* adapter_lr on a method without adapters is an error, not a silent no-op */
+  gr_model *d4 = test_mlp(5, 6, 8, 5);
+  gr_transfer_run r4 = {d4, src, "layers.2", NULL, "adapter_lr=2", &cfg, &oc2, false, NULL, NULL};
+  const gr_transfer_method *ft = gr_transfer_find("finetune");
+  CHECK_OK(gr_transfer_prepare(ft, &r4));
+  gr_optim *o4 = gr_optim_new(d4, &oc2);
+  CHECK(o4 != NULL);
+  if (o4) CHECK_FAILS(gr_transfer_prepare_optim(ft, &r4, o4) == GR_OK, GR_EARG);
+  gr_optim_free(o4);
+  gr_model_free(d4);
+  /* a bad lr is an error naming the option; the model is left alone */
+  gr_model *d3 = test_mlp(4, 6, 8, 5);
+  gr_transfer_run r3 = {d3, src, "layers.2", NULL, "r=2,lr=-1", &cfg, &oc, false, NULL, NULL};
+  CHECK_FAILS(gr_transfer_prepare(meth, &r3) == GR_OK, GR_EARG);
+  CHECK(strstr(gr_last_error(), "lr=-1") != NULL);
+  CHECK(!gr_lora_is(gr_module_find(d3->root, "layers.0")));
+  gr_model_free(src), gr_model_free(dst), gr_model_free(d2), gr_model_free(d3);
+}
+
+int main(void) {
+  take_option();
+  find_spec();
+  prepare_with_lr();
+  return test_summary();
+}
