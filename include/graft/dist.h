@@ -38,6 +38,9 @@ void gr_dist_barrier(void);
 void gr_dist_abort(int code);
 /* Bytes sent by this rank's collectives so far (for scaling reports). */
 uint64_t gr_dist_bytes_sent(void);
+/* Wall seconds this rank has spent inside collectives so far: the transfer
+ * plus the wait for ranks that arrive later (for scaling reports). */
+double gr_dist_comm_seconds(void);
 
 #ifdef __cplusplus
 }

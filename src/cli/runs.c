@@ -33,9 +33,11 @@ static bool dir_nonempty(const char *dir) {
 }
 
 void runs_print_dist(int64_t steps) {
-  if (gr_dist_size() > 1)
-    printf("data-parallel: %d ranks, %llu bytes per step through rank 0's collectives (run average, initial broadcast included)\n",
-           gr_dist_size(), (unsigned long long)(gr_dist_bytes_sent() / (uint64_t)(steps > 0 ? steps : 1)));
+  if (gr_dist_size() == 1) return;
+  int64_t n = steps > 0 ? steps : 1;
+  printf("data-parallel: %d ranks, %llu bytes per step through rank 0's collectives, %.3f ms per step in them "
+         "(run averages, initial broadcast included)\n",
+         gr_dist_size(), (unsigned long long)(gr_dist_bytes_sent() / (uint64_t)n), 1e3 * gr_dist_comm_seconds() / (double)n);
 }
 
 int runs_prepare_outdir(const char *dir, bool force) {

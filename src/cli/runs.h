@@ -11,8 +11,9 @@
 #include "graft/modeldir.h"
 #include "graft/transfer.h"
 
-/* Data-parallel runs (more than one rank): prints the rank count and the
- * bytes per step through rank 0's collectives over `steps` steps. */
+/* Data-parallel runs (more than one rank): prints the rank count, the
+ * bytes per step through rank 0's collectives and its time in them per
+ * step, over `steps` steps. */
 void runs_print_dist(int64_t steps);
 /* Creates dir (and parents). An existing non-empty dir is an error unless
  * force (then files in it are overwritten as they are written). Prints the

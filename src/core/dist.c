@@ -9,6 +9,7 @@
 #include <mpi.h>
 
 static uint64_t bytes_sent;
+static double comm_seconds;
 #define CHUNK ((int64_t)1 << 28)
 
 static gr_status mpi_check(int rc, const char *what) {
@@ -59,6 +60,7 @@ int gr_dist_size(void) {
 gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
   int size = gr_dist_size();
   if (size == 1) return GR_OK;
+  double t0 = MPI_Wtime();
   for (int64_t off = 0; off < n; off += CHUNK) {
     int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
     gr_status st = mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
@@ -66,6 +68,7 @@ gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
     if (st) return st;
     bytes_sent += (uint64_t)cnt * sizeof(float);
   }
+  comm_seconds += MPI_Wtime() - t0;
   float inv = 1.0f / (float)size;
   for (int64_t i = 0; i < n; i++) buf[i] *= inv;
   return GR_OK;
@@ -74,19 +77,24 @@ gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
 gr_status gr_dist_allreduce_sum_f64(double *buf, int64_t n) {
   if (gr_dist_size() == 1) return GR_OK;
   bytes_sent += (uint64_t)n * sizeof(double);
-  return mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  double t0 = MPI_Wtime();
+  gr_status st = mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "allreduce");
+  comm_seconds += MPI_Wtime() - t0;
+  return st;
 }
 
 gr_status gr_dist_broadcast_bytes(void *buf, int64_t n, int root) {
   if (gr_dist_size() == 1) return GR_OK;
   char *p = buf;
-  for (int64_t off = 0; off < n; off += CHUNK) {
+  double t0 = MPI_Wtime();
+  gr_status st = GR_OK;
+  for (int64_t off = 0; off < n && !st; off += CHUNK) {
     int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
-    gr_status st = mpi_check(MPI_Bcast(p + off, cnt, MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
-    if (st) return st;
-    if (gr_dist_rank() == root) bytes_sent += (uint64_t)cnt;
+    st = mpi_check(MPI_Bcast(p + off, cnt, MPI_BYTE, root, MPI_COMM_WORLD), "broadcast");
+    if (!st && gr_dist_rank() == root) bytes_sent += (uint64_t)cnt;
   }
-  return GR_OK;
+  comm_seconds += MPI_Wtime() - t0;
+  return st;
 }
 
 gr_status gr_dist_broadcast(float *buf, int64_t n, int root) {
@@ -96,7 +104,9 @@ gr_status gr_dist_broadcast(float *buf, int64_t n, int root) {
 gr_status gr_dist_agree(gr_status mine) {
   if (gr_dist_size() == 1) return mine;
   int in[2] = {mine != GR_OK, mine != GR_OK ? gr_dist_rank() : -1}, out[2];
+  double t0 = MPI_Wtime();
   gr_status st = mpi_check(MPI_Allreduce(in, out, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "agree");
+  comm_seconds += MPI_Wtime() - t0;
   if (st) return st;
   if (!out[0]) return GR_OK;
   if (mine != GR_OK) return mine;
@@ -104,7 +114,10 @@ gr_status gr_dist_agree(gr_status mine) {
 }
 
 void gr_dist_barrier(void) {
-  if (gr_dist_size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+  if (gr_dist_size() == 1) return;
+  double t0 = MPI_Wtime();
+  MPI_Barrier(MPI_COMM_WORLD);
+  comm_seconds += MPI_Wtime() - t0;
 }
 
 void gr_dist_abort(int code) {
@@ -113,6 +126,7 @@ void gr_dist_abort(int code) {
 }
 
 uint64_t gr_dist_bytes_sent(void) { return bytes_sent; }
+double gr_dist_comm_seconds(void) { return comm_seconds; }
 
 #else /* one process */
 
@@ -129,5 +143,6 @@ gr_status gr_dist_agree(gr_status mine) { return mine; }
 void gr_dist_barrier(void) {}
 void gr_dist_abort(int code) { exit(code); }
 uint64_t gr_dist_bytes_sent(void) { return 0; }
+double gr_dist_comm_seconds(void) { return 0; }
 
 #endif

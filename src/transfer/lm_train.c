@@ -131,7 +131,8 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
   if (sched.kind == GR_SCHED_COSINE && sched.total_steps <= 0) sched.total_steps = cfg->steps;
   if (sched.kind == GR_SCHED_STEP && sched.step_size <= 0) sched.step_size = cfg->steps / 3 > 0 ? cfg->steps / 3 : 1;
   int64_t lo, hi; /* this rank's rows of each batch */
-  if ((st = gr_dp_rows(B, &lo, &hi)) || (st = gr_dp_begin(g->model, B))) return st;
+  gr_dp dp = {0};
+  if ((st = gr_dp_rows(B, &lo, &hi)) || (st = gr_dp_begin(&dp, g->model, B))) return gr_dp_end(&dp), st;
   int32_t *ids = gr_malloc((size_t)(2 * B * T) * sizeof(int32_t));
   gr_ctx *c = gr_ctx_new(16 << 20, gr_dp_local_seed(cfg->seed));
   if (!ids || !c) st = gr_error(GR_ENOMEM, "lm train: out of memory");
@@ -150,7 +151,7 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
       break;
     }
     double batch_loss = loss->data[0];
-    if ((st = gr_dp_reduce(g->model, scored_share(targets, B, T, lo, hi), &batch_loss))) break;
+    if ((st = gr_dp_reduce(&dp, g->model, scored_share(targets, B, T, lo, hi), &batch_loss))) break;
     if (cfg->clip_norm > 0) gr_clip_grad_norm(g->model, cfg->clip_norm);
     if ((st = gr_optim_step(o))) break;
     recent[step % 50] = batch_loss;
@@ -165,5 +166,6 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
   }
   gr_ctx_free(c);
   gr_free(ids);
+  gr_dp_end(&dp);
   return st;
 }

@@ -92,8 +92,8 @@ int64_t gr_train_total_steps(const gr_train_cfg *cfg, int64_t n) {
 }
 
 /* One optimizer step on the loader's next batch; *loss gets the batch loss. */
-static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, const gr_train_cfg *cfg,
-                            double *loss) {
+static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, gr_dp *dp,
+                            const gr_train_cfg *cfg, double *loss) {
   gr_tensor *x;
   const int32_t *y;
   double weight;
@@ -106,7 +106,7 @@ static gr_status train_step(gr_model *m, gr_optim *o, gr_ctx *c, gr_loader *l, c
   *loss = L->data[0];
   gr_model_zero_grad(m);
   s = gr_backward(c, L);
-  if (!s) s = gr_dp_reduce(m, weight, loss);
+  if (!s) s = gr_dp_reduce(dp, m, weight, loss);
   if (!s && cfg->clip_norm > 0 && !isfinite(gr_clip_grad_norm(m, cfg->clip_norm)))
     s = gr_error(GR_ENUMERIC, "train: gradient norm is not finite");
   if (!s) s = gr_optim_step(o);
@@ -160,7 +160,7 @@ static gr_status train_loop(train_run *r, int64_t total, gr_train_result *res) {
   while (step < total && !r->stop && !paused && !s) {
     r->o->lr = gr_schedule_lr(&sched, step);
     double loss = 0;
-    s = train_step(r->m, r->o, r->c, &r->l, cfg, &loss);
+    s = train_step(r->m, r->o, r->c, &r->l, &r->dp, cfg, &loss);
     if (s) break;
     if (step % per_epoch == 0) r->window_sum = 0, r->window_n = 0;
     r->window_sum += loss, r->window_n++;
@@ -204,7 +204,7 @@ gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_d
   memset(res, 0, sizeof *res);
   train_run r = {.m = m, .o = o, .eval = eval, .cfg = &cfg, .hooks = hooks};
   r.best.loss = INFINITY, r.best.step = -1;
-  gr_status s = gr_dp_begin(m, cfg.batch);
+  gr_status s = gr_dp_begin(&r.dp, m, cfg.batch);
   if (!s) s = gr_loader_init(&r.l, train, cfg.batch, true, cfg.seed);
   r.l.aug = cfg.aug;
   r.c = s ? NULL : gr_ctx_new(8 << 20, gr_dp_local_seed(cfg.seed ^ 0xC0FFEE));
@@ -220,5 +220,6 @@ gr_status gr_train(gr_model *m, gr_optim *o, const gr_dataset *train, const gr_d
   gr_free(r.best.data), gr_free(r.best.buf);
   gr_ctx_free(r.c);
   gr_loader_free(&r.l);
+  gr_dp_end(&r.dp);
   return s;
 }

@@ -1,9 +1,9 @@
 /* transfer/train_dist.c — data-parallel training (see train_dist.h). Every
  * rank runs the same loader (same seed: the same global batch order and
  * augmentation), keeps its contiguous slice of each global batch, and the
- * gradients of the trainable parameters are averaged with one allreduce per
- * contiguous run of trainable parameters in the flat grad vector (frozen
- * parameters are skipped). Each rank's gradient is scaled by
+ * gradients of the trainable parameters (frozen ones are skipped), the
+ * batch-norm buffers and the loss travel in one packed buffer through one
+ * allreduce per step. Each rank's gradient is scaled by
  * size * (its samples / global samples) first, so an uneven last batch
  * still gives the exact global-mean gradient. Batch norm: statistics are
  * per rank (each rank normalizes its own slice) and running statistics
@@ -13,16 +13,6 @@
 
 #include "graft/dist.h"
 #include "transfer/train_dist.h"
-
-gr_status gr_dp_begin(gr_model *m, int64_t batch) {
-  int n = gr_dist_size();
-  if (n == 1) return GR_OK;
-  if (batch % n != 0)
-    return gr_error(GR_EARG, "train: global batch %lld is not divisible by the %d ranks", (long long)batch, n);
-  gr_status s = gr_dist_broadcast(m->data, m->numel, 0);
-  if (!s && m->buf_numel) s = gr_dist_broadcast(m->buf, m->buf_numel, 0);
-  return s;
-}
 
 uint64_t gr_dp_local_seed(uint64_t seed) {
   int r = gr_dist_rank();
@@ -58,37 +48,75 @@ gr_status gr_dp_shard(gr_ctx *c, gr_tensor **x, const int32_t **y, double *weigh
   return GR_OK;
 }
 
-static gr_status reduce_run(gr_model *m, int64_t lo, int64_t hi, float scale) {
-  if (scale != 1.0f)
-    for (int64_t i = lo; i < hi; i++) m->grad[i] *= scale;
-  return gr_dist_allreduce_mean(m->grad + lo, hi - lo);
-}
-
-/* Trainable parameters as maximal contiguous runs [lo, hi) of the flat grad. */
-static gr_status reduce_grads(gr_model *m, float scale) {
-  int64_t lo = -1, hi = -1;
-  gr_status s = GR_OK;
-  for (int i = 0; i < m->n_entries && !s; i++) {
+/* Trainable parameters as maximal contiguous runs [lo, hi) of the flat
+ * grad; calls visit(lo, hi) for each and returns their total length. */
+static int64_t trainable_runs(const gr_model *m, void (*visit)(void *ud, int64_t lo, int64_t hi), void *ud) {
+  int64_t lo = -1, hi = -1, total = 0;
+  for (int i = 0; i < m->n_entries; i++) {
     const gr_named_tensor *e = &m->entries[i];
     if (e->buffer || !e->t->requires_grad) continue;
     if (e->offset == hi) {
       hi += e->t->numel;
       continue;
     }
-    if (lo >= 0) s = reduce_run(m, lo, hi, scale);
+    if (lo >= 0 && visit) visit(ud, lo, hi);
+    total += hi - lo;
     lo = e->offset, hi = e->offset + e->t->numel;
   }
-  if (!s && lo >= 0) s = reduce_run(m, lo, hi, scale);
+  if (lo >= 0 && visit) visit(ud, lo, hi);
+  return lo >= 0 ? total + hi - lo : total;
+}
+
+gr_status gr_dp_begin(gr_dp *dp, gr_model *m, int64_t batch) {
+  int n = gr_dist_size();
+  if (n == 1) return GR_OK;
+  if (batch % n != 0)
+    return gr_error(GR_EARG, "train: global batch %lld is not divisible by the %d ranks", (long long)batch, n);
+  gr_status s = gr_dist_broadcast(m->data, m->numel, 0);
+  if (!s && m->buf_numel) s = gr_dist_broadcast(m->buf, m->buf_numel, 0);
+  dp->cap = trainable_runs(m, NULL, NULL) + m->buf_numel + 1;
+  if (!s && !(dp->pack = gr_malloc((size_t)dp->cap * sizeof(float))))
+    s = gr_error(GR_ENOMEM, "train: out of memory for the data-parallel buffer (%lld floats)", (long long)dp->cap);
   return s;
 }
 
-gr_status gr_dp_reduce(gr_model *m, double weight, double *loss) {
+void gr_dp_end(gr_dp *dp) {
+  gr_free(dp->pack);
+  dp->pack = NULL, dp->cap = 0;
+}
+
+typedef struct pack_cursor {
+  float *grad, *pack, scale;
+  int64_t at;
+  bool out; /* false: grad runs into the pack (scaled); true: back */
+} pack_cursor;
+
+static void pack_run(void *ud, int64_t lo, int64_t hi) {
+  pack_cursor *p = ud;
+  float *dst = p->pack + p->at, *g = p->grad + lo;
+  if (p->out) memcpy(g, dst, (size_t)(hi - lo) * sizeof(float));
+  else
+    for (int64_t i = 0; i < hi - lo; i++) dst[i] = g[i] * p->scale;
+  p->at += hi - lo;
+}
+
+/* The pack: [trainable grads * size * weight | buffers | loss * size * weight];
+ * its mean over the ranks is [global-batch grads | mean buffers | global loss]. */
+gr_status gr_dp_reduce(gr_dp *dp, gr_model *m, double weight, double *loss) {
   int n = gr_dist_size();
   if (n == 1) return GR_OK;
-  gr_status s = reduce_grads(m, (float)(weight * n));
-  double l = *loss * weight;
-  if (!s) s = gr_dist_allreduce_sum_f64(&l, 1);
-  if (!s) *loss = l;
-  if (!s && m->buf_numel) s = gr_dist_allreduce_mean(m->buf, m->buf_numel);
-  return s;
+  if (!dp->pack || trainable_runs(m, NULL, NULL) + m->buf_numel + 1 != dp->cap)
+    return gr_error(GR_ESTATE, "train: data-parallel reduce without gr_dp_begin, or the trainable parameters changed since");
+  float scale = (float)(weight * n);
+  pack_cursor p = {.grad = m->grad, .pack = dp->pack, .scale = scale};
+  trainable_runs(m, pack_run, &p);
+  memcpy(dp->pack + p.at, m->buf, (size_t)m->buf_numel * sizeof(float));
+  dp->pack[dp->cap - 1] = (float)(*loss * weight * n);
+  gr_status s = gr_dist_allreduce_mean(dp->pack, dp->cap);
+  if (s) return s;
+  p.at = 0, p.out = true;
+  trainable_runs(m, pack_run, &p);
+  memcpy(m->buf, dp->pack + p.at, (size_t)m->buf_numel * sizeof(float));
+  *loss = dp->pack[dp->cap - 1];
+  return GR_OK;
 }

@@ -3,6 +3,7 @@
 #ifndef GRAFT_TRANSFER_TRAIN_STATE_H
 #define GRAFT_TRANSFER_TRAIN_STATE_H
 #include "graft/train.h"
+#include "transfer/train_dist.h"
 
 typedef struct best_state {
   float *data, *buf;       /* best weights (patience > 0) */
@@ -26,6 +27,7 @@ typedef struct train_run {
   int64_t start;           /* first step of this call (resume) */
   bool stop;               /* early stopping: patience is out */
   gr_eval_result last;     /* latest evaluation */
+  gr_dp dp;                /* data-parallel state (several ranks) */
 } train_run;
 
 /* Writes the run's state after `step` of `total` to cfg->ckpt.path (rank 0;

@@ -1,7 +1,9 @@
 /* MPI collectives on 2 ranks: mean allreduce, f64 sums, broadcast, and
- * failure agreement (one rank failing is seen by all). */
+ * failure agreement (one rank failing is seen by all), bytes and time
+ * counted in collectives. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "graft/dist.h"
 #include "testutil.h"
@@ -29,6 +31,15 @@ int main(int argc, char **argv) {
   gr_status st = gr_dist_agree(rank == 1 ? gr_error(GR_EIO, "shard missing") : GR_OK);
   CHECK(st != GR_OK);
   CHECK(gr_dist_bytes_sent() > 0);
+  /* time in collectives: rank 1 arrives 50 ms late, rank 0 waits for it */
+  double before = gr_dist_comm_seconds();
+  if (rank == 1) {
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+  }
+  CHECK_OK(gr_dist_allreduce_mean(buf, N));
+  double waited = gr_dist_comm_seconds() - before;
+  CHECK(waited >= 0 && (rank == 1 || waited >= 0.04));
   int rc = test_summary();
   gr_dist_finalize();
   return rc;
