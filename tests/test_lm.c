@@ -76,7 +76,7 @@ static void test_evaluate_matches_loss(void) {
 
 static void test_training(void) {
   gr_token_stream tr = make_stream(120, 0), va = make_stream(40, 3);
-  for (int obj = 0; obj < 4; obj++) {
+  for (int obj = 0; obj < GR_LM_OBJECTIVES; obj++) {
     gr_gpt *g = tiny_gpt();
     gr_ctx *c = gr_ctx_new(1 << 20, 1);
     gr_lm_eval before;

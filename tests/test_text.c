@@ -199,6 +199,57 @@ static void test_span_plans(void) {
   gr_tokenizer_free(t);
 }
 
+/* fim rows: with mix_infill 1 every row is prefix <mask_1> suffix <eos>
+ * <sep> <mask_1> middle <eom> of one document window (middle >= 1 token, the
+ * whole <= T + 1 tokens), targets the next token, padding eos with target -1;
+ * with mix_infill 0 every row is a causal window. */
+static void test_fim_rows(const gr_tokenizer *t, const gr_token_stream *s) {
+  gr_infill_cfg cfg = gr_infill_default();
+  enum { B = 64, T = 48 };
+  int32_t ids[B * T], tg[B * T];
+  int64_t p;
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  cfg.mix_infill = 1;
+  CHECK_OK(gr_lm_make_batch(GR_LM_FIM, s, t, &cfg, B, T, &r, ids, tg, &p));
+  int bad = 0, middle_total = 0;
+  for (int b = 0; b < B; b++) {
+    const int32_t *x = ids + b * T, *y = tg + b * T;
+    int32_t seq[T + 1];
+    int n = 1; /* the formatted row: targets are -1 exactly from position n-1 on */
+    while (n <= T && y[n - 1] >= 0) n++;
+    for (int i = 0; i < n; i++) seq[i] = i < T ? x[i] : y[T - 1];
+    int m1 = -1, e = -1, m2 = -1, em = -1;
+    for (int i = 0; i < n; i++) {
+      if (seq[i] == t->mask[0] && m1 >= 0) m2 = i;
+      if (seq[i] == t->mask[0] && m1 < 0) m1 = i;
+      if (seq[i] == t->eos && e < 0 && m1 >= 0) e = i;
+      if (seq[i] == t->eom) em = i;
+    }
+    bool ok = m1 >= 0 && e > m1 && e + 1 < n && seq[e + 1] == t->sep && m2 == e + 2 && em == n - 1 && em - m2 >= 2;
+    for (int i = 0; i < T; i++) ok &= y[i] == (i + 1 < n ? seq[i + 1] : -1) && (i < n || x[i] == t->eos);
+    int orig[T]; /* prefix middle suffix is a contiguous run of the stream (text ids only) */
+    int L = 0;
+    for (int i = 0; ok && i < m1; i++) orig[L++] = seq[i];
+    for (int i = m2 + 1; ok && i < em; i++) orig[L++] = seq[i];
+    for (int i = m1 + 1; ok && i < e; i++) orig[L++] = seq[i];
+    bool found = false;
+    for (int64_t o = 0; ok && !found && o + L <= s->n; o++) found = !memcmp(s->ids + o, orig, (size_t)L * sizeof(int32_t));
+    for (int i = 0; ok && i < L; i++) ok &= orig[i] != t->eos;
+    middle_total += ok ? em - m2 - 1 : 0;
+    bad += !(ok && found && L + 5 == n);
+  }
+  CHECK_MSG(bad == 0, "fim: %d of %d rows not in the FIM format", bad, B);
+  CHECK(middle_total > B * 4); /* uniform cut points: middles average about L/3 */
+  cfg.mix_infill = 0;
+  CHECK_OK(gr_lm_make_batch(GR_LM_FIM, s, t, &cfg, B, T, &r, ids, tg, &p));
+  bad = 0;
+  for (int i = 0; i < B * T; i++) bad += ids[i] == t->mask[0] || ids[i] == t->sep || (i % T && tg[i - 1] != ids[i]);
+  CHECK_MSG(bad == 0, "fim with rate 0: %d tokens not a causal window", bad);
+  CHECK_FAILS(gr_lm_make_batch(GR_LM_FIM, s, t, &(gr_infill_cfg){.rate = 0.15f, .mean_len = 8, .mix_infill = 1}, 2, 12, &r, ids, tg, &p) == GR_OK,
+              GR_EARG); /* block too small */
+}
+
 static void test_batches(void) {
   gr_tokenizer *t = NULL;
   CHECK_OK(gr_tokenizer_byte(&t));
@@ -209,7 +260,7 @@ static void test_batches(void) {
   gr_infill_cfg cfg = gr_infill_default();
   int32_t ids[4 * 64], tg[4 * 64];
   int64_t p;
-  for (int obj = 0; obj < 4; obj++) {
+  for (int obj = 0; obj < GR_LM_OBJECTIVES; obj++) {
     CHECK_OK(gr_lm_make_batch((gr_lm_objective)obj, &s, t, &cfg, 4, 64, &r, ids, tg, &p));
     int bad = 0;
     for (int i = 0; i < 4 * 64; i++) bad += ids[i] < 0 || ids[i] >= t->vocab || tg[i] < -1 || tg[i] >= t->vocab;
@@ -217,6 +268,7 @@ static void test_batches(void) {
     CHECK_MSG(bad == 0, "objective %s: %d bad ids/targets", gr_lm_objective_name((gr_lm_objective)obj), bad);
     CHECK(obj == GR_LM_PREFIX ? p >= 1 && p < 64 : p == 0);
   }
+  test_fim_rows(t, &s);
   s.n = 50;
   CHECK_FAILS(gr_lm_make_batch(GR_LM_CAUSAL, &s, t, &cfg, 2, 64, &r, ids, tg, &p) == GR_OK, GR_EARG);
   s.n = 2000;

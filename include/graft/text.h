@@ -146,15 +146,22 @@ typedef struct gr_token_stream {
 gr_status gr_corpus_tokenize(const gr_corpus *c, const gr_tokenizer *t, gr_token_stream *out);
 void gr_token_stream_free(gr_token_stream *s);
 
-typedef enum gr_lm_objective { GR_LM_CAUSAL = 0, GR_LM_PREFIX = 1, GR_LM_INFILL = 2, GR_LM_MIX = 3 } gr_lm_objective;
-/* "causal" | "prefix" | "infill" | "mix". */
+typedef enum gr_lm_objective {
+  GR_LM_CAUSAL = 0,
+  GR_LM_PREFIX = 1,
+  GR_LM_INFILL = 2,
+  GR_LM_MIX = 3,
+  GR_LM_FIM = 4,
+  GR_LM_OBJECTIVES = 5 /* count */
+} gr_lm_objective;
+/* "causal" | "prefix" | "infill" | "mix" | "fim". */
 gr_status gr_lm_objective_parse(const char *name, gr_lm_objective *out);
 const char *gr_lm_objective_name(gr_lm_objective o);
 
 typedef struct gr_infill_cfg {
   float rate;          /* fraction of source tokens in spans (default 0.15) */
   float mean_len;      /* mean span length in tokens (default 8: chars/bytes) */
-  float mix_infill;    /* mix: probability a sequence is span-corrupted (default 0.5) */
+  float mix_infill;    /* mix, fim: probability a sequence is span-corrupted / FIM (default 0.5) */
 } gr_infill_cfg;
 gr_infill_cfg gr_infill_default(void);
 
@@ -189,6 +196,13 @@ gr_status gr_lm_infill_row(const gr_tokenizer *t, const int32_t *src, int64_t L,
  *          targets = next token; padding after the formatted sequence is
  *          eos with target -1.
  *  mix:    each sequence infill with probability cfg->mix_infill, else causal.
+ *  fim:    fill in the middle (Bavarian et al. 2022, PSM order in the
+ *          sentinel form of the infill evaluation) with probability
+ *          cfg->mix_infill, else causal: a window of one document (<= T-4
+ *          tokens) cut at two distinct uniform points into prefix, middle
+ *          (>= 1 token), suffix, formatted as gr_lm_format_infill with the
+ *          one span: prefix <mask_1> suffix <eos> <sep> <mask_1> middle <eom>;
+ *          loss on every next token (FIM's joint loss).
  * GR_EARG when the stream is shorter than T+1 tokens. */
 gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const gr_tokenizer *t,
                            const gr_infill_cfg *cfg, int64_t B, int64_t T, gr_rng *r, int32_t *ids,

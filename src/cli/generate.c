@@ -3,7 +3,7 @@
  * top-k sampling, stopping at <|endoftext|>. With --suffix TEXT it fills
  * the gap between prompt and suffix in the span-corruption infill format
  * (prompt <mask_1> suffix <eos> <sep> <mask_1> ... <eom>), for models
- * trained with --objective infill or mix. Prints the text to stdout. */
+ * trained with --objective infill, mix or fim. Prints the text to stdout. */
 #include <stdio.h>
 #include <string.h>
 
@@ -50,7 +50,7 @@ int cmd_generate(int argc, char **argv) {
   const cli_opt opts[] = {
       {"--model", CLI_STR, &model, "GPT model directory (graft train --model gpt:...)"},
       {"--prompt", CLI_STR, &prompt, "text to continue (not empty)"},
-      {"--suffix", CLI_STR, &suffix, "infill: text after the gap (models trained with --objective infill|mix)"},
+      {"--suffix", CLI_STR, &suffix, "infill: text after the gap (models trained with --objective infill|mix|fim)"},
       {"--tokens", CLI_I64, &tokens, "new tokens at most (0: until the block size is reached)"},
       {"--temperature", CLI_FLOAT, &temperature, "sampling temperature (0: greedy)"},
       {"--top-k", CLI_INT, &top_k, "sample among the k most likely tokens (0: all)"},

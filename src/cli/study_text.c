@@ -3,13 +3,14 @@
  *     validation bits per char next to the unigram baseline, and samples.
  *  2. transfer: C headers (ccode) at equal steps from scratch and
  *     fine-tuned from the KJV model; validation loss along the way.
- *  3. infill: the KJV model fine-tuned on C with the CodeGen2 mixture
- *     (causal + span corruption) against the one fine-tuned causally (same
- *     init, same steps), filling masked lines of held-out C headers (loss
- *     on the line, exact match): the mixture in the infill format (it sees
- *     the suffix), the causal model left to right.
+ *  3. infill: the KJV model fine-tuned on C with an infill objective (fim:
+ *     50% fill-in-the-middle + 50% causal by default; or the CodeGen2 mix)
+ *     against the one fine-tuned causally (same init, same steps), filling
+ *     masked lines of held-out C headers (loss on the line, exact match):
+ *     the infill model in the infill format (it sees prefix and suffix),
+ *     the causal model left to right (prefix only).
  * Every run is one lm_run (cli/lm_runs.c), the same code as graft train.
- * Writes DIR/{kjv,c_scratch,c_finetune,c_mix}/ model directories,
+ * Writes DIR/{kjv,c_scratch,c_finetune,c_infill}/ model directories,
  * results.jsonl, samples.txt and summary.md (also printed). */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -20,9 +21,10 @@
 #include "cli/runs.h"
 
 typedef struct study_cfg {
-  const char *out, *model, *source, *target, *target_val, *target_test;
+  const char *out, *model, *source, *target, *target_val, *target_test, *infill_objective;
   int64_t source_steps, target_steps, batch, eval_every, cases;
   double lr;
+  gr_lm_objective infill_obj;
   int seed, threads;
   bool force, quiet;
 } study_cfg;
@@ -89,7 +91,7 @@ static int infill_compare(const study_cfg *s, lm_run *causal, lm_run *mix, gr_in
   gr_status e = gr_lm_infill_eval(causal->g, c, causal->t, &st, false, s->cases, 32, 7, &ev[0]);
   if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, true, s->cases, 32, 7, &ev[1]);
   if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, false, s->cases, 32, 7, &ev[2]);
-  const char *names[3] = {"c_finetune (causal), left to right", "c_mix, infill format", "c_mix, left to right"};
+  const char *names[3] = {"c_finetune (causal), left to right", "c_infill, infill format", "c_infill, left to right"};
   for (int i = 0; !e && i < 3; i++) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "run", "infill_eval");
@@ -131,7 +133,7 @@ static void write_samples(const study_cfg *s, lm_run *src, FILE *out) {
 
 static void summary(FILE *fp, const study_cfg *s, lm_run r[4], gr_infill_eval ev[3]) {
   char curve[3][512], dir[1100];
-  const char *names[3] = {"c_scratch", "c_finetune", "c_mix"};
+  const char *names[3] = {"c_scratch", "c_finetune", "c_infill"};
   for (int i = 0; i < 3; i++) curve_text(runs_path(dir, sizeof dir, s->out, names[i]), curve[i], sizeof curve[i]);
   fprintf(fp, "## graft study text\n\nModel %s, %lld parameters, byte tokenizer, batch %lld x 128 tokens, AdamW lr %g cosine.\n\n",
           s->model, (long long)gr_model_param_count(r[0].g->model, false), (long long)s->batch, s->lr);
@@ -143,11 +145,12 @@ static void summary(FILE *fp, const study_cfg *s, lm_run r[4], gr_infill_eval ev
           r[1].res.eval.unigram_bpc);
   fprintf(fp, "3. infill of %lld masked lines of held-out C (%s), 32 tokens of context each side:\n", (long long)ev[0].cases,
           s->target_test);
-  fprintf(fp, "   (both fine-tuned from the KJV model for %lld steps on C: causal vs the causal+infill mixture)\n", (long long)s->target_steps);
+  fprintf(fp, "   (both fine-tuned from the KJV model for %lld steps on C: causal vs objective %s)\n", (long long)s->target_steps,
+          gr_lm_objective_name(s->infill_obj));
   fprintf(fp, "   causal model, left to right: line loss %.4f nats/token, exact match %.1f%%\n", ev[0].span_loss, 100 * ev[0].exact);
-  fprintf(fp, "   mix model, infill format:    line loss %.4f nats/token, exact match %.1f%%\n", ev[1].span_loss, 100 * ev[1].exact);
-  fprintf(fp, "   mix model, left to right:    line loss %.4f nats/token, exact match %.1f%%\n", ev[2].span_loss, 100 * ev[2].exact);
-  fprintf(fp, "   mix val loss along the way:  %s\n", curve[2]);
+  fprintf(fp, "   infill model, infill format: line loss %.4f nats/token, exact match %.1f%%\n", ev[1].span_loss, 100 * ev[1].exact);
+  fprintf(fp, "   infill model, left to right: line loss %.4f nats/token, exact match %.1f%%\n", ev[2].span_loss, 100 * ev[2].exact);
+  fprintf(fp, "   infill model val loss (causal) along the way: %s\n", curve[2]);
 }
 
 static int study_run(const study_cfg *s) {
@@ -160,7 +163,7 @@ static int study_run(const study_cfg *s) {
   int rc = train_one(s, "kjv", run_opts(s, s->source, NULL, NULL, GR_LM_CAUSAL, s->source_steps, "kjv"), &r[0], jl);
   if (!rc) rc = train_one(s, "c_scratch", run_opts(s, s->target, s->target_val, NULL, GR_LM_CAUSAL, s->target_steps, "c scratch"), &r[1], jl);
   if (!rc) rc = train_one(s, "c_finetune", run_opts(s, s->target, s->target_val, kjv_dir, GR_LM_CAUSAL, s->target_steps, "c from kjv"), &r[2], jl);
-  if (!rc) rc = train_one(s, "c_mix", run_opts(s, s->target, s->target_val, kjv_dir, GR_LM_MIX, s->target_steps, "c mix from kjv"), &r[3], jl);
+  if (!rc) rc = train_one(s, "c_infill", run_opts(s, s->target, s->target_val, kjv_dir, s->infill_obj, s->target_steps, "c infill from kjv"), &r[3], jl);
   if (!rc) rc = infill_compare(s, &r[2], &r[3], ev, jl);
   FILE *fp = NULL;
   if (!rc && !(fp = fopen(runs_path(path, sizeof path, s->out, "samples.txt"), "w"))) rc = cli_fail("%s: cannot write", path);
@@ -179,8 +182,8 @@ static int study_run(const study_cfg *s) {
 
 int study_text_main(int argc, char **argv) {
   study_cfg s = {.model = "gpt:layers=4,heads=4,embd=144,block=128", .source = "kjv", .target = "ccode:max=2M",
-                 .target_val = "ccode:split=val,max=512K", .target_test = "ccode:split=test,max=512K",
-                 .source_steps = 250, .target_steps = 100, .batch = 8, .eval_every = 50, .cases = 150, .lr = 3e-3,
+                 .target_val = "ccode:split=val,max=512K", .target_test = "ccode:split=test,max=512K", .infill_objective = "fim",
+                 .source_steps = 250, .target_steps = 600, .batch = 8, .eval_every = 100, .cases = 300, .lr = 3e-3,
                  .seed = 1, .threads = 1};
   const cli_opt opts[] = {
       {"--out", CLI_STR, &s.out, "output directory"},
@@ -194,6 +197,7 @@ int study_text_main(int argc, char **argv) {
       {"--target-steps", CLI_I64, &s.target_steps, "steps of each target run"},
       {"--batch", CLI_I64, &s.batch, "sequences per step"},
       {"--eval-every", CLI_I64, &s.eval_every, "steps between validation evaluations"},
+      {"--infill-objective", CLI_STR, &s.infill_objective, "objective of the infill run: fim (50% FIM + causal) | mix (CodeGen2)"},
       {"--cases", CLI_I64, &s.cases, "masked lines in the infill evaluation"},
       {"--lr", CLI_FLOAT, &s.lr, "AdamW peak learning rate (cosine to a tenth)"},
       {"--seed", CLI_INT, &s.seed, "seed"},
@@ -202,7 +206,7 @@ int study_text_main(int argc, char **argv) {
   };
   cli_spec spec = {"study text", "graft study text --out DIR [--source-steps N] [--target-steps N] [options]",
                    "Text transfer study: KJV pretraining vs unigram, KJV -> C fine-tuning vs scratch at equal steps, "
-                   "CodeGen2 mixture vs causal on infilling held-out C lines.",
+                   "fill-in-the-middle (or CodeGen2 mix) vs causal on infilling held-out C lines.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
   int np = 0, rc = cli_parse(&spec, argc, argv, NULL, &np);
   if (rc) return rc == CLI_HELP ? CLI_OK : rc;
@@ -211,6 +215,8 @@ int study_text_main(int argc, char **argv) {
   if (s.source_steps < 1 || s.target_steps < 1 || s.batch < 1 || s.eval_every < 0 || s.cases < 1 || !(s.lr > 0) || s.threads < 0)
     return fprintf(stderr, "graft study text: a numeric option is out of range\n"), CLI_USAGE;
   if ((rc = lm_parse_model(s.model, &probe))) return rc;
+  if (gr_lm_objective_parse(s.infill_objective, &s.infill_obj) || (s.infill_obj != GR_LM_FIM && s.infill_obj != GR_LM_MIX))
+    return fprintf(stderr, "graft study text: --infill-objective '%s' (fim|mix)\n", s.infill_objective), CLI_USAGE;
   if (probe.block != 128) return fprintf(stderr, "graft study text: the study uses block=128\n"), CLI_USAGE;
   gr_set_threads(s.threads);
   if ((rc = runs_prepare_outdir(s.out, s.force))) return rc;

@@ -1,21 +1,22 @@
 /* data/lm_batch.c — language-model training objectives of graft/text.h:
  * causal, prefix-LM and CodeGen2-style span corruption (infill) in
- * decoder-only form, and their mixture, as (ids, targets) batches cut from
- * a token stream. The model and its loss are in nn/gpt.c. */
+ * decoder-only form, their mixture, and fill-in-the-middle (one span, the
+ * format of the infill evaluation, mixed with causal rows), as (ids,
+ * targets) batches cut from a token stream. The model and its loss are in nn/gpt.c. */
 #include <math.h>
 #include <string.h>
 
 #include "graft/text.h"
 
 gr_status gr_lm_objective_parse(const char *name, gr_lm_objective *out) {
-  static const char *const names[] = {"causal", "prefix", "infill", "mix"};
-  for (int i = 0; name && out && i < 4; i++)
-    if (!strcmp(name, names[i])) return *out = (gr_lm_objective)i, GR_OK;
-  return gr_error(GR_EARG, "objective '%s' (causal|prefix|infill|mix)", name ? name : "(null)");
+  for (int i = 0; name && out && i < GR_LM_OBJECTIVES; i++)
+    if (!strcmp(name, gr_lm_objective_name((gr_lm_objective)i))) return *out = (gr_lm_objective)i, GR_OK;
+  return gr_error(GR_EARG, "objective '%s' (causal|prefix|infill|mix|fim)", name ? name : "(null)");
 }
 
 const char *gr_lm_objective_name(gr_lm_objective o) {
-  return o == GR_LM_CAUSAL ? "causal" : o == GR_LM_PREFIX ? "prefix" : o == GR_LM_INFILL ? "infill" : "mix";
+  static const char *const names[GR_LM_OBJECTIVES] = {"causal", "prefix", "infill", "mix", "fim"};
+  return o >= 0 && o < GR_LM_OBJECTIVES ? names[o] : "?";
 }
 
 gr_infill_cfg gr_infill_default(void) { return (gr_infill_cfg){.rate = 0.15f, .mean_len = 8.0f, .mix_infill = 0.5f}; }
@@ -128,24 +129,45 @@ gr_status gr_lm_infill_row(const gr_tokenizer *t, const int32_t *src, int64_t L,
   return GR_OK;
 }
 
-/* A document window (cut at the first eos) of at least 8 tokens, span
- * corrupted, as one row of T tokens. */
+/* A random window of up to budget tokens of one document (cut at the first
+ * eos), at least 8 tokens long: its offset and length. */
+static gr_status doc_window(const gr_token_stream *s, const gr_tokenizer *t, int64_t budget, gr_rng *r, int64_t *o,
+                            int64_t *L) {
+  *L = 0;
+  for (int tries = 0; tries < 64 && *L < 8; tries++) {
+    *o = (int64_t)gr_rng_below(r, (uint64_t)(s->n - budget + 1));
+    for (*L = 0; *L < budget && s->ids[*o + *L] != t->eos; ++*L) {}
+  }
+  return *L < 8 ? gr_error(GR_EARG, "infill: no document of at least 8 tokens found in the stream") : GR_OK;
+}
+
+/* A document window span corrupted, as one row of T tokens. */
 static gr_status infill_sample(const gr_token_stream *s, const gr_tokenizer *t, const gr_infill_cfg *cfg, int64_t T,
                                gr_rng *r, int32_t *ids, int32_t *targets) {
   int64_t budget = T + 1 - 3 * GR_TOK_MASKS - 2; /* source tokens that fit with the most spans */
   if (budget < 2 * GR_TOK_MASKS + 1)
     return gr_error(GR_EARG, "infill: block size %lld is too small for span corruption (needs >= %d)", (long long)T,
                     5 * GR_TOK_MASKS + 2);
-  int64_t L = 0, o = 0;
-  for (int tries = 0; tries < 64 && L < 8; tries++) {
-    o = (int64_t)gr_rng_below(r, (uint64_t)(s->n - budget + 1));
-    for (L = 0; L < budget && s->ids[o + L] != t->eos; L++) {}
-  }
-  if (L < 8) return gr_error(GR_EARG, "infill: no document of at least 8 tokens found in the stream");
-  int64_t starts[GR_TOK_MASKS], lens[GR_TOK_MASKS];
+  int64_t L, o, starts[GR_TOK_MASKS], lens[GR_TOK_MASKS];
   int k;
-  gr_status st = gr_lm_plan_spans(r, L, cfg, starts, lens, &k);
+  gr_status st = doc_window(s, t, budget, r, &o, &L);
+  if (!st) st = gr_lm_plan_spans(r, L, cfg, starts, lens, &k);
   return st ? st : gr_lm_infill_row(t, s->ids + o, L, starts, lens, k, T, ids, targets);
+}
+
+/* Fill in the middle: a document window cut at two distinct uniform points
+ * c1 < c2 in [0, L] into prefix, middle (>= 1 token) and suffix, as
+ * prefix <mask_1> suffix <eos> <sep> <mask_1> middle <eom> (T + 1 tokens at most). */
+static gr_status fim_sample(const gr_token_stream *s, const gr_tokenizer *t, int64_t T, gr_rng *r, int32_t *ids,
+                            int32_t *targets) {
+  if (T < 16) return gr_error(GR_EARG, "fim: block size %lld is too small (needs >= 16)", (long long)T);
+  int64_t L, o;
+  gr_status st = doc_window(s, t, T + 1 - 5, r, &o, &L);
+  if (st) return st;
+  int64_t c1 = (int64_t)gr_rng_below(r, (uint64_t)(L + 1)), c2 = c1;
+  while (c2 == c1) c2 = (int64_t)gr_rng_below(r, (uint64_t)(L + 1));
+  int64_t start = c1 < c2 ? c1 : c2, len = c1 < c2 ? c2 - c1 : c1 - c2;
+  return gr_lm_infill_row(t, s->ids + o, L, &start, &len, 1, T, ids, targets);
 }
 
 gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const gr_tokenizer *t,
@@ -157,13 +179,16 @@ gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const 
     return gr_error(GR_EARG, "lm batch: the token stream (%lld tokens) is shorter than one sequence of %lld + 1",
                     (long long)s->n, (long long)T);
   *prefix_len = 0;
-  if ((obj == GR_LM_INFILL || obj == GR_LM_MIX) && T > GR_LM_MAX_INFILL)
+  if (obj < 0 || obj >= GR_LM_OBJECTIVES) return gr_error(GR_EARG, "lm batch: objective %d", (int)obj);
+  if ((obj == GR_LM_INFILL || obj == GR_LM_MIX || obj == GR_LM_FIM) && T > GR_LM_MAX_INFILL)
     return gr_error(GR_EARG, "lm batch: infill sequences of %lld tokens exceed %d", (long long)T, GR_LM_MAX_INFILL);
   if (obj == GR_LM_PREFIX) *prefix_len = 1 + (int64_t)gr_rng_below(r, (uint64_t)(T - 1));
   for (int64_t b = 0; b < B; b++) {
     int32_t *x = ids + b * T, *y = targets + b * T;
     bool infill = obj == GR_LM_INFILL || (obj == GR_LM_MIX && gr_rng_uniform(r) < cfg->mix_infill);
+    bool fim = obj == GR_LM_FIM && gr_rng_uniform(r) < cfg->mix_infill;
     gr_status st = infill ? infill_sample(s, t, cfg, T, r, x, y)
+                   : fim  ? fim_sample(s, t, T, r, x, y)
                           : gr_lm_window_row(s, (int64_t)gr_rng_below(r, (uint64_t)(s->n - T)), T, *prefix_len, x, y);
     if (st) return st;
   }
