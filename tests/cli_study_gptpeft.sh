@@ -18,9 +18,9 @@ for f in $(seq 1 12); do
   for i in $(seq 1 25); do echo "static inline int f${f}_$i(int x) { return x * $i + $f; } /* helper $i */"; done > "$T/inc/h$f.h"
 done
 S="kjv:path=$T/kjv.txt,val=20%"
-C="ccode:dir=$T/inc,val=20%"
+C="ccode:dir=$T/inc,val=20%,test=20%"
 "$G" study gpt-peft --out "$T/s" --model gpt:layers=1,heads=2,embd=16,block=128 --source "$S" \
-  --source-val "$S,split=val" --target "$C" --target-val "$C,split=val" --source-steps 4 --target-steps 3 \
+  --source-val "$S,split=val" --target "$C" --target-val "$C,split=val" --target-test "$C,split=test" --source-steps 4 --target-steps 3 \
   --eval-every 0 --batch 2 --mam-r 4 --quiet >"$T/o" 2>"$T/e"
 check "study exits 0" '[ $? -eq 0 ]'
 check "summary printed and written" 'grep -q "| mam |" "$T/o" && grep -q "| prefix |" "$T/s/summary.md"'
@@ -37,7 +37,7 @@ before = {r["source_val_loss_before"] for r in rs.values()}
 assert len(before) == 1, before
 for r in rs.values():
     assert abs(r["forgetting"] - (r["source_val_loss"] - r["source_val_loss_before"])) < 1e-9
-    assert r["target_val_loss"] > 0
+    assert r["target_val_loss"] > 0 and r["target_test_loss"] > 0
 PYEOF'
 "$G" study gpt-peft --quiet >/dev/null 2>&1
 check "no --out: usage error" '[ $? -eq 2 ]'

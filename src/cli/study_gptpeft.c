@@ -23,7 +23,7 @@
 #include "graft/peft_prefix.h"
 
 typedef struct study_cfg {
-  const char *out, *model, *source_dir, *source, *source_val, *target, *target_val, *methods, *prefix_init;
+  const char *out, *model, *source_dir, *source, *source_val, *target, *target_val, *target_test, *methods, *prefix_init;
   int64_t source_steps, target_steps, batch, eval_every;
   double lr_source, lr_full, lr_peft;
   int lora_r, prefix_l, mam_l, mam_r, seed, threads;
@@ -42,7 +42,7 @@ typedef struct method_run {
   const gr_tokenizer *t;
   int method;
   int64_t trainable, total;
-  double target_loss, source_loss, seconds;
+  double target_loss, test_loss, source_loss, seconds; /* test_loss: NaN without --target-test */
 } method_run;
 
 static gr_status adapt_model(gr_gpt *g, void *ud) {
@@ -111,6 +111,7 @@ static int write_result(gr_jsonl *jl, const method_run *m, double source_before)
   cJSON_AddNumberToObject(j, "trainable_pct", 100.0 * (double)m->trainable / (double)m->total);
   cJSON_AddNumberToObject(j, "target_val_loss", m->target_loss);
   cJSON_AddNumberToObject(j, "target_val_ppl", exp(m->target_loss));
+  if (!isnan(m->test_loss)) cJSON_AddNumberToObject(j, "target_test_loss", m->test_loss);
   cJSON_AddNumberToObject(j, "source_val_loss", m->source_loss);
   cJSON_AddNumberToObject(j, "source_val_loss_before", source_before);
   cJSON_AddNumberToObject(j, "forgetting", m->source_loss - source_before);
@@ -137,6 +138,8 @@ static int run_method(const study_cfg *s, const gr_tokenizer *t, const char *src
   m->target_loss = r.res.eval.loss;
   m->seconds = r.seconds;
   rc = eval_on(r.g, r.t, s->source_val, &m->source_loss);
+  m->test_loss = NAN;
+  if (!rc && s->target_test && *s->target_test) rc = eval_on(r.g, r.t, s->target_test, &m->test_loss);
   lm_run_free(&r);
   return rc;
 }
@@ -158,12 +161,12 @@ static void summary(FILE *fp, const study_cfg *s, const method_run *m, const boo
               "AdamW cosine, lr %g (full) / %g (PEFT), seed %d.\nSource KJV val loss %.4f nats/char.\n\n",
           s->target, s->target_val, (long long)s->target_steps, (long long)s->batch, s->lr_full, s->lr_peft, s->seed,
           source_before);
-  fprintf(fp, "| method | trainable | %% of model | C val loss | C val ppl | gap to full | KJV val loss | forgetting |\n");
-  fprintf(fp, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  fprintf(fp, "| method | trainable | %% of model | C val loss | C val ppl | gap to full | C test loss | KJV val loss | forgetting |\n");
+  fprintf(fp, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (int i = 0; i < N_METHODS; i++)
-    if (ran[i]) fprintf(fp, "| %s | %lld | %.2f | %.4f | %.3f | %+.4f | %.4f | %+.4f |\n", METHOD_NAMES[i], (long long)m[i].trainable,
+    if (ran[i]) fprintf(fp, "| %s | %lld | %.2f | %.4f | %.3f | %+.4f | %.4f | %.4f | %+.4f |\n", METHOD_NAMES[i], (long long)m[i].trainable,
             100.0 * (double)m[i].trainable / (double)m[i].total, m[i].target_loss, exp(m[i].target_loss),
-            ran[0] ? m[i].target_loss - m[0].target_loss : NAN, m[i].source_loss, m[i].source_loss - source_before);
+            ran[0] ? m[i].target_loss - m[0].target_loss : NAN, m[i].test_loss, m[i].source_loss, m[i].source_loss - source_before);
   fprintf(fp, "\n(loss in nats per byte = per character; LoRA r=%d alpha=%d on c_attn/c_proj/c_fc/mlp.c_proj; prefix l=%d "
               "direct; MAM prefix l=%d + scaled parallel adapter r=%d s=4 per FFN; prefix init: %s)\n",
           s->lora_r, 2 * s->lora_r, s->prefix_l, s->mam_l, s->mam_r,
@@ -208,7 +211,8 @@ static int study_run(const study_cfg *s) {
 
 int study_gptpeft_main(int argc, char **argv) {
   study_cfg s = {.model = "gpt:layers=4,heads=4,embd=144,block=128", .source = "kjv", .source_val = "kjv:split=val",
-                 .target = "ccode:max=2M", .target_val = "ccode:split=val,max=512K", .source_steps = 250,
+                 .target = "ccode:max=2M", .target_val = "ccode:split=val,max=512K",
+                 .target_test = "ccode:split=test,max=512K", .source_steps = 250,
                  .target_steps = 200, .batch = 8, .eval_every = 50, .lr_source = 3e-3, .lr_full = 1e-3,
                  .lr_peft = 5e-3, .methods = "full,lora,prefix,mam", .prefix_init = "tokens", .lora_r = 4, .prefix_l = 16, .mam_l = 8, .mam_r = 32, .seed = 1, .threads = 1};
   const cli_opt opts[] = {
@@ -219,7 +223,8 @@ int study_gptpeft_main(int argc, char **argv) {
       {"--source", CLI_STR, &s.source, "source text spec"},
       {"--source-val", CLI_STR, &s.source_val, "source validation text (forgetting)"},
       {"--target", CLI_STR, &s.target, "target training text spec"},
-      {"--target-val", CLI_STR, &s.target_val, "target validation text spec"},
+      {"--target-val", CLI_STR, &s.target_val, "target validation text spec (choosing settings)"},
+      {"--target-test", CLI_STR, &s.target_test, "target test text spec, evaluated once at the end ('' for none)"},
       {"--source-steps", CLI_I64, &s.source_steps, "source pretraining steps"},
       {"--target-steps", CLI_I64, &s.target_steps, "steps of each method"},
       {"--batch", CLI_I64, &s.batch, "sequences per step"},
