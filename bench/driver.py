@@ -73,6 +73,10 @@ BENCHES = [
           quick_args=["--lora", "0", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
     Bench("lora", quick=True, init=True, exe="finetune", args=["--lora", "8", "--steps", "30", "--batch", "64"],
           quick_args=["--lora", "8", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
+    # GPT 4 layers x 128 wide, batch 8 x 64 tokens, AdamW; each side its own init
+    # (the loss must fall on both; speed only)
+    Bench("gpt", quick=True, args=["--steps", "30"], quick_args=["--steps", "10"], unit="tok/s",
+          targets={"train": 1.3}),
 ]
 SKIP_EXIT = 77       # bench_util.h BENCH_EXIT_SKIP: graft cannot run it yet
 

@@ -1,13 +1,14 @@
-"""PyTorch twin of bench/bench_gpt.c: same GPT shapes, AdamW, random tokens; prints tokens/s."""
+"""PyTorch twin of bench/bench_gpt.c: same GPT shapes, AdamW, the same synthetic
+sequences (each row counts up from a random start modulo V); one JSON line."""
 import math
-import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+from peerlib import emit, now, parse_args
+
 V, BLOCK, L, H, C, B, T = 96, 64, 4, 4, 128, 8, 64
 
 
@@ -40,17 +41,27 @@ class GPT(nn.Module):
         return self.ln_f(x) @ self.wte.weight.t()
 
 
-steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+def synth_batch():
+    start = torch.randint(0, V, (B, 1))
+    ids = (start + torch.arange(T + 1)) % V
+    return ids[:, :-1], ids[:, 1:]
+
+
+args = parse_args()
+steps = min(args.steps or 30, 10) if args.quick else (args.steps or 30)
+WARMUP = 3
 m = GPT()
 opt = torch.optim.AdamW(m.parameters(), lr=3e-4, weight_decay=0.01)
-for s in range(steps + 3):
-    if s == 3:
-        t0 = time.perf_counter()
-    ids = torch.randint(0, V, (B, T + 1))
-    loss = F.cross_entropy(m(ids[:, :-1]).reshape(-1, V), ids[:, 1:].reshape(-1))
+for s in range(WARMUP + steps):
+    if s == WARMUP:
+        t0, cpu0 = now(), time.process_time()
+    x, y = synth_batch()
+    loss = F.cross_entropy(m(x).reshape(-1, V), y.reshape(-1))
     opt.zero_grad()
     loss.backward()
     opt.step()
-dt = time.perf_counter() - t0
-print(f"peer_gpt threads={torch.get_num_threads()} params={sum(p.numel() for p in m.parameters())} "
-      f"steps={steps} loss={loss.item():.4f} tokens/s={steps * B * T / dt:.0f}")
+    if s == 0:
+        loss0 = loss.item()
+emit({"bench": "gpt", "case": "train", "time_s": (now() - t0) / steps, "cpu_s": (time.process_time() - cpu0) / steps,
+      "items": B * T, "params": sum(p.numel() for p in m.parameters()), "loss0": loss0, "loss_final": loss.item(),
+      "steps": WARMUP + steps})
