@@ -2,7 +2,9 @@
 # graft train --model gpt:... / graft generate on a small synthetic corpus in
 # the KJV dump format (kjv:path=FILE, so no package is needed): a run whose
 # validation loss drops, the model directory, fine-tuning with --from and the
-# mix objective, infill generation, and the errors of both verbs.
+# mix and fim objectives, infill generation, and the errors of both verbs
+# (empty corpus, sequence or prompt beyond the block size, unknown
+# characters, empty prompt, too small a block for infill objectives).
 set -u
 G=$1
 T=${GRAFT_TMP:-/tmp}/cli_text.$$
@@ -40,6 +42,11 @@ check "fine-tune --from with the mix objective exits 0" '[ $? -eq 0 ] && grep -q
 "$G" generate --model "$T/ft" --prompt "And the LORD " --suffix " unto Moses" --tokens 12 --temperature 0 >"$T/g" 2>"$T/e"
 check "infill generation (--suffix) exits 0" '[ $? -eq 0 ] && grep -q "unto Moses" "$T/g"'
 
+"$G" train --from "$T/m" --data "$D" --objective fim --steps 10 --batch 4 --out "$T/fim" --quiet >"$T/o" 2>"$T/e"
+check "fine-tune --from with the fim objective exits 0" '[ $? -eq 0 ] && grep -q "\"objective\":.*\"fim\"" "$T/fim/config.json"'
+"$G" generate --model "$T/fim" --prompt "And the LORD " --suffix " unto Moses" --tokens 12 --temperature 0 >"$T/g" 2>"$T/e"
+check "infill generation from the fim model exits 0" '[ $? -eq 0 ] && grep -q "unto Moses" "$T/g"'
+
 # errors
 "$G" generate --model "$T/m" --prompt "" >/dev/null 2>"$T/e"; rc=$?
 check "empty prompt: exit 1 with a message" '[ $rc -eq 1 ] && grep -q "prompt is empty" "$T/e"'
@@ -52,6 +59,10 @@ check "prompt + tokens beyond the block size: exit 1" '[ $rc -eq 1 ] && grep -q 
 "$G" train --model "$M" --data "$D" --tokenizer char --steps 2 --out "$T/c" --quiet >/dev/null 2>"$T/e"
 "$G" generate --model "$T/c" --prompt "Zebra" >/dev/null 2>"$T/e"; rc=$?
 check "char vocabulary: unknown character is an error" '[ $rc -eq 1 ] && grep -q "not in the vocabulary" "$T/e"'
+"$G" generate --model "$T/c" --prompt "And the" --suffix " Zebra" >/dev/null 2>"$T/e"; rc=$?
+check "char vocabulary: unknown character in the suffix is an error" '[ $rc -eq 1 ] && grep -q "not in the vocabulary" "$T/e"'
+"$G" generate --model "$T/m" --prompt "$(printf '%080d' 0)" --tokens 1 >/dev/null 2>"$T/e"; rc=$?
+check "prompt alone longer than the block size: exit 1" '[ $rc -eq 1 ] && grep -q "block size" "$T/e"'
 "$G" train --model "$M" --data "$D" --steps 2 --seq 65 --out "$T/x1" >/dev/null 2>"$T/e"; rc=$?
 check "--seq beyond the block size: usage error" '[ $rc -eq 2 ] && grep -q "block size" "$T/e"'
 "$G" train --model "$M" --data "$D" --steps 2 --objective bert --out "$T/x2" >/dev/null 2>"$T/e"; rc=$?
@@ -61,6 +72,11 @@ check "bad model spec: usage error" '[ $rc -eq 2 ]'
 mkdir -p "$T/empty"
 "$G" train --model "$M" --data "ccode:dir=$T/empty" --steps 2 --out "$T/x4" >/dev/null 2>"$T/e"; rc=$?
 check "empty corpus: exit 1 with a message" '[ $rc -eq 1 ] && grep -q "empty corpus" "$T/e"'
+: >"$T/empty.txt"
+"$G" train --model "$M" --data "kjv:path=$T/empty.txt" --steps 2 --out "$T/x6" >/dev/null 2>"$T/e"; rc=$?
+check "empty corpus file: exit 1 with a message" '[ $rc -eq 1 ] && grep -q "empty corpus" "$T/e"'
+"$G" train --model "$M" --data "$D" --steps 2 --objective fim --seq 12 --out "$T/x7" >/dev/null 2>"$T/e"; rc=$?
+check "fim with too small a block: exit 1" '[ $rc -eq 1 ] && grep -q "too small" "$T/e"'
 "$G" train --model "$M" --data "$D" --steps 2 --objective infill --seq 20 --out "$T/x5" >/dev/null 2>"$T/e"; rc=$?
 check "infill with too small a block: exit 1" '[ $rc -eq 1 ] && grep -q "too small" "$T/e"'
 
