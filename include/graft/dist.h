@@ -23,6 +23,8 @@ void gr_dist_finalize(void);
 bool gr_dist_built(void);   /* compiled with MPI */
 int gr_dist_rank(void);     /* 0 without MPI */
 int gr_dist_size(void);     /* 1 without MPI */
+/* buf[i] = sum over ranks of buf[i]. */
+gr_status gr_dist_allreduce_sum(float *buf, int64_t n);
 /* buf[i] = mean over ranks of buf[i] (sum / size). */
 gr_status gr_dist_allreduce_mean(float *buf, int64_t n);
 /* buf[i] = sum over ranks (double, for metrics: counts, losses). */

@@ -57,9 +57,8 @@ int gr_dist_size(void) {
   return s;
 }
 
-gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
-  int size = gr_dist_size();
-  if (size == 1) return GR_OK;
+gr_status gr_dist_allreduce_sum(float *buf, int64_t n) {
+  if (gr_dist_size() == 1) return GR_OK;
   double t0 = MPI_Wtime();
   for (int64_t off = 0; off < n; off += CHUNK) {
     int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
@@ -69,6 +68,13 @@ gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
     bytes_sent += (uint64_t)cnt * sizeof(float);
   }
   comm_seconds += MPI_Wtime() - t0;
+  return GR_OK;
+}
+
+gr_status gr_dist_allreduce_mean(float *buf, int64_t n) {
+  int size = gr_dist_size();
+  gr_status st = gr_dist_allreduce_sum(buf, n);
+  if (st || size == 1) return st;
   float inv = 1.0f / (float)size;
   for (int64_t i = 0; i < n; i++) buf[i] *= inv;
   return GR_OK;
@@ -135,6 +141,7 @@ void gr_dist_finalize(void) {}
 bool gr_dist_built(void) { return false; }
 int gr_dist_rank(void) { return 0; }
 int gr_dist_size(void) { return 1; }
+gr_status gr_dist_allreduce_sum(float *buf, int64_t n) { return GR_OK; }
 gr_status gr_dist_allreduce_mean(float *buf, int64_t n) { return GR_OK; }
 gr_status gr_dist_allreduce_sum_f64(double *buf, int64_t n) { return GR_OK; }
 gr_status gr_dist_broadcast(float *buf, int64_t n, int root) { return GR_OK; }

@@ -3,9 +3,9 @@
  * augmentation), keeps its contiguous slice of each global batch, and the
  * gradients of the trainable parameters (frozen ones are skipped), the
  * batch-norm buffers and the loss travel in one packed buffer through one
- * allreduce per step. Each rank's gradient is scaled by
- * size * (its samples / global samples) first, so an uneven last batch
- * still gives the exact global-mean gradient. Batch norm: statistics are
+ * allreduce (a sum) per step. Each rank's gradient is scaled by its
+ * samples / global samples first, so an uneven last batch still gives the
+ * exact global-mean gradient. Batch norm: statistics are
  * per rank (each rank normalizes its own slice) and running statistics
  * are averaged over the ranks after every step, so all ranks hold the same
  * model; for models without batch norm the result equals one process. */
@@ -100,23 +100,23 @@ static void pack_run(void *ud, int64_t lo, int64_t hi) {
   p->at += hi - lo;
 }
 
-/* The pack: [trainable grads * size * weight | buffers | loss * size * weight];
- * its mean over the ranks is [global-batch grads | mean buffers | global loss]. */
+/* The pack: [trainable grads * weight | buffers / size | loss * weight];
+ * its sum over the ranks is [global-batch grads | mean buffers | global loss]. */
 gr_status gr_dp_reduce(gr_dp *dp, gr_model *m, double weight, double *loss) {
   int n = gr_dist_size();
   if (n == 1) return GR_OK;
   if (!dp->pack || trainable_runs(m, NULL, NULL) + m->buf_numel + 1 != dp->cap)
     return gr_error(GR_ESTATE, "train: data-parallel reduce without gr_dp_begin, or the trainable parameters changed since");
-  float scale = (float)(weight * n);
-  pack_cursor p = {.grad = m->grad, .pack = dp->pack, .scale = scale};
+  pack_cursor p = {.grad = m->grad, .pack = dp->pack, .scale = (float)weight};
   trainable_runs(m, pack_run, &p);
-  memcpy(dp->pack + p.at, m->buf, (size_t)m->buf_numel * sizeof(float));
-  dp->pack[dp->cap - 1] = (float)(*loss * weight * n);
-  gr_status s = gr_dist_allreduce_mean(dp->pack, dp->cap);
+  float inv = 1.0f / (float)n, *bufs = dp->pack + p.at;
+  for (int64_t i = 0; i < m->buf_numel; i++) bufs[i] = m->buf[i] * inv;
+  dp->pack[dp->cap - 1] = (float)(*loss * weight);
+  gr_status s = gr_dist_allreduce_sum(dp->pack, dp->cap);
   if (s) return s;
   p.at = 0, p.out = true;
   trainable_runs(m, pack_run, &p);
-  memcpy(m->buf, dp->pack + p.at, (size_t)m->buf_numel * sizeof(float));
+  memcpy(m->buf, bufs, (size_t)m->buf_numel * sizeof(float));
   *loss = dp->pack[dp->cap - 1];
   return GR_OK;
 }

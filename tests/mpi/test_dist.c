@@ -1,4 +1,4 @@
-/* MPI collectives on 2 ranks: mean allreduce, f64 sums, broadcast, and
+/* MPI collectives on 2 ranks: mean and sum allreduce, f64 sums, broadcast, and
  * failure agreement (one rank failing is seen by all), bytes and time
  * counted in collectives. */
 #include <math.h>
@@ -20,6 +20,9 @@ int main(int argc, char **argv) {
   bool ok = true;
   for (int i = 0; i < N; i++) ok &= fabsf(buf[i] - 1.5f * (float)i) <= 1e-6f * (float)i;
   CHECK(ok);
+  float two[2] = {1.5f, (float)rank};
+  CHECK_OK(gr_dist_allreduce_sum(two, 2));
+  CHECK(two[0] == 3.0f && two[1] == 1.0f);
   double d[2] = {1.0, (double)rank};
   CHECK_OK(gr_dist_allreduce_sum_f64(d, 2));
   CHECK(d[0] == 2.0 && d[1] == 1.0);
