@@ -10,6 +10,7 @@
  * a step preempted by another program is one slow step, not a slower run.
  *
  * Usage: bench_dp lenet|gpt BATCH STEPS [WARMUP]  (1 thread unless GRAFT_THREADS)
+ *        bench_dp allreduce FLOATS CALLS  (the collective alone, see run_allreduce)
  * Prints one JSON line: model, ranks, batch, timed steps, step_ms_median,
  * step_ms_p10, step_ms_mean, comm_ms_per_step, bytes_per_step, units_per_step
  * (samples or tokens of the global batch). scripts/bench_dp.py drives it. */
@@ -112,10 +113,38 @@ static gr_status run_gpt(int64_t batch, step_clock *k) {
   return s;
 }
 
+/* `allreduce N CALLS`: the time of one gr_dist_allreduce_sum of N floats
+ * with nothing else running between calls (min and median over CALLS; the
+ * minimum is the transfer without waits for a descheduled rank). */
+static gr_status run_allreduce(int64_t n, int64_t calls) {
+  float *buf = calloc((size_t)n, sizeof(float));
+  double *d = malloc((size_t)calls * sizeof(double));
+  gr_status s = buf && d ? GR_OK : gr_error(GR_ENOMEM, "bench_dp: out of memory");
+  for (int64_t i = 0; !s && i < calls; i++) {
+    double t0 = now();
+    s = gr_dist_allreduce_sum(buf, n);
+    d[i] = now() - t0;
+  }
+  if (!s && gr_dist_rank() == 0) {
+    qsort(d, (size_t)calls, sizeof(double), cmp_double);
+    printf("{\"allreduce_floats\":%lld,\"ranks\":%d,\"calls\":%lld,\"ms_min\":%.4f,\"ms_median\":%.4f}\n", (long long)n,
+           gr_dist_size(), (long long)calls, 1e3 * d[0], 1e3 * d[calls / 2]);
+  }
+  free(buf);
+  free(d);
+  return s;
+}
+
 int main(int argc, char **argv) {
   if (gr_dist_init(&argc, &argv)) return fprintf(stderr, "bench_dp: %s\n", gr_last_error()), 1;
+  if (argc == 4 && !strcmp(argv[1], "allreduce") && atoll(argv[2]) > 0 && atoll(argv[3]) > 0) {
+    gr_status s = run_allreduce(atoll(argv[2]), atoll(argv[3]));
+    if (s) fprintf(stderr, "bench_dp: %s\n", gr_last_error());
+    gr_dist_finalize();
+    return s ? 1 : 0;
+  }
   if (argc < 4 || (strcmp(argv[1], "lenet") && strcmp(argv[1], "gpt"))) {
-    fprintf(stderr, "usage: bench_dp lenet|gpt BATCH STEPS [WARMUP]\n");
+    fprintf(stderr, "usage: bench_dp lenet|gpt BATCH STEPS [WARMUP] | bench_dp allreduce FLOATS CALLS\n");
     gr_dist_finalize();
     return 2;
   }

@@ -13,7 +13,9 @@ median over its timed steps (per-step medians are less disturbed by other
 processes than totals); the summary gives medians over repetitions and the
 speedup as the median of the per-repetition ratios, also from the 10th
 percentile step times (the fast steps: what a quiet machine would give).
-Every run prints the load average and /proc/pressure/cpu before it.
+Every run prints the load average and /proc/pressure/cpu before it. Last,
+the allreduce of one step's packed buffer runs alone (2000 calls for
+LeNet, 200 for the GPT): its minimum is the transfer cost without waits.
 
 Usage (repository root, after a build with MPI in build/):
   python3 scripts/bench_dp.py [--build build] [--reps 5] [--configs lenet:64,gpt:8]
@@ -60,6 +62,11 @@ def measure(args, model, batch, env):
             print("  %s:%d rep %d %-8s median %8.3f ms  p10 %8.3f ms  comm %.3f ms/step  %.0f B/step  (%s)" % (
                 model, batch, rep + 1, kind, r["step_ms_median"], r["step_ms_p10"], r["comm_ms_per_step"],
                 r["bytes_per_step"], load), flush=True)
+    floats = int(round(res["%dx1" % args.np][0]["bytes_per_step"] / 4))
+    r = run(two + ["allreduce", str(floats), str(2000 if model == "lenet" else 200)], env)
+    print("  %s:%d allreduce of %d floats alone: min %.3f ms, median %.3f ms (%s)" % (
+        model, batch, floats, r["ms_min"], r["ms_median"], load_line()), flush=True)
+    res["allreduce"] = r
     return res
 
 
@@ -81,8 +88,8 @@ def main():
     n = "%dx1" % args.np
     print("\n%d repetitions; %s at the end" % (args.reps, load_line()))
     print("| model | global batch | 1x1 step | %s step | speedup (median; per rep) | speedup from p10 steps | "
-          "bound t(b)/t(b/%d) | %s throughput | bytes/step | ms/step in collectives |" % (n, args.np, n))
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "bound t(b)/t(b/%d) | %s throughput | bytes/step | ms/step in collectives | allreduce alone min / median |" % (n, args.np, n))
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     med = statistics.median
     for model, batch, res in rows:
         one, two, half = res["1x1"], res[n], res["1x1 half"]
@@ -91,10 +98,11 @@ def main():
         bound = [a["step_ms_median"] / b["step_ms_median"] for a, b in zip(one, half)]
         t2 = med([r["step_ms_median"] for r in two])
         unit = "samples" if model == "lenet" else "tokens"
-        print("| %s | %d | %.2f ms | %.2f ms | %.2fx (%s) | %.2fx | %.2fx | %.0f %s/s | %.0f | %.3f |" % (
+        ar = res["allreduce"]
+        print("| %s | %d | %.2f ms | %.2f ms | %.2fx (%s) | %.2fx | %.2fx | %.0f %s/s | %.0f | %.3f | %.3f / %.3f ms |" % (
             model, batch, med([r["step_ms_median"] for r in one]), t2, med(ratio), " ".join("%.2f" % x for x in ratio),
             med(ratio10), med(bound), two[0]["units_per_step"] / t2 * 1e3, unit,
-            med([r["bytes_per_step"] for r in two]), med([r["comm_ms_per_step"] for r in two])))
+            med([r["bytes_per_step"] for r in two]), med([r["comm_ms_per_step"] for r in two]), ar["ms_min"], ar["ms_median"]))
 
 
 if __name__ == "__main__":
