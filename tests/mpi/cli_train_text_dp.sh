@@ -2,10 +2,10 @@
 # Data-parallel GPT training: `mpirun -np 2 graft-mpi train --model gpt:...`
 # equals the single-process `graft train` (same global batch, seed and
 # objective) within 1e-5 after 30 steps with clipping, for the causal
-# objective and for infill (sequences with different numbers of scored
-# targets, so the ranks' gradients must be weighted by their share of the
-# scored tokens, not by rows), with SGD+momentum and with AdamW (the text
-# default). AdamW: the attention's key bias (c_attn.bias[embd, 2 embd)) is
+# objective and for infill and fim (sequences with different numbers of
+# scored targets, so the ranks' gradients must be weighted by their share of
+# the scored tokens, not by rows), with SGD+momentum and with AdamW (the
+# text default). AdamW: the attention's key bias (c_attn.bias[embd, 2 embd)) is
 # left out: its gradient is zero in exact arithmetic (softmax ignores a
 # shift common to a query's scores), so Adam, dividing by the gradient's
 # RMS, moves it by float noise (~1e-3 here, in one process too when the
@@ -33,7 +33,7 @@ common=(--model gpt:layers=1,heads=2,embd=32,block=48 --data "$D" --steps 30 --b
         --eval-tokens 512 --threads 1 --quiet --seed 5)
 KEY_BIAS=transformer.h.0.attn.c_attn.bias:32:64
 
-for run in "sgd causal" "sgd infill" "adamw causal" "adamw infill"; do
+for run in "sgd causal" "sgd infill" "sgd fim" "adamw causal" "adamw infill"; do
   set -- $run
   opt=$1 obj=$2 name=$1.$2
   skip=""; [ $opt = adamw ] && skip=$KEY_BIAS
