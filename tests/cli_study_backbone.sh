@@ -2,7 +2,7 @@
 # cli_study_backbone.sh — `graft study` with a "backbone": an imported
 # network (the PaddleOCR classifier, small and quick) transferred to a few
 # real digits by every method (raw-linear, probe, probe-random, finetune,
-# finetune-random) in a tiny setting; results.jsonl and report.html are
+# finetune-random, lp-ft) in a tiny setting; results.jsonl and report.html are
 # written; bad configs fail with messages. Skips without the model or
 # digits.png (scripts/fetch_models.sh).
 set -u
@@ -25,7 +25,7 @@ cat > "$T/study.json" <<JSON
  "probe_epochs": 3, "finetune_epochs": 1, "batch": 3}
 JSON
 "$G" study "$T/study.json" --out "$T/s" --threads 1 > "$T/out" 2>&1 || fail "backbone study: $(tail -5 "$T/out")"
-for m in raw-linear probe probe-random finetune finetune-random; do
+for m in raw-linear probe probe-random finetune finetune-random lp-ft; do
   grep -q "\"method\":[[:space:]]*\"$m\"" "$T/s/results.jsonl" || fail "results.jsonl lacks $m"
 done
 [ -s "$T/s/report.html" ] || fail "no report.html"

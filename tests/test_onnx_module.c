@@ -4,13 +4,16 @@
  * forward (resize, channel repeat, scale/shift, Conv, BN, Relu, GAP, Gemm)
  * and every weight gradient equal PyTorch within 1e-4; finite differences
  * agree through the whole module; a new head at a cut value; save/reload
- * keeps graph, cut and head; bad directories fail with named errors. The
+ * keeps graph, cut and head; bad directories fail with named errors;
+ * batch-norm recalibration equals PyTorch's cumulative average, leaves nodes
+ * after the cut alone and keeps the statistics on failure. The
  * PaddleOCR classifier (when fetched) gives the same outputs as a module as
  * through gr_onnx_run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "graft/data.h"
 #include "graft/graft.h"
 #include "graft/modeldir.h"
 #include "graft/onnx.h"
@@ -110,6 +113,43 @@ static void check_head_and_roundtrip(gr_model *m, const ref_file *rf) {
   gr_ctx_free(c);
 }
 
+static bool same_floats(const gr_tensor *t, const float *v) { return t && !memcmp(t->data, v, (size_t)t->numel * sizeof(float)); }
+
+/* gr_onnx_module_recalibrate_bn against torch.nn.BatchNorm2d(momentum=None). */
+static void check_recalibrate_bn(void) {
+  ref_file *rf = ref_open("onnx_module_recal");
+  const ref_array *x = rf ? ref_get(rf, "x") : NULL, *mean = rf ? ref_get(rf, "mean") : NULL, *var = rf ? ref_get(rf, "var") : NULL;
+  gr_dataset *d = gr_dataset_new(7, 1, 5, 7, 3), *bad = gr_dataset_new(2, 3, 5, 7, 3);
+  gr_model *m = load(g_dir), *cut = load(g_dir);
+  CHECK(x && mean && var && d && bad && m && cut && x->numel == 7 * 35);
+  if (!x || !mean || !var || !d || !bad || !m || !cut || x->numel != 7 * 35) goto done;
+  memcpy(d->x, x->data, sizeof(float) * 7 * 35);
+  gr_tensor *rm = gr_model_find(m, "bn.running_mean"), *rv = gr_model_find(m, "bn.running_var");
+  float loaded[8];
+  memcpy(loaded, rm->data, 4 * sizeof(float)), memcpy(loaded + 4, rv->data, 4 * sizeof(float));
+  gr_model_train(m, false);
+  /* wrong channel count: fails naming the graph, statistics unchanged */
+  CHECK_FAILS(gr_onnx_module_recalibrate_bn(m, bad, 3) == GR_OK, GR_ESHAPE);
+  CHECK(same_floats(rm, loaded) && same_floats(rv, loaded + 4));
+  CHECK_FAILS(gr_onnx_module_recalibrate_bn(m, NULL, 3) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_onnx_module_recalibrate_bn(m, d, 0) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_onnx_module_recalibrate_bn(NULL, d, 3) == GR_OK, GR_EARG);
+  CHECK_OK(gr_onnx_module_recalibrate_bn(m, d, 3));
+  CHECK_CLOSE("recalibrated mean", rm->data, mean->data, 4, 1e-4, 1e-4);
+  CHECK_CLOSE("recalibrated var", rv->data, var->data, 4, 1e-4, 1e-4);
+  CHECK(!m->root->training);
+  /* features cut before the batch-norm: it does not run, nothing changes */
+  CHECK_OK(gr_onnx_module_set_head(cut, "conv_out", 3));
+  CHECK_OK(gr_onnx_module_recalibrate_bn(cut, d, 3));
+  CHECK(same_floats(gr_model_find(cut, "bn.running_mean"), loaded) && same_floats(gr_model_find(cut, "bn.running_var"), loaded + 4));
+done:
+  gr_model_free(m);
+  gr_model_free(cut);
+  gr_dataset_free(d);
+  gr_dataset_free(bad);
+  ref_close(rf);
+}
+
 static void check_bad_directories(void) {
   char dir[700], path[800], cmd[4096];
   snprintf(dir, sizeof dir, "%s/bad", test_tmpdir());
@@ -207,6 +247,7 @@ int main(void) {
   }
   gr_model_free(m);
   ref_close(rf);
+  check_recalibrate_bn();
   check_bad_directories();
   check_paddle();
   return test_summary();

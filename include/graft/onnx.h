@@ -41,6 +41,8 @@
 #include "graft/nn.h"
 #include "graft/tensor.h"
 
+struct gr_dataset; /* graft/data.h */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -236,6 +238,16 @@ gr_tensor *gr_onnx_module_features(gr_model *m, gr_ctx *c, gr_tensor *x);
  * 0, batch-norm scale 1, shift 0, running mean 0, variance 1; the head
  * PyTorch's default. */
 gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r);
+/* Batch-norm recalibration (e.g. for a randomly initialized graph, whose
+ * running statistics 0/1 do not describe its activations): every
+ * BatchNormalization node the features pass through gets as running mean
+ * and variance the average over the batches of d (batch images at a time,
+ * the last one may be smaller) of its batch mean and unbiased batch
+ * variance, computed with the graph in training mode (batch statistics
+ * throughout): PyTorch's cumulative average (momentum=None, as in
+ * torch.optim.swa_utils.update_bn). No weight changes; nodes after the cut
+ * keep their statistics; the model's train/eval mode is restored. */
+gr_status gr_onnx_module_recalibrate_bn(gr_model *m, const struct gr_dataset *d, int64_t batch);
 /* The input of the last MatMul/Gemm (the penultimate features). */
 gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out);
 

@@ -7,10 +7,16 @@
  *   probe-random     the same on a randomly initialized backbone
  *   finetune         backbone + new head, all trained
  *   finetune-random  the same from random init (training from scratch)
- * Probes extract the features once (eval mode) and train the linear head on
- * the standardized features (SGD, momentum 0.9, L2 1/n: logistic regression
+ *   lp-ft            probe first, then fine-tune everything from that head
+ * Probes extract the features once (eval mode, a few images per batch at
+ * large input sizes to bound memory) and train the linear head on the
+ * standardized features (SGD, momentum 0.9, L2 1/n: logistic regression
  * with C=1); fine-tuning trains every weight with batch-norm statistics
- * frozen (eval mode). Config keys (unknown keys are errors):
+ * frozen (eval mode). A randomly initialized backbone has running
+ * statistics 0/1 that do not describe its activations (they vanish or
+ * explode layer by layer): its batch-norm statistics are recalibrated on the
+ * training images first (gr_onnx_module_recalibrate_bn, batches of
+ * "batch"). Config keys (unknown keys are errors):
  *   {"backbone": DIR, "features_at": VALUE, "data": SPEC, "test_data": SPEC,
  *    "labels_per_class": [20], "seeds": 1, "seed": 1, "methods": [...],
  *    "probe_epochs": 100, "probe_lr": 0.01, "finetune_epochs": 10,
@@ -32,7 +38,7 @@ typedef struct bb_cfg {
   double probe_lr, finetune_lr;
 } bb_cfg;
 
-static const char *const METHODS[] = {"raw-linear", "probe", "probe-random", "finetune", "finetune-random"};
+static const char *const METHODS[] = {"raw-linear", "probe", "probe-random", "finetune", "finetune-random", "lp-ft"};
 
 static int bb_string(const cJSON *it, const char *path, const char **dst) {
   if (!cJSON_IsString(it)) return cli_fail("%s: \"%s\" must be a string", path, it->string);
@@ -55,7 +61,7 @@ static int bb_methods(const cJSON *it, const char *path, bb_cfg *c) {
   cJSON_ArrayForEach(m, it) {
     bool known = false;
     for (size_t i = 0; cJSON_IsString(m) && i < sizeof METHODS / sizeof *METHODS; i++) known |= !strcmp(m->valuestring, METHODS[i]);
-    if (!known) return cli_fail("%s: unknown backbone-study method (raw-linear|probe|probe-random|finetune|finetune-random)", path);
+    if (!known) return cli_fail("%s: unknown backbone-study method (raw-linear|probe|probe-random|finetune|finetune-random|lp-ft)", path);
     c->methods[c->n_methods++] = m->valuestring;
   }
   return CLI_OK;
@@ -75,8 +81,8 @@ static int bb_budgets(const cJSON *it, const char *path, bb_cfg *c) {
 
 static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
   *c = (bb_cfg){.data = NULL, .n_budgets = 1, .per_class = {20}, .seeds = 1, .seed = 1, .probe_epochs = 100,
-                .finetune_epochs = 10, .batch = 20, .probe_lr = 1e-2, .finetune_lr = 0.01, .n_methods = 5};
-  for (int i = 0; i < 5; i++) c->methods[i] = METHODS[i];
+                .finetune_epochs = 10, .batch = 20, .probe_lr = 1e-2, .finetune_lr = 0.01, .n_methods = 6};
+  for (int i = 0; i < 6; i++) c->methods[i] = METHODS[i];
   const cJSON *it;
   int rc = CLI_OK;
   cJSON_ArrayForEach(it, cfg) {
@@ -104,16 +110,24 @@ static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
 
 /* ---- features and linear heads ------------------------------------------------ */
 
+/* Images per feature-extraction batch for a graph fed h x w: the forward
+ * keeps every activation of a batch until it ends (~0.9 GiB for 3 images
+ * of 224x224 through MobileNetV2), so large inputs go a few at a time. */
+static int64_t feature_batch(const gr_model_config *mc) {
+  int64_t k = (int64_t)160000 / ((int64_t)mc->h * mc->w > 0 ? (int64_t)mc->h * mc->w : 1);
+  return k < 1 ? 1 : k > 20 ? 20 : k;
+}
+
 /* out: one row of features per sample of d (labels kept); m in eval mode. */
-static gr_status extract_features(gr_model *m, const gr_dataset *d, gr_dataset **out) {
+static gr_status extract_features(gr_model *m, const gr_dataset *d, int64_t batch, gr_dataset **out) {
   *out = NULL;
   gr_ctx *c = gr_ctx_new(16 << 20, 1);
   if (!c) return gr_last_status();
   gr_ctx_set_grad(c, false);
   gr_model_train(m, false);
   gr_status s = GR_OK;
-  for (int64_t start = 0; start < d->n && !s; start += 20) {
-    int64_t k = d->n - start < 20 ? d->n - start : 20;
+  for (int64_t start = 0; start < d->n && !s; start += batch) {
+    int64_t k = d->n - start < batch ? d->n - start : batch;
     gr_tensor *x;
     const int32_t *y;
     s = gr_dataset_batch(d, c, start, k, &x, &y);
@@ -131,8 +145,9 @@ static gr_status extract_features(gr_model *m, const gr_dataset *d, gr_dataset *
   return s;
 }
 
-/* Per-feature standardization with the train statistics, applied to both. */
-static void standardize(gr_dataset *train, gr_dataset *test) {
+/* Per-feature standardization with the train statistics, applied to both;
+ * mean/sd (dim each, or NULL) receive them. */
+static void standardize(gr_dataset *train, gr_dataset *test, double *mean_out, double *sd_out) {
   for (int64_t j = 0; j < train->dim; j++) {
     double s = 0, ss = 0;
     for (int64_t i = 0; i < train->n; i++) s += train->x[i * train->dim + j];
@@ -142,6 +157,7 @@ static void standardize(gr_dataset *train, gr_dataset *test) {
     if (sd < 1e-6) sd = 1.0; /* constant on the train set (a dead unit): centred, not blown up */
     for (int64_t i = 0; i < train->n; i++) train->x[i * train->dim + j] = (float)((train->x[i * train->dim + j] - mean) / sd);
     for (int64_t i = 0; i < test->n; i++) test->x[i * test->dim + j] = (float)((test->x[i * test->dim + j] - mean) / sd);
+    if (mean_out) mean_out[j] = mean, sd_out[j] = sd;
   }
 }
 
@@ -159,15 +175,37 @@ static gr_status train_and_eval(gr_model *m, const gr_dataset *train, const gr_d
   return s;
 }
 
-/* Softmax regression on standardized copies of train/test (features or pixels). */
+/* Copies a head trained on standardized features (fc.*) into the backbone's
+ * head on the raw features (head.*): W' = W/sd, b' = b - W mean/sd. */
+static gr_status fold_head(gr_model *probe, const double *mean, const double *sd, gr_model *into) {
+  gr_tensor *w = gr_model_find(probe, "fc.weight"), *b = gr_model_find(probe, "fc.bias");
+  gr_tensor *hw = gr_model_find(into, "head.weight"), *hb = gr_model_find(into, "head.bias");
+  if (!w || !b || !hw || !hb || hw->numel != w->numel || hb->numel != b->numel)
+    return gr_error(GR_ESHAPE, "lp-ft: the backbone's head does not match the probe's");
+  int64_t f = w->shape[1];
+  for (int64_t k = 0; k < b->numel; k++) {
+    double bias = b->data[k];
+    for (int64_t j = 0; j < f; j++) {
+      hw->data[k * f + j] = (float)(w->data[k * f + j] / sd[j]);
+      bias -= w->data[k * f + j] * mean[j] / sd[j];
+    }
+    hb->data[k] = (float)bias;
+  }
+  return GR_OK;
+}
+
+/* Softmax regression on standardized copies of train/test (features or
+ * pixels); into (or NULL) receives the trained head on the raw features. */
 static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, const bb_cfg *c, uint64_t seed,
-                            const char *label, gr_train_result *res, int64_t *params) {
+                            const char *label, gr_train_result *res, int64_t *params, gr_model *into) {
   gr_dataset *tr = NULL, *te = NULL; /* standardized copies */
   gr_status s = gr_dataset_subsample(train, train->n, seed, &tr);
   if (!s) s = gr_dataset_subsample(test, test->n, seed, &te);
+  double *mean = s ? NULL : gr_calloc(2 * (size_t)train->dim, sizeof(double)), *sd = mean ? mean + train->dim : NULL;
   gr_model *m = s ? NULL : gr_model_new(seed);
-  if (!s && m) {
-    standardize(tr, te);
+  if (!s && (!m || !mean)) s = m ? gr_error(GR_ENOMEM, "linear probe: out of memory") : gr_last_status();
+  if (!s) {
+    standardize(tr, te, mean, sd);
     gr_module *root = gr_nn_sequential(m);
     s = root ? gr_module_add(root, "flatten", gr_nn_flatten(m)) : gr_last_status();
     if (!s) s = gr_module_add(root, "fc", gr_nn_linear(m, tr->dim, tr->n_classes, true));
@@ -179,9 +217,9 @@ static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, con
     /* L2 of weight 1/n on the mean loss = scikit-learn's LogisticRegression(C=1) objective */
     gr_optim_cfg oc = gr_sgd_cfg((float)c->probe_lr, 0.9f, 1.0f / (float)tr->n, false);
     if (!s) s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, seed, label, res);
-  } else if (!s) {
-    s = gr_last_status();
+    if (!s && into) s = fold_head(m, mean, sd, into);
   }
+  gr_free(mean);
   gr_model_free(m);
   gr_dataset_free(tr);
   gr_dataset_free(te);
@@ -190,45 +228,69 @@ static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, con
 
 /* ---- the runs ------------------------------------------------------------------- */
 
-static gr_status load_backbone(const bb_cfg *c, bool random, uint64_t seed, gr_model **out) {
+/* The backbone with a fresh head at the features; random: re-initialized,
+ * batch-norm statistics recalibrated on the train images. *fbatch: images
+ * per feature-extraction batch. */
+static gr_status load_backbone(const bb_cfg *c, bool random, const gr_dataset *train, uint64_t seed, gr_model **out,
+                               int64_t *fbatch) {
   gr_model_config mc;
   gr_status s = gr_model_load_dir(c->backbone, seed, &mc, out);
+  if (!s) s = gr_onnx_module_set_head(*out, c->features_at, train->n_classes);
   if (!s && random) {
     gr_rng r;
     gr_rng_seed(&r, seed * 7919 + 3);
     s = gr_onnx_module_reinit(*out, &r);
+    if (!s) s = gr_onnx_module_recalibrate_bn(*out, train, c->batch);
   }
+  if (!s) *fbatch = feature_batch(&mc);
   if (s) gr_model_free(*out), *out = NULL;
   return s;
 }
 
-static gr_status probe_run(const bb_cfg *c, bool random, const gr_dataset *train, const gr_dataset *test, uint64_t seed,
-                           const char *label, gr_train_result *res, int64_t *params) {
-  gr_model *m = NULL;
+/* Features of train and test through m (eval mode), then the linear probe;
+ * into (or NULL): m, whose head receives the probe. */
+static gr_status features_and_probe(gr_model *m, int64_t fbatch, const bb_cfg *c, const gr_dataset *train,
+                                    const gr_dataset *test, uint64_t seed, const char *label, gr_train_result *res,
+                                    int64_t *params, gr_model *into) {
   gr_dataset *ftr = NULL, *fte = NULL;
-  gr_status s = load_backbone(c, random, seed, &m);
-  if (!s && c->features_at) s = gr_onnx_module_set_head(m, c->features_at, train->n_classes);
-  if (!s) s = extract_features(m, train, &ftr);
-  if (!s) s = extract_features(m, test, &fte);
-  if (!s) s = linear_run(ftr, fte, c, seed, label, res, params);
-  gr_model_free(m);
+  gr_status s = extract_features(m, train, fbatch, &ftr);
+  if (!s) s = extract_features(m, test, fbatch, &fte);
+  if (!s) s = linear_run(ftr, fte, c, seed, label, res, params, into);
   gr_dataset_free(ftr);
   gr_dataset_free(fte);
   return s;
 }
 
-static gr_status finetune_run(const bb_cfg *c, bool random, const gr_dataset *train, const gr_dataset *test, uint64_t seed,
-                              const char *label, gr_train_result *res, int64_t *params) {
+/* Trains every weight of m with batch-norm statistics frozen (eval mode):
+ * batches of 20 grey digits would otherwise normalize with statistics the
+ * evaluation never sees. */
+static gr_status finetune_model(gr_model *m, const bb_cfg *c, const gr_dataset *train, const gr_dataset *test,
+                                uint64_t seed, const char *label, gr_train_result *res, int64_t *params) {
+  gr_model_train(m, false);
+  *params = gr_model_param_count(m, true);
+  return train_and_eval(m, train, test, gr_sgd_cfg((float)c->finetune_lr, 0.9f, 0.0f, false), c->finetune_epochs,
+                        c->batch, seed, label, res);
+}
+
+/* probe, probe-random, finetune, finetune-random, lp-ft on the backbone. */
+static gr_status backbone_run(const bb_cfg *c, const char *method, const gr_dataset *train, const gr_dataset *test,
+                              uint64_t seed, const char *label, gr_train_result *res, int64_t *params) {
   gr_model *m = NULL;
-  gr_status s = load_backbone(c, random, seed, &m);
-  if (!s) s = gr_onnx_module_set_head(m, c->features_at, train->n_classes);
-  /* batch-norm keeps the imported running statistics (eval mode): batches
-   * of 20 grey digits would otherwise normalize with statistics the
-   * evaluation never sees */
-  if (!s) gr_model_train(m, false);
-  if (!s) *params = gr_model_param_count(m, true);
-  if (!s) s = train_and_eval(m, train, test, gr_sgd_cfg((float)c->finetune_lr, 0.9f, 0.0f, false), c->finetune_epochs,
-                             c->batch, seed, label, res);
+  int64_t fbatch = 1;
+  gr_status s = load_backbone(c, strstr(method, "random") != NULL, train, seed, &m, &fbatch);
+  if (s) return s;
+  if (!strncmp(method, "probe", 5)) {
+    s = features_and_probe(m, fbatch, c, train, test, seed, label, res, params, NULL);
+  } else if (!strcmp(method, "lp-ft")) {
+    gr_train_result probe_res;
+    int64_t probe_params;
+    char probe_label[120];
+    snprintf(probe_label, sizeof probe_label, "%s (probe stage)", label);
+    s = features_and_probe(m, fbatch, c, train, test, seed, probe_label, &probe_res, &probe_params, m);
+    if (!s) s = finetune_model(m, c, train, test, seed, label, res, params);
+  } else {
+    s = finetune_model(m, c, train, test, seed, label, res, params);
+  }
   gr_model_free(m);
   return s;
 }
@@ -241,10 +303,8 @@ static gr_status one_run(const bb_cfg *c, const char *method, const gr_dataset *
   char label[96];
   snprintf(label, sizeof label, "%s n=%lld seed=%llu", method, (long long)train->n, (unsigned long long)seed);
   double t0 = gr_wall_seconds();
-  bool random = strstr(method, "random") != NULL;
-  gr_status s = !strcmp(method, "raw-linear") ? linear_run(train, test, c, seed, label, &res, &params)
-                : !strncmp(method, "probe", 5) ? probe_run(c, random, train, test, seed, label, &res, &params)
-                                               : finetune_run(c, random, train, test, seed, label, &res, &params);
+  gr_status s = !strcmp(method, "raw-linear") ? linear_run(train, test, c, seed, label, &res, &params, NULL)
+                                             : backbone_run(c, method, train, test, seed, label, &res, &params);
   if (s) return s;
   snprintf(r->method, sizeof r->method, "%s", method);
   r->seed = seed;

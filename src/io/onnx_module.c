@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graft/data.h"
 #include "graft/fileio.h"
 #include "graft/safetensors.h"
 #include "io/onnx_json.h"
@@ -311,6 +312,13 @@ gr_tensor *gr_onnx_module_features(gr_model *m, gr_ctx *c, gr_tensor *x) {
   return as_features(c, run_graph(g, c, x, m->root->training && !m->inference));
 }
 
+/* The tensor bound to weight value name (NULL: none). */
+static gr_tensor *bound_weight(const ox_graph_module *g, const char *name) {
+  for (int j = 0; j < g->n_w; j++)
+    if (!strcmp(g->w_names[j], name)) return g->w[j];
+  return NULL;
+}
+
 /* Sets t to N(0, std^2) (Box-Muller on the model's rng). */
 static void fill_normal(gr_rng *r, gr_tensor *t, double std) {
   for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * gr_rng_normal(r));
@@ -337,9 +345,7 @@ gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r) {
     const gr_onnx_node *n = &g->graph.nodes[i];
     for (int k = 1; k < n->n_in; k++) {
       char role = weight_role(n, k);
-      gr_tensor *t = NULL;
-      for (int j = 0; role && j < g->n_w && !t; j++)
-        if (!strcmp(g->w_names[j], n->in[k])) t = g->w[j];
+      gr_tensor *t = role ? bound_weight(g, n->in[k]) : NULL;
       if (!t) continue;
       if (role == 'w' && t->ndim == 4) fill_normal(r, t, sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
       else if (role == 'w') fill_normal(r, t, 0.01);
@@ -348,6 +354,97 @@ gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r) {
   }
   if (g->head) return gr_init_module(g->head, r, GR_INIT_TORCH_DEFAULT, 0, 0, 0);
   return GR_OK;
+}
+
+/* ---- batch-norm recalibration ------------------------------------------------ */
+
+/* One batch-norm node's running statistics and their accumulated batch values. */
+typedef struct bn_recal {
+  gr_tensor *mean, *var;
+  float momentum;   /* graft's (PyTorch's): the weight of the new batch value */
+  double *sum_mean, *sum_var;
+  float *saved;     /* mean then variance as they were, restored on failure */
+} bn_recal;
+
+/* The batch-norm nodes up to the one producing the cut value; *n their count. */
+static gr_status bn_nodes(const ox_graph_module *g, bn_recal *out, int *n) {
+  const char *stop = g->features_at ? g->features_at : g->graph.outputs[0].name;
+  *n = 0;
+  for (int i = 0; i < g->graph.n_nodes; i++) {
+    const gr_onnx_node *nd = &g->graph.nodes[i];
+    if (!strcmp(nd->op_type, "BatchNormalization")) {
+      const gr_onnx_attr *a = gr_onnx_attr_find(nd, "momentum");
+      float mom = 1.0f - (a ? a->f : 0.9f);
+      gr_tensor *mean = nd->n_in == 5 ? bound_weight(g, nd->in[3]) : NULL, *var = nd->n_in == 5 ? bound_weight(g, nd->in[4]) : NULL;
+      if (!mean || !var || mean->numel != var->numel)
+        return gr_error(GR_EUNSUPPORTED, "OnnxGraph recalibrate: batch-norm '%s' has no bound running statistics", nd->name);
+      if (!(mom > 0.0f && mom <= 1.0f))
+        return gr_error(GR_EUNSUPPORTED, "OnnxGraph recalibrate: batch-norm '%s' momentum %g keeps no batch statistics",
+                        nd->name, (double)(1.0f - mom));
+      out[(*n)++] = (bn_recal){mean, var, mom, NULL, NULL, NULL};
+    }
+    for (int k = 0; k < nd->n_out; k++)
+      if (!strcmp(nd->out[k], stop)) return GR_OK;
+  }
+  return GR_OK;
+}
+
+/* One batch in training mode: running stats start at 0, so after the update
+ * they hold momentum * the batch value. */
+static gr_status recal_batch(gr_model *m, gr_ctx *c, const struct gr_dataset *d, int64_t start, int64_t k, bn_recal *bn,
+                             int n_bn) {
+  for (int j = 0; j < n_bn; j++)
+    memset(bn[j].mean->data, 0, (size_t)bn[j].mean->numel * sizeof(float)),
+        memset(bn[j].var->data, 0, (size_t)bn[j].var->numel * sizeof(float));
+  gr_tensor *x;
+  const int32_t *y;
+  gr_status s = gr_dataset_batch(d, c, start, k, &x, &y);
+  if (!s && !gr_onnx_module_features(m, c, x)) s = gr_last_status();
+  for (int j = 0; !s && j < n_bn; j++)
+    for (int64_t q = 0; q < bn[j].mean->numel; q++) {
+      bn[j].sum_mean[q] += bn[j].mean->data[q] / bn[j].momentum;
+      bn[j].sum_var[q] += bn[j].var->data[q] / bn[j].momentum;
+    }
+  gr_ctx_reset(c);
+  return s;
+}
+
+gr_status gr_onnx_module_recalibrate_bn(gr_model *m, const struct gr_dataset *d, int64_t batch) {
+  if (!m || !gr_onnx_module_is(m->root)) return gr_error(GR_EARG, "OnnxGraph recalibrate: not a graph model");
+  if (!d || d->n < 1 || batch < 1)
+    return gr_error(GR_EARG, "OnnxGraph recalibrate: needs a non-empty data set and batch >= 1 (got %lld)", (long long)batch);
+  ox_graph_module *g = m->root->cfg;
+  bn_recal *bn = gr_calloc((size_t)g->graph.n_nodes + 1, sizeof *bn);
+  int n_bn = 0;
+  gr_status s = bn ? bn_nodes(g, bn, &n_bn) : gr_error(GR_ENOMEM, "OnnxGraph recalibrate: out of memory");
+  for (int j = 0; !s && j < n_bn; j++) {
+    bn[j].sum_mean = gr_calloc((size_t)bn[j].mean->numel, sizeof(double));
+    bn[j].sum_var = gr_calloc((size_t)bn[j].mean->numel, sizeof(double));
+    bn[j].saved = gr_calloc(2 * (size_t)bn[j].mean->numel, sizeof(float));
+    if (!bn[j].sum_mean || !bn[j].sum_var || !bn[j].saved) s = gr_error(GR_ENOMEM, "OnnxGraph recalibrate: out of memory");
+    else memcpy(bn[j].saved, bn[j].mean->data, (size_t)bn[j].mean->numel * sizeof(float)),
+         memcpy(bn[j].saved + bn[j].mean->numel, bn[j].var->data, (size_t)bn[j].mean->numel * sizeof(float));
+  }
+  gr_ctx *c = s ? NULL : gr_ctx_new(16 << 20, 1);
+  if (!s && !c) s = gr_last_status();
+  bool was_training = m->root->training;
+  int64_t n_batches = 0;
+  if (!s) gr_ctx_set_grad(c, false), gr_model_train(m, true);
+  for (int64_t start = 0; !s && start < d->n; start += batch, n_batches++)
+    s = recal_batch(m, c, d, start, d->n - start < batch ? d->n - start : batch, bn, n_bn);
+  for (int j = 0; !s && j < n_bn; j++)
+    for (int64_t q = 0; q < bn[j].mean->numel; q++) {
+      bn[j].mean->data[q] = (float)(bn[j].sum_mean[q] / (double)n_batches);
+      bn[j].var->data[q] = (float)(bn[j].sum_var[q] / (double)n_batches);
+    }
+  if (c) gr_model_train(m, was_training);
+  for (int j = 0; s && bn && j < n_bn && bn[j].saved; j++) /* a failed run leaves the statistics as they were */
+    memcpy(bn[j].mean->data, bn[j].saved, (size_t)bn[j].mean->numel * sizeof(float)),
+        memcpy(bn[j].var->data, bn[j].saved + bn[j].mean->numel, (size_t)bn[j].mean->numel * sizeof(float));
+  for (int j = 0; bn && j < n_bn; j++) gr_free(bn[j].sum_mean), gr_free(bn[j].sum_var), gr_free(bn[j].saved);
+  gr_free(bn);
+  gr_ctx_free(c);
+  return s;
 }
 
 gr_status ox_module_write_config(const gr_module *root, cJSON *o) {

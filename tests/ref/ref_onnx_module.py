@@ -81,3 +81,14 @@ out = {"x": x, "y": y, "gy": gy, "feat": feat, "dx": x.grad}
 for k in ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias"):
     out["d" + k] = t[k].grad
 write_ref("onnx_module", out)
+
+# Batch-norm recalibration (gr_onnx_module_recalibrate_bn, batches of 3 of 7
+# images): the average over batches of the batch mean and unbiased batch
+# variance of the BN input, as PyTorch's cumulative average (momentum=None).
+xr = torch.tensor(r(7, 1, 5, 7, lo=0.0, hi=1.0))
+with torch.no_grad():
+    bn = torch.nn.BatchNorm2d(4, eps=1e-5, momentum=None)
+    for i in range(0, 7, 3):
+        h = F.interpolate(xr[i:i + 3], size=(6, 6), mode="bilinear", align_corners=False).repeat(1, 2, 1, 1) * 2 - 1
+        bn(F.conv2d(h, torch.tensor(W["conv.weight"]), torch.tensor(W["conv.bias"]), padding=1))
+write_ref("onnx_module_recal", {"x": xr, "mean": bn.running_mean, "var": bn.running_var})
