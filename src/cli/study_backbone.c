@@ -7,7 +7,8 @@
  *   probe-random     the same on a randomly initialized backbone
  *   finetune         backbone + new head, all trained
  *   finetune-random  the same from random init (training from scratch)
- *   lp-ft            probe first, then fine-tune everything from that head
+ *   lp-ft            probe first (on unstandardized features), then
+ *                    fine-tune everything from that head
  * Probes extract the features once (eval mode, a few images per batch at
  * large input sizes to bound memory) and train the linear head on the
  * standardized features (SGD, momentum 0.9, L2 1/n: logistic regression
@@ -195,7 +196,10 @@ static gr_status fold_head(gr_model *probe, const double *mean, const double *sd
 }
 
 /* Softmax regression on standardized copies of train/test (features or
- * pixels); into (or NULL) receives the trained head on the raw features. */
+ * pixels). into (or NULL) receives the trained head, and then the features
+ * are not standardized: folded into a head on raw features, 1/sd of a
+ * nearly constant feature becomes a huge weight, and fine-tuning from it
+ * diverged (loss ~1e4 in the first epoch at 224 px). */
 static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, const bb_cfg *c, uint64_t seed,
                             const char *label, gr_train_result *res, int64_t *params, gr_model *into) {
   gr_dataset *tr = NULL, *te = NULL; /* standardized copies */
@@ -205,7 +209,8 @@ static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, con
   gr_model *m = s ? NULL : gr_model_new(seed);
   if (!s && (!m || !mean)) s = m ? gr_error(GR_ENOMEM, "linear probe: out of memory") : gr_last_status();
   if (!s) {
-    standardize(tr, te, mean, sd);
+    if (!into) standardize(tr, te, mean, sd);
+    for (int64_t j = 0; into && j < tr->dim; j++) mean[j] = 0, sd[j] = 1;
     gr_module *root = gr_nn_sequential(m);
     s = root ? gr_module_add(root, "flatten", gr_nn_flatten(m)) : gr_last_status();
     if (!s) s = gr_module_add(root, "fc", gr_nn_linear(m, tr->dim, tr->n_classes, true));
