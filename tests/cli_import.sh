@@ -21,6 +21,10 @@ if [ -s "$MODEL" ]; then
   grep -q '"architecture":[[:space:]]*"onnx_graph"' "$T/cls/config.json" || fail "config.json architecture"
   "$GRAFT_PYTHON" -c "import json,sys; g=json.load(open(sys.argv[1]))['graph']; assert len(g['nodes'])==221, len(g['nodes'])" \
     "$T/cls/config.json" || fail "config.json nodes"
+  # --input-scale/--input-shift reach config.json (they were once read into floats as doubles and lost)
+  "$G" import "$MODEL" --out "$T/pm1" --input-size 3x48x192 --input-scale 2 --input-shift -1 > "$T/out" 2>&1 || fail "import with scale: $(cat "$T/out")"
+  "$GRAFT_PYTHON" -c "import json,sys; c=json.load(open(sys.argv[1])); assert (c['input_scale'], c['input_shift']) == (2, -1), c['input_scale']" \
+    "$T/pm1/config.json" || fail "config.json input_scale/input_shift"
   # the imported directory is an ordinary model directory: eval, then a
   # fine-tune with a new head on the penultimate features, then eval of that
   "$G" eval --model "$T/cls" --data fmnist:split=test,classes=0-1,limit=16 --json > "$T/out" 2>&1 ||

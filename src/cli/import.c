@@ -3,6 +3,7 @@
  * lists the unsupported ops and their nodes), and writes DIR/model.safetensors
  * + DIR/config.json (docs/ONNX.md), a model directory the other verbs load. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,11 +33,12 @@ static gr_status load_any(const char *path, gr_onnx_model **m) {
 int cmd_import(int argc, char **argv) {
   const char *out = NULL, *size = NULL;
   gr_onnx_input_spec in = {0, 0, 0, 1.0f, 0.0f};
+  double scale = 1.0, shift = 0.0; /* CLI_FLOAT writes a double */
   const cli_opt opts[] = {
       {"--out", CLI_STR, &out, "model directory to write (created)"},
       {"--input-size", CLI_STR, &size, "CxHxW the graph is fed (needed when the file leaves it symbolic)"},
-      {"--input-scale", CLI_FLOAT, &in.scale, "inputs are x*scale+shift before the graph (default 1)"},
-      {"--input-shift", CLI_FLOAT, &in.shift, "see --input-scale (default 0)"},
+      {"--input-scale", CLI_FLOAT, &scale, "inputs are x*scale+shift before the graph"},
+      {"--input-shift", CLI_FLOAT, &shift, "see --input-scale"},
   };
   cli_spec spec = {"import", "graft import FILE.onnx|model.json --out DIR [--input-size CxHxW]",
                    "Import a pretrained ONNX or TF.js layers network: every op must be one graft runs (the error "
@@ -52,6 +54,8 @@ int cmd_import(int argc, char **argv) {
     return CLI_USAGE;
   }
   if ((rc = parse_size(size, &in))) return rc;
+  if (!(fabs(scale) <= 1e30 && fabs(shift) <= 1e30)) return cli_fail("graft import: --input-scale/--input-shift out of range");
+  in.scale = (float)scale, in.shift = (float)shift;
   if (!ends_with(pos[0], ".onnx") && !ends_with(pos[0], ".json"))
     return cli_fail("%s: graft import reads .onnx files and TF.js model.json files", pos[0]);
   gr_onnx_model *m = NULL;

@@ -21,7 +21,8 @@
  *   {"backbone": DIR, "features_at": VALUE, "data": SPEC, "test_data": SPEC,
  *    "labels_per_class": [20], "seeds": 1, "seed": 1, "methods": [...],
  *    "probe_epochs": 100, "probe_lr": 0.01, "finetune_epochs": 10,
- *    "finetune_lr": 0.01, "batch": 20}
+ *    "finetune_lr": 0.01, "finetune_clip": 0, "batch": 20}
+ * finetune_clip > 0 clips the global gradient norm of fine-tuning steps.
  * Writes results.jsonl and report.html like the grid study. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -36,7 +37,7 @@ typedef struct bb_cfg {
   int per_class[RUNS_MAX_BUDGETS], n_budgets;
   const char *methods[8];
   int n_methods, seeds, seed, probe_epochs, finetune_epochs, batch;
-  double probe_lr, finetune_lr;
+  double probe_lr, finetune_lr, finetune_clip;
 } bb_cfg;
 
 static const char *const METHODS[] = {"raw-linear", "probe", "probe-random", "finetune", "finetune-random", "lp-ft"};
@@ -99,7 +100,10 @@ static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
     else if (!strcmp(k, "probe_epochs")) rc = bb_int(it, path, 1, 100000, &c->probe_epochs);
     else if (!strcmp(k, "finetune_epochs")) rc = bb_int(it, path, 1, 100000, &c->finetune_epochs);
     else if (!strcmp(k, "batch")) rc = bb_int(it, path, 1, 100000, &c->batch);
-    else if (!strcmp(k, "probe_lr") || !strcmp(k, "finetune_lr")) {
+    else if (!strcmp(k, "finetune_clip")) {
+      if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0)) return cli_fail("%s: \"%s\" must be a number >= 0", path, k);
+      c->finetune_clip = it->valuedouble;
+    } else if (!strcmp(k, "probe_lr") || !strcmp(k, "finetune_lr")) {
       if (!cJSON_IsNumber(it) || !(it->valuedouble > 0)) return cli_fail("%s: \"%s\" must be a positive number", path, k);
       *(!strcmp(k, "probe_lr") ? &c->probe_lr : &c->finetune_lr) = it->valuedouble;
     } else return cli_fail("%s: unknown key \"%s\" in a backbone study", path, k);
@@ -163,10 +167,10 @@ static void standardize(gr_dataset *train, gr_dataset *test, double *mean_out, d
 }
 
 static gr_status train_and_eval(gr_model *m, const gr_dataset *train, const gr_dataset *test, gr_optim_cfg oc, int epochs,
-                                int batch, uint64_t seed, const char *label, gr_train_result *res) {
+                                int batch, float clip, uint64_t seed, const char *label, gr_train_result *res) {
   gr_optim *o = gr_optim_new(m, &oc);
   if (!o) return gr_last_status();
-  gr_train_cfg tc = {.epochs = epochs, .batch = batch, .seed = seed, .eval_batch = 20};
+  gr_train_cfg tc = {.epochs = epochs, .batch = batch, .clip_norm = clip, .seed = seed, .eval_batch = 20};
   runs_monitor mon;
   runs_monitor_start(&mon, label, gr_train_total_steps(&tc, train->n), false);
   gr_train_hooks hooks = runs_monitor_hooks(&mon);
@@ -221,7 +225,7 @@ static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, con
     if (w && b) memset(w->data, 0, (size_t)w->numel * sizeof(float)), memset(b->data, 0, (size_t)b->numel * sizeof(float));
     /* L2 of weight 1/n on the mean loss = scikit-learn's LogisticRegression(C=1) objective */
     gr_optim_cfg oc = gr_sgd_cfg((float)c->probe_lr, 0.9f, 1.0f / (float)tr->n, false);
-    if (!s) s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, seed, label, res);
+    if (!s) s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, 0.0f, seed, label, res);
     if (!s && into) s = fold_head(m, mean, sd, into);
   }
   gr_free(mean);
@@ -274,7 +278,7 @@ static gr_status finetune_model(gr_model *m, const bb_cfg *c, const gr_dataset *
   gr_model_train(m, false);
   *params = gr_model_param_count(m, true);
   return train_and_eval(m, train, test, gr_sgd_cfg((float)c->finetune_lr, 0.9f, 0.0f, false), c->finetune_epochs,
-                        c->batch, seed, label, res);
+                        c->batch, (float)c->finetune_clip, seed, label, res);
 }
 
 /* probe, probe-random, finetune, finetune-random, lp-ft on the backbone. */
