@@ -26,7 +26,8 @@ static const float *opts_of(const char *name, ref_file **keep) {
 static void conv_refs(void) {
   static const char *names[] = {"conv_basic", "conv_pad_stride", "conv_dilated", "conv_groups",
                                 "conv_depthwise", "conv_1x1", "conv_lenet2", "conv_edge1",
-                                "conv_chunks", "conv_chunks_groups"};
+                                "conv_chunks", "conv_chunks_groups", "conv_lenet1", "conv_wide_odd",
+                                "conv_wide_groups_chunks", "conv_resnet3x3", "conv_stride3_dil", "conv_1x1_s2"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;
@@ -72,6 +73,14 @@ static void gradchecks(void) {
                     gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true)};
   CHECK_GRAD("conv2d stride/pad/dil/groups", f_conv, &co, 3, in);
   for (int k = 0; k < 3; k++) gc_input_free(&in[k]);
+  /* stride 1 (the wide lowering): unequal padding, dilation and groups; then no padding (dx written in place) */
+  gr_conv2d_opts wide = {.pad_h = 2, .pad_w = 1, .dil_h = 2, .groups = 2};
+  gc_input wi[3] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 7), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 2), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true)};
+  CHECK_GRAD("conv2d stride 1, pad 2x1, dil 2, groups 2", f_conv, &wide, 3, wi);
+  gr_conv2d_opts nopad = {.groups = 2};
+  CHECK_GRAD("conv2d stride 1, no padding, groups 2", f_conv, &nopad, 3, wi);
+  for (int k = 0; k < 3; k++) gc_input_free(&wi[k]);
   /* max pool: values spaced 0.05 apart so eps = 1e-2 never flips a window's max */
   gc_input mp = gc_rand(&r, 4, GR_SHAPE(1, 2, 5, 5), 0, 1, true);
   int64_t perm[50];

@@ -1,14 +1,28 @@
 /* core/ops_conv.c — 2-D convolution (NCHW) lowered to sgemm.
  *
  * Lowering: the batch is cut into chunks of nb samples whose columns fit in
- * L2 (see chunk_samples); for each chunk and group, im2col gives
- * col [Cg*kh*kw, nb*OH*OW]; one gemm w_g [Og, Cg*kh*kw] @ col gives the
- * group's output as [Og, nb*OH*OW], copied to y [N,O,OH,OW] with the bias
+ * L2 (see chunk_samples); for each chunk and group, the lowering gives
+ * col [Cg*kh*kw, nb*cols]; one gemm w_g [Og, Cg*kh*kw] @ col gives the
+ * group's output as [Og, nb*cols], copied to y [N,O,OH,OW] with the bias
  * added. Backward recomputes each chunk's col from x: dW_g += dY_g col^T,
  * dcol = W_g^T dY_g, dx += col2im(dcol).
- * im2col/col2im loops run under OpenMP (over col rows, and over input
- * channels for col2im so no two threads write the same element); BLAS is
- * called outside those regions. Not here: transposed convolution. */
+ *
+ * The lowering is "wide": output (oh, ow) is column oh*Wq + ow of a plane
+ * of pitch Wq, so the row of col for channel c and kernel tap (ki, kj) is
+ * one contiguous slice of an input plane, and im2col is Cg*kh*kw long
+ * memcpys (copies of OW-float rows were a third of a LeNet training step)
+ * and col2im as many long vector adds. cols = (OH-1)*Wq + OW columns per
+ * sample; the Wq-OW columns after each output row are garbage that is never
+ * copied out (and whose dY is 0 in backward, so they add nothing). With
+ * stride 1 and no padding the planes are x itself (Wq = W). Otherwise a
+ * chunk's input is copied zero-padded and split into sh*sw phases: phase
+ * (a, b) holds the padded rows sh*h'+a and columns sw*w'+b, [Hq, Wq] with
+ * Hq = ceil(Hp/sh), Wq = ceil(Wp/sw), so a strided tap reads phase
+ * (ki*dh % sh, kj*dw % sw) from row ki*dh/sh, column kj*dw/sw on, and is a
+ * slice again. Backward adds the phases back into dx.
+ * Copy loops run under OpenMP (over col rows, and over input channels for
+ * col2im so no two threads write the same element); BLAS is called outside
+ * those regions. Not here: transposed convolution. */
 #include <cblas.h>
 #include <string.h>
 
@@ -18,6 +32,10 @@ typedef struct conv_geom {
   int64_t N, C, H, W, O, kh, kw, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw, g, Cg, Og;
   int64_t K;  /* Cg*kh*kw: rows of col */
+  bool copy;        /* planes are a padded, phase-split copy (else x itself) */
+  int64_t Hq, Wq;   /* one phase plane (file comment); H, W without copy */
+  int64_t cplane;   /* floats per input channel: sh*sw*Hq*Wq */
+  int64_t cols;     /* columns of col per sample: (OH-1)*Wq + OW */
 } conv_geom;
 
 static int64_t or1(int v) { return v ? v : 1; }
@@ -58,13 +76,16 @@ static bool conv_geometry(const gr_tensor *x, const gr_tensor *w, const gr_tenso
   g->Cg = g->C / g->g;
   g->Og = g->O / g->g;
   g->K = g->Cg * g->kh * g->kw;
+  g->copy = g->sh != 1 || g->sw != 1 || g->ph || g->pw;
+  g->Hq = (g->H + 2 * g->ph + g->sh - 1) / g->sh;
+  g->Wq = (g->W + 2 * g->pw + g->sw - 1) / g->sw;
+  g->cplane = g->sh * g->sw * g->Hq * g->Wq;
+  g->cols = (g->OH - 1) * g->Wq + g->OW;
   return true;
 }
 
 /* [lo, hi): the outputs o < n whose input index o*stride + off lies in
- * [0, len); outside it the input is padding. Computed once per kernel tap,
- * so the copy loops below have no bounds tests (per-row tests and short
- * copies were a third of a LeNet training step). */
+ * [0, len); outside it the input is padding. */
 static void valid_span(int64_t n, int64_t stride, int64_t off, int64_t len, int64_t *lo, int64_t *hi) {
   int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
   int64_t b = len - off <= 0 ? 0 : (len - off - 1) / stride + 1;
@@ -73,108 +94,155 @@ static void valid_span(int64_t n, int64_t stride, int64_t off, int64_t len, int6
   *hi = b;
 }
 
-/* The spans of output rows and columns that kernel tap (ki, kj) reads from
- * inside the input, and the input offset of output (0, 0) for that tap. */
-typedef struct tap_span {
-  int64_t hlo, hhi, wlo, whi, off;
-} tap_span;
-
-static tap_span tap_of(const conv_geom *g, int64_t ki, int64_t kj) {
-  tap_span t;
-  int64_t oy = ki * g->dh - g->ph, ox = kj * g->dw - g->pw;
-  valid_span(g->OH, g->sh, oy, g->H, &t.hlo, &t.hhi);
-  valid_span(g->OW, g->sw, ox, g->W, &t.wlo, &t.whi);
-  t.off = oy * g->W + ox;
-  return t;
-}
-
-/* Samples per chunk: the columns of one chunk, [K, nb*OH*OW], stay within
+/* Samples per chunk: the columns of one chunk, [K, nb*cols], stay within
  * CONV_CHUNK_FLOATS (256 KiB, half an L2) so im2col writes them, sgemm
  * packs them and col2im reads them back while they are in cache. Lowering
  * the whole batch at once streamed up to 19 MB of columns through memory
- * per layer and kept them for backward (the peak RSS of a small ResNet). */
+ * per layer and kept them for backward (the peak RSS of a small ResNet).
+ * nb is a power of two: a batch split over data-parallel ranks (power-of-
+ * two shares) then runs the same gemm shapes as the whole batch, so each
+ * sample's output rounds the same (OpenBLAS picks its kernel by shape; a
+ * different last chunk made 2-rank LeNet training drift 3e-2 from 1 process
+ * in 100 steps, tests/mpi/cli_train_dp.sh). */
 #define CONV_CHUNK_FLOATS (64 * 1024)
 
 static int64_t chunk_samples(const conv_geom *g) {
-  int64_t nb = CONV_CHUNK_FLOATS / (g->K * g->OH * g->OW);
-  if (nb > g->N) nb = g->N;
-  return nb < 1 ? 1 : nb;
+  int64_t fit = CONV_CHUNK_FLOATS / (g->K * g->cols), nb = 1;
+  while (nb * 2 <= fit && nb * 2 <= g->N) nb *= 2;
+  return nb;
 }
 
-/* One plane of col for tap t: d[oh*OW + ow] = x[(oh*sh)*W + ow*sw + t.off]
- * inside the spans, 0 outside. */
-static void im2col_plane(const conv_geom *g, const tap_span *t, const float *x, float *d) {
-  memset(d, 0, (size_t)(t->hlo * g->OW) * sizeof(float));
-  for (int64_t oh = t->hlo; oh < t->hhi; oh++) {
-    const float *s = x + oh * g->sh * g->W + t->off;
-    float *row = d + oh * g->OW;
-    for (int64_t ow = 0; ow < t->wlo; ow++) row[ow] = 0.0f;
-    if (g->sw == 1)
-      for (int64_t ow = t->wlo; ow < t->whi; ow++) row[ow] = s[ow];
-    else
-      for (int64_t ow = t->wlo; ow < t->whi; ow++) row[ow] = s[ow * g->sw];
-    for (int64_t ow = t->whi; ow < g->OW; ow++) row[ow] = 0.0f;
-  }
-  memset(d + t->hhi * g->OW, 0, (size_t)((g->OH - t->hhi) * g->OW) * sizeof(float));
+/* Row hq of phase (a, b) of one padded input plane x [H, W]: zero where the
+ * padded position lies outside x. */
+static void phase_row(const conv_geom *g, const float *x, int64_t a, int64_t b, int64_t hq, float *row) {
+  int64_t h = g->sh * hq + a - g->ph, lo, hi;
+  valid_span(g->Wq, g->sw, b - g->pw, g->W, &lo, &hi);
+  if (h < 0 || h >= g->H) lo = hi = 0;
+  int64_t at = h * g->W + b - g->pw; /* x[at + w*sw] for w in [lo, hi) */
+  memset(row, 0, (size_t)lo * sizeof(float));
+  if (g->sw == 1 && hi > lo)
+    memcpy(row + lo, x + at + lo, (size_t)(hi - lo) * sizeof(float));
+  else
+    for (int64_t w = lo; w < hi; w++) row[w] = x[at + w * g->sw];
+  memset(row + hi, 0, (size_t)(g->Wq - hi) * sizeof(float));
 }
 
-/* col[r, j*OH*OW + p] for r = (c, ki, kj) of group gi and sample n0 + j, j < nb. */
-static void im2col(const conv_geom *g, const float *x, int64_t gi, int64_t n0, int64_t nb, float *col) {
-  int64_t plane = g->OH * g->OW, width = nb * plane;
-#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
-  for (int64_t r = 0; r < g->K; r++) {
-    int64_t c = gi * g->Cg + r / (g->kh * g->kw);
-    tap_span t = tap_of(g, (r / g->kw) % g->kh, r % g->kw);
-    for (int64_t j = 0; j < nb; j++)
-      im2col_plane(g, &t, x + ((n0 + j) * g->C + c) * g->H * g->W, col + r * width + j * plane);
-  }
-}
-
-/* dx[(oh*sh)*W + ow*sw + t.off] += d[oh*OW + ow] inside the spans of tap t. */
-static void col2im_plane(const conv_geom *g, const tap_span *t, const float *d, float *dx) {
-  for (int64_t oh = t->hlo; oh < t->hhi; oh++) {
-    float *s = dx + oh * g->sh * g->W + t->off;
-    const float *row = d + oh * g->OW;
-    if (g->sw == 1)
-      for (int64_t ow = t->wlo; ow < t->whi; ow++) s[ow] += row[ow];
-    else
-      for (int64_t ow = t->wlo; ow < t->whi; ow++) s[ow * g->sw] += row[ow];
+/* Group gi of samples n0..n0+nb-1 copied to xp [nb, Cg, sh*sw, Hq, Wq]:
+ * padded and split into phases (file comment). */
+static void phase_chunk(const conv_geom *g, const float *x, int64_t gi, int64_t n0, int64_t nb, float *xp) {
+  int64_t nph = g->sh * g->sw;
+#pragma omp parallel for schedule(static) if (nb * g->Cg * g->cplane > GR_PAR_MIN)
+  for (int64_t jc = 0; jc < nb * g->Cg; jc++) {
+    const float *s = x + ((n0 + jc / g->Cg) * g->C + gi * g->Cg + jc % g->Cg) * g->H * g->W;
+    for (int64_t p = 0; p < nph; p++)
+      for (int64_t hq = 0; hq < g->Hq; hq++)
+        phase_row(g, s, p / g->sw, p % g->sw, hq, xp + jc * g->cplane + (p * g->Hq + hq) * g->Wq);
   }
 }
 
-/* dx += col2im(dcol) for group gi and samples n0..n0+nb-1; parallel over
- * input channels, so no two threads write the same element. */
-static void col2im(const conv_geom *g, const float *dcol, int64_t gi, int64_t n0, int64_t nb, float *dx) {
-  int64_t plane = g->OH * g->OW, kk = g->kh * g->kw, width = nb * plane;
-#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
-  for (int64_t cl = 0; cl < g->Cg; cl++) {
-    int64_t c = gi * g->Cg + cl;
-    for (int64_t k = 0; k < kk; k++) {
-      tap_span t = tap_of(g, k / g->kw, k % g->kw);
-      for (int64_t j = 0; j < nb; j++)
-        col2im_plane(g, &t, dcol + (cl * kk + k) * width + j * plane, dx + ((n0 + j) * g->C + c) * g->H * g->W);
+/* dx += phase_chunk's layout dxp, added back to where it came from. */
+static void unphase_add(const conv_geom *g, const float *dxp, int64_t gi, int64_t n0, int64_t nb, float *dx) {
+  int64_t nph = g->sh * g->sw;
+#pragma omp parallel for schedule(static) if (nb * g->Cg * g->cplane > GR_PAR_MIN)
+  for (int64_t jc = 0; jc < nb * g->Cg; jc++) {
+    float *d = dx + ((n0 + jc / g->Cg) * g->C + gi * g->Cg + jc % g->Cg) * g->H * g->W;
+    for (int64_t p = 0; p < nph; p++) {
+      int64_t a = p / g->sw, b = p % g->sw, lo, hi;
+      valid_span(g->Wq, g->sw, b - g->pw, g->W, &lo, &hi);
+      for (int64_t hq = 0; hq < g->Hq; hq++) {
+        int64_t h = g->sh * hq + a - g->ph;
+        if (h < 0 || h >= g->H) continue;
+        const float *s = dxp + jc * g->cplane + (p * g->Hq + hq) * g->Wq;
+        for (int64_t w = lo; w < hi; w++) d[h * g->W + w * g->sw + b - g->pw] += s[w];
+      }
     }
   }
 }
 
+/* Where sample j's input planes of group gi start (planes + j * *sample_stride):
+ * in xp (phase_chunk's copy) when the geometry needs one, else in x. */
+static float *chunk_planes(const conv_geom *g, float *x, float *xp, int64_t gi, int64_t n0, int64_t *sample_stride) {
+  *sample_stride = g->copy ? g->Cg * g->cplane : g->C * g->H * g->W;
+  return g->copy ? xp : x + (n0 * g->C + gi * g->Cg) * g->H * g->W;
+}
+
+/* Offset in a sample's planes of the slice that row r = (c, ki, kj) of col copies. */
+static int64_t tap_offset(const conv_geom *g, int64_t r) {
+  int64_t kk = g->kh * g->kw, k = r % kk, ti = (k / g->kw) * g->dh, tj = (k % g->kw) * g->dw;
+  int64_t phase = (ti % g->sh) * g->sw + tj % g->sw;
+  return (r / kk) * g->cplane + (phase * g->Hq + ti / g->sh) * g->Wq + tj / g->sw;
+}
+
+/* col[r, j*cols + q] = planes_j[tap_offset(r) + q]: one memcpy per row and sample. */
+static void im2col(const conv_geom *g, const float *planes, int64_t sample_stride, int64_t nb, float *col) {
+  int64_t width = nb * g->cols;
+#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
+  for (int64_t r = 0; r < g->K; r++) {
+    const float *s = planes + tap_offset(g, r);
+    for (int64_t j = 0; j < nb; j++)
+      memcpy(col + r * width + j * g->cols, s + j * sample_stride, (size_t)g->cols * sizeof(float));
+  }
+}
+
+/* planes_j[tap_offset(r) + q] += dcol[r, j*cols + q]; parallel over input
+ * channels (the slices of one channel overlap). */
+static void col2im(const conv_geom *g, const float *dcol, float *planes, int64_t sample_stride, int64_t nb) {
+  int64_t kk = g->kh * g->kw, width = nb * g->cols, cols = g->cols;
+#pragma omp parallel for schedule(static) if (g->K * width > GR_PAR_MIN)
+  for (int64_t cl = 0; cl < g->Cg; cl++)
+    for (int64_t r = cl * kk; r < (cl + 1) * kk; r++)
+      for (int64_t j = 0; j < nb; j++) {
+        float *d = planes + j * sample_stride + tap_offset(g, r);
+        const float *s = dcol + r * width + j * cols;
+        for (int64_t q = 0; q < cols; q++) d[q] += s[q];
+      }
+}
+
+/* col for group gi of samples n0..n0+nb-1; xp is the chunk's plane buffer
+ * (NULL when the geometry needs no copy). */
+static void lower_chunk(const conv_geom *g, const float *x, float *xp, int64_t gi, int64_t n0, int64_t nb,
+                        float *col) {
+  if (g->copy) phase_chunk(g, x, gi, n0, nb, xp);
+  int64_t stride;
+  const float *planes = chunk_planes(g, (float *)x, xp, gi, n0, &stride);
+  im2col(g, planes, stride, nb, col);
+}
+
+/* dx += col2im(dcol) for group gi of samples n0..n0+nb-1; dxp as xp above. */
+static void raise_chunk(const conv_geom *g, const float *dcol, float *dxp, int64_t gi, int64_t n0, int64_t nb,
+                        float *dx) {
+  if (g->copy) memset(dxp, 0, (size_t)(nb * g->Cg * g->cplane) * sizeof(float));
+  int64_t stride;
+  float *planes = chunk_planes(g, dx, dxp, gi, n0, &stride);
+  col2im(g, dcol, planes, stride, nb);
+  if (g->copy) unphase_add(g, dxp, gi, n0, nb, dx);
+}
+
 /* Copies group gi of samples n0..n0+nb-1 between the gemm layout
- * grp [Og, nb, plane] and the tensor layout nchw [N, O, plane]. To nchw it
- * adds the bias (when given) on the way, while the rows are in cache. */
+ * grp [Og, nb, cols] (output rows Wq apart) and the tensor layout
+ * nchw [N, O, OH, OW]. To nchw it adds the bias (when given) on the way,
+ * while the rows are in cache; to grp it zero-fills the garbage columns
+ * (so they add nothing in backward). */
 static void relayout(const conv_geom *g, int64_t gi, int64_t n0, int64_t nb, float *grp, float *nchw, bool to_nchw,
                      const float *bias) {
-  int64_t plane = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->Og * nb * plane > GR_PAR_MIN)
+  int64_t pitch = g->Wq, gap = pitch - g->OW;
+  int64_t rows = gap ? g->OH : 1, len = gap ? g->OW : g->OH * g->OW; /* no gaps: one row per plane */
+#pragma omp parallel for schedule(static) if (g->Og * nb * g->cols > GR_PAR_MIN)
   for (int64_t o = 0; o < g->Og; o++)
     for (int64_t j = 0; j < nb; j++) {
-      float *a = nchw + ((n0 + j) * g->O + gi * g->Og + o) * plane;
-      float *b = grp + (o * nb + j) * plane;
-      if (!to_nchw) {
-        memcpy(b, a, (size_t)plane * sizeof(float));
-      } else if (bias) {
-        float bv = bias[gi * g->Og + o];
-        for (int64_t i = 0; i < plane; i++) a[i] = b[i] + bv;
-      } else {
-        memcpy(a, b, (size_t)plane * sizeof(float));
+      float *a = nchw + ((n0 + j) * g->O + gi * g->Og + o) * g->OH * g->OW;
+      float *b = grp + (o * nb + j) * g->cols;
+      float bv = bias ? bias[gi * g->Og + o] : 0.0f;
+      for (int64_t row = 0; row < rows; row++) {
+        float *ar = a + row * len, *br = b + row * pitch;
+        if (!to_nchw) {
+          memcpy(br, ar, (size_t)len * sizeof(float));
+          if (gap && row + 1 < rows) memset(br + len, 0, (size_t)gap * sizeof(float));
+        } else if (bias) {
+          for (int64_t i = 0; i < len; i++) ar[i] = br[i] + bv;
+        } else {
+          memcpy(ar, br, (size_t)len * sizeof(float));
+        }
       }
     }
 }
@@ -192,6 +260,14 @@ static void conv_bias_backward(const conv_geom *g, const float *dy, float *db) {
     }
 }
 
+/* The plane buffer of one chunk (NULL when the geometry needs no copy). */
+static float *pad_scratch(gr_ctx *c, const conv_geom *g, bool *ok) {
+  if (!g->copy) return NULL;
+  float *p = gr_scratch_uninit(c, (size_t)(chunk_samples(g) * g->Cg * g->cplane) * sizeof(float));
+  *ok = *ok && p;
+  return p;
+}
+
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
  * cache, than keeping the whole batch's columns from forward), then
  * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). */
@@ -201,23 +277,25 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
   const float *dy = nd->out->grad;
   if (b && b->requires_grad) conv_bias_backward(g, dy, gr_grad_buf(c, b));
   if (!x->requires_grad && !w->requires_grad) return;
-  int64_t nb = chunk_samples(g), width = nb * g->OH * g->OW;
+  int64_t nb = chunk_samples(g), width = nb * g->cols;
+  bool ok = true;
   float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
   float *col = w->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
   float *dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+  float *xp = w->requires_grad ? pad_scratch(c, g, &ok) : NULL, *dxp = x->requires_grad ? pad_scratch(c, g, &ok) : NULL;
   float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL, *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
-  GR_ASSERT(dyg && (col || !dw) && (dcol || !dx));
+  GR_ASSERT(ok && dyg && (col || !dw) && (dcol || !dx));
   for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->OH * g->OW;
+    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
     for (int64_t gi = 0; gi < g->g; gi++) {
       relayout(g, gi, n0, m, dyg, nd->out->grad, false, NULL);
       if (dw) {
-        im2col(g, x->data, gi, n0, m, col);
+        lower_chunk(g, x->data, xp, gi, n0, m, col);
         gr_sgemm_rm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 1, dw + gi * g->Og * g->K, g->K);
       }
       if (dx) {
         gr_sgemm_rm(true, false, g->K, mw, g->Og, w->data + gi * g->Og * g->K, g->K, dyg, mw, 0, dcol, mw);
-        col2im(g, dcol, gi, n0, m, dx);
+        raise_chunk(g, dcol, dxp, gi, n0, m, dx);
       }
     }
   }
@@ -225,15 +303,15 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
 
 static const gr_op_def OP_CONV2D = {"conv2d", conv_backward};
 
-/* y = conv(x, w) + b, chunk by chunk: im2col of a chunk, one gemm per group
- * into the chunk's [Og, nb*plane] buffer, then to NCHW with the bias added. */
-static void conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *col,
+/* y = conv(x, w) + b, chunk by chunk: the lowering of a chunk, one gemm per
+ * group into the chunk's [Og, nb*cols] buffer, then to NCHW with the bias added. */
+static void conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *xp, float *col,
                          float *yg, float *y) {
   int64_t nb = chunk_samples(g);
   for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->OH * g->OW;
+    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
     for (int64_t gi = 0; gi < g->g; gi++) {
-      im2col(g, x, gi, n0, m, col);
+      lower_chunk(g, x, xp, gi, n0, m, col);
       gr_sgemm_rm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col, mw, 0, yg, mw);
       relayout(g, gi, n0, m, yg, y, true, b);
     }
@@ -247,11 +325,13 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
   conv_geom g;
   if (!conv_geometry(x, w, b, o, &g)) return NULL;
   gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* relayout fills it */
-  int64_t width = chunk_samples(&g) * g.OH * g.OW;
+  int64_t width = chunk_samples(&g) * g.cols;
   float *col = y ? gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float)) : NULL;
   float *yg = col ? gr_scratch_uninit(c, (size_t)(g.Og * width) * sizeof(float)) : NULL;
-  if (!yg) return NULL;
-  conv_forward(&g, x->data, w->data, b ? b->data : NULL, col, yg, y->data);
+  bool ok = yg != NULL;
+  float *xp = pad_scratch(c, &g, &ok);
+  if (!ok) return NULL;
+  conv_forward(&g, x->data, w->data, b ? b->data : NULL, xp, col, yg, y->data);
   gr_node *nd = gr_tape_record(c, &OP_CONV2D, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   if (nd) {
     nd->saved = gr_scratch(c, sizeof g);

@@ -24,41 +24,61 @@ static void bn_layout(const gr_tensor *x, int64_t *N, int64_t *C, int64_t *inner
   for (int d = 2; d < x->ndim; d++) *inner *= x->shape[d];
 }
 
+/* sum of dy and of dy*(x - mu) over one channel: one pass, vectorized
+ * (double accumulators, reassociated). */
+static void bn_channel_sums(const float *x, const float *dy, int64_t N, int64_t C, int64_t inner, float mu,
+                            double *sdy, double *sdyx) {
+  double a = 0, b = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *xp = x + n * C * inner, *gp = dy + n * C * inner;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < inner; i++) {
+      a += gp[i];
+      b += (double)(gp[i] * (xp[i] - mu));
+    }
+  }
+  *sdy = a;
+  *sdyx = b;
+}
+
+/* dx = g*is*(dy - mean(dy) - xhat*mean(dy*xhat)) in training mode, g*is*dy in
+ * eval mode, written as dy*A + (x - mu)*B + D per channel so the loop is a
+ * few vector FMAs; assigned when the grad is fresh, else accumulated. */
 static void bn_backward(gr_ctx *c, gr_node *n) {
   gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
   const norm_saved *s = n->saved;
   int64_t N, C, inner;
   bn_layout(x, &N, &C, &inner);
   const float *dy = n->out->grad;
-  float *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  bool fresh = false;
+  float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
   float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
   float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
   double M = (double)(N * inner);
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t ch = 0; ch < C; ch++) {
     float mu = s->mean[ch], is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
-    double sdy = 0, sdyx = 0;
-    for (int64_t b = 0; b < N; b++) {
-      const float *xp = x->data + (b * C + ch) * inner, *gp = dy + (b * C + ch) * inner;
-      for (int64_t i = 0; i < inner; i++) {
-        sdy += gp[i];
-        sdyx += (double)gp[i] * (xp[i] - mu) * is;
-      }
-    }
-    if (dg) dg[ch] += (float)sdyx;
+    double sdy, sdyx;
+    bn_channel_sums(x->data + ch * inner, dy + ch * inner, N, C, inner, mu, &sdy, &sdyx);
+    if (dg) dg[ch] += (float)(sdyx * is);
     if (db) db[ch] += (float)sdy;
     if (!dx) continue;
+    float A = g * is, B = 0, D = 0;
+    if (s->batch_stats) {
+      B = (float)(-(double)g * is * is * is * sdyx / M);
+      D = (float)(-(double)g * is * sdy / M);
+    }
     for (int64_t b = 0; b < N; b++) {
       const float *xp = x->data + (b * C + ch) * inner, *gp = dy + (b * C + ch) * inner;
       float *dp = dx + (b * C + ch) * inner;
-      for (int64_t i = 0; i < inner; i++) {
-        if (!s->batch_stats) {
-          dp[i] += gp[i] * g * is;
-          continue;
-        }
-        double xh = (xp[i] - mu) * is;
-        dp[i] += (float)(g * is * (gp[i] - sdy / M - xh * sdyx / M));
-      }
+      if (!s->batch_stats && fresh)
+        for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A;
+      else if (!s->batch_stats)
+        for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A;
+      else if (fresh)
+        for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A + (xp[i] - mu) * B + D;
+      else
+        for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A + (xp[i] - mu) * B + D;
     }
   }
 }
@@ -84,6 +104,26 @@ static bool bn_check(const gr_tensor *x, const gr_tensor *const *per_ch, float m
   return true;
 }
 
+/* Mean and biased variance of one channel in one pass: sums of x - x[0]
+ * (shifted, so the variance does not cancel when |mean| >> std) with
+ * double accumulators, vectorized. */
+static void bn_channel_moments(const float *x, int64_t N, int64_t C, int64_t inner, double *mean, double *var) {
+  float shift = x[0];
+  double s1 = 0, s2 = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *xp = x + n * C * inner;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = 0; i < inner; i++) {
+      double d = (double)xp[i] - shift;
+      s1 += d;
+      s2 += d * d;
+    }
+  }
+  double M = (double)(N * inner), m1 = s1 / M, v = s2 / M - m1 * m1;
+  *mean = shift + m1;
+  *var = v > 0 ? v : 0;
+}
+
 gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
                          gr_tensor *running_var, float momentum, float eps) {
   GR_NEED("batch_norm", c);
@@ -102,7 +142,7 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
              (long long)N, (long long)C, (long long)(N * inner));
     return NULL;
   }
-  gr_tensor *y = gr_tensor_like(c, x);
+  gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats};
   if (!y || !s.mean || !s.invstd) return NULL;
   double M = (double)(N * inner);
@@ -110,32 +150,22 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
   for (int64_t ch = 0; ch < C; ch++) {
     double mu, var;
     if (batch_stats) {
-      double sum = 0, sq = 0;
-      for (int64_t b = 0; b < N; b++) {
-        const float *xp = x->data + (b * C + ch) * inner;
-        for (int64_t i = 0; i < inner; i++) sum += xp[i];
-      }
-      mu = sum / M;
-      for (int64_t b = 0; b < N; b++) {
-        const float *xp = x->data + (b * C + ch) * inner;
-        for (int64_t i = 0; i < inner; i++) sq += (xp[i] - mu) * (xp[i] - mu);
-      }
-      var = sq / M;
+      bn_channel_moments(x->data + ch * inner, N, C, inner, &mu, &var);
       if (running_mean) running_mean->data[ch] = (float)((1 - momentum) * running_mean->data[ch] + momentum * mu);
       if (running_var)
-        running_var->data[ch] = (float)((1 - momentum) * running_var->data[ch] + momentum * sq / (M - 1));
+        running_var->data[ch] = (float)((1 - momentum) * running_var->data[ch] + momentum * var * M / (M - 1));
     } else {
       mu = running_mean->data[ch];
       var = running_var->data[ch];
     }
     float is = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
-    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f;
+    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f, a = is * g;
     s.mean[ch] = m;
     s.invstd[ch] = is;
     for (int64_t b = 0; b < N; b++) {
       const float *xp = x->data + (b * C + ch) * inner;
       float *yp = y->data + (b * C + ch) * inner;
-      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * is * g + bb;
+      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
     }
   }
   gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 3, (gr_tensor *[]){x, gamma, beta});

@@ -26,6 +26,16 @@ CONV = [
     # 4 + 2 samples, and 6 + 2 samples with groups and stride
     ("conv_chunks", 6, 4, 20, 20, 5, 3, 3, 1, 1, 1, 1, True),
     ("conv_chunks_groups", 8, 4, 48, 48, 4, 3, 3, 2, 1, 1, 2, True),
+    # stride 1 takes the wide lowering (padded planes, long row copies): LeNet's
+    # 1-channel first conv over 3 chunks, a rectangular dilated kernel with odd
+    # sizes, groups over several chunks, a ResNet 3x3 layer (one sample a chunk)
+    ("conv_lenet1", 5, 1, 28, 28, 6, 5, 5, 1, 2, 1, 1, True),
+    ("conv_wide_odd", 3, 5, 9, 13, 7, 3, 2, 1, 1, 2, 1, True),
+    ("conv_wide_groups_chunks", 3, 8, 30, 30, 6, 3, 3, 1, 1, 1, 2, False),
+    ("conv_resnet3x3", 2, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, True),
+    # strided: the input split into stride phases (odd sizes, dilation, a 1x1 downsample)
+    ("conv_stride3_dil", 2, 3, 11, 10, 4, 3, 2, 3, 2, 2, 1, True),
+    ("conv_1x1_s2", 3, 4, 9, 8, 5, 1, 1, 2, 0, 1, 1, False),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
