@@ -112,19 +112,43 @@ static int64_t chunk_samples(const conv_geom *g) {
   return nb;
 }
 
-/* Row hq of phase (a, b) of one padded input plane x [H, W]: zero where the
- * padded position lies outside x. */
-static void phase_row(const conv_geom *g, const float *x, int64_t a, int64_t b, int64_t hq, float *row) {
-  int64_t h = g->sh * hq + a - g->ph, lo, hi;
-  valid_span(g->Wq, g->sw, b - g->pw, g->W, &lo, &hi);
-  if (h < 0 || h >= g->H) lo = hi = 0;
-  int64_t at = h * g->W + b - g->pw; /* x[at + w*sw] for w in [lo, hi) */
-  memset(row, 0, (size_t)lo * sizeof(float));
-  if (g->sw == 1 && hi > lo)
-    memcpy(row + lo, x + at + lo, (size_t)(hi - lo) * sizeof(float));
-  else
-    for (int64_t w = lo; w < hi; w++) row[w] = x[at + w * g->sw];
-  memset(row + hi, 0, (size_t)(g->Wq - hi) * sizeof(float));
+/* The row of x that row hq of row phase a holds, or -1 in the padding. */
+static int64_t phase_row_of(const conv_geom *g, int64_t a, int64_t hq) {
+  int64_t h = g->sh * hq + a - g->ph;
+  return h >= 0 && h < g->H ? h : -1;
+}
+
+/* Whether some kernel tap reads phase (a, b) (a 1x1 stride-2 kernel reads
+ * only phase (0, 0); the others are not copied). */
+static bool phase_used(const conv_geom *g, int64_t a, int64_t b) {
+  bool row = false, col = false;
+  for (int64_t ki = 0; ki < g->kh; ki++) row |= ki * g->dh % g->sh == a;
+  for (int64_t kj = 0; kj < g->kw; kj++) col |= kj * g->dw % g->sw == b;
+  return row && col;
+}
+
+/* Phase (a, b) of one input plane x [H, W], padded: d [Hq, Wq], zero where
+ * the padded position lies outside x. */
+static void phase_plane(const conv_geom *g, const float *x, int64_t a, int64_t b, float *d) {
+  int64_t lo, hi, Wq = g->Wq, sw = g->sw;
+  valid_span(Wq, sw, b - g->pw, g->W, &lo, &hi); /* columns inside x, the same for every row */
+  for (int64_t hq = 0; hq < g->Hq; hq++) {
+    float *row = d + hq * Wq;
+    int64_t h = phase_row_of(g, a, hq);
+    if (h < 0) {
+      for (int64_t w = 0; w < Wq; w++) row[w] = 0.0f;
+      continue;
+    }
+    for (int64_t w = 0; w < lo; w++) row[w] = 0.0f;
+    int64_t at = h * g->W + b - g->pw; /* column w is x[at + w*sw], inside x for w in [lo, hi) */
+    if (sw == 1)
+      for (int64_t w = lo; w < hi; w++) row[w] = x[at + w];
+    else if (sw == 2) /* a constant stride vectorizes (the variable-stride loop was half of this copy) */
+      for (int64_t w = lo; w < hi; w++) row[w] = x[at + 2 * w];
+    else
+      for (int64_t w = lo; w < hi; w++) row[w] = x[at + w * sw];
+    for (int64_t w = hi; w < Wq; w++) row[w] = 0.0f;
+  }
 }
 
 /* Group gi of samples n0..n0+nb-1 copied to xp [nb, Cg, sh*sw, Hq, Wq]:
@@ -135,8 +159,8 @@ static void phase_chunk(const conv_geom *g, const float *x, int64_t gi, int64_t 
   for (int64_t jc = 0; jc < nb * g->Cg; jc++) {
     const float *s = x + ((n0 + jc / g->Cg) * g->C + gi * g->Cg + jc % g->Cg) * g->H * g->W;
     for (int64_t p = 0; p < nph; p++)
-      for (int64_t hq = 0; hq < g->Hq; hq++)
-        phase_row(g, s, p / g->sw, p % g->sw, hq, xp + jc * g->cplane + (p * g->Hq + hq) * g->Wq);
+      if (phase_used(g, p / g->sw, p % g->sw))
+        phase_plane(g, s, p / g->sw, p % g->sw, xp + jc * g->cplane + p * g->Hq * g->Wq);
   }
 }
 
@@ -149,11 +173,18 @@ static void unphase_add(const conv_geom *g, const float *dxp, int64_t gi, int64_
     for (int64_t p = 0; p < nph; p++) {
       int64_t a = p / g->sw, b = p % g->sw, lo, hi;
       valid_span(g->Wq, g->sw, b - g->pw, g->W, &lo, &hi);
+      if (!phase_used(g, a, b)) continue;
       for (int64_t hq = 0; hq < g->Hq; hq++) {
-        int64_t h = g->sh * hq + a - g->ph;
-        if (h < 0 || h >= g->H) continue;
+        int64_t h = phase_row_of(g, a, hq);
+        if (h < 0) continue;
         const float *s = dxp + jc * g->cplane + (p * g->Hq + hq) * g->Wq;
-        for (int64_t w = lo; w < hi; w++) d[h * g->W + w * g->sw + b - g->pw] += s[w];
+        int64_t at = h * g->W + b - g->pw; /* column w goes to d[at + w*sw] */
+        if (g->sw == 1)
+          for (int64_t w = lo; w < hi; w++) d[at + w] += s[w];
+        else if (g->sw == 2)
+          for (int64_t w = lo; w < hi; w++) d[at + 2 * w] += s[w];
+        else
+          for (int64_t w = lo; w < hi; w++) d[at + w * g->sw] += s[w];
       }
     }
   }
