@@ -46,6 +46,12 @@ check "infill generation (--suffix) exits 0" '[ $? -eq 0 ] && grep -q "unto Mose
 check "fine-tune --from with the fim objective exits 0" '[ $? -eq 0 ] && grep -q "\"objective\":.*\"fim\"" "$T/fim/config.json"'
 "$G" generate --model "$T/fim" --prompt "And the LORD " --suffix " unto Moses" --tokens 12 --temperature 0 >"$T/g" 2>"$T/e"
 check "infill generation from the fim model exits 0" '[ $? -eq 0 ] && grep -q "unto Moses" "$T/g"'
+"$G" train --from "$T/m" --data "$D" --objective fim-spm --steps 10 --batch 4 --out "$T/spm" --quiet >"$T/o" 2>"$T/e"
+check "fine-tune --from with the fim-spm objective exits 0" '[ $? -eq 0 ] && grep -q "\"objective\":.*\"fim-spm\"" "$T/spm/config.json"'
+"$G" generate --model "$T/spm" --prompt "And the LORD " --suffix " unto Moses" --tokens 12 --temperature 0 >"$T/g" 2>"$T/e"
+check "infill generation from the fim-spm model (SPM layout) exits 0" '[ $? -eq 0 ] && head -c 13 "$T/g" | grep -q "And the LORD" && grep -q "unto Moses" "$T/g"'
+"$G" study text --out "$T/st" --source-dir "$T/m" >/dev/null 2>"$T/e"; rc=$?
+check "study text: --source-dir without --causal-dir is a usage error" '[ $rc -eq 2 ] && grep -q "go together" "$T/e"'
 
 # errors
 "$G" generate --model "$T/m" --prompt "" >/dev/null 2>"$T/e"; rc=$?

@@ -106,11 +106,15 @@ static void test_infill_eval(void) {
   gr_gpt *g = tiny_gpt();
   gr_ctx *c = gr_ctx_new(1 << 20, 1);
   gr_infill_eval a, b;
-  CHECK_OK(gr_lm_infill_eval(g, c, tok, &s, true, 10, 12, 4, &a));
-  CHECK_OK(gr_lm_infill_eval(g, c, tok, &s, false, 10, 12, 4, &b));
+  CHECK_OK(gr_lm_infill_eval(g, c, tok, &s, GR_INFILL_PSM, 10, 12, 4, &a));
+  CHECK_OK(gr_lm_infill_eval(g, c, tok, &s, GR_INFILL_LEFT_TO_RIGHT, 10, 12, 4, &b));
   CHECK(a.cases == 10 && b.cases == 10 && a.span_tokens == b.span_tokens); /* the same lines */
+  gr_infill_eval spm;
+  CHECK_OK(gr_lm_infill_eval(g, c, tok, &s, GR_INFILL_SPM, 10, 12, 4, &spm));
+  CHECK(spm.cases == 10 && spm.span_tokens == a.span_tokens && spm.span_loss > 0 && isfinite(spm.span_loss));
+  CHECK_FAILS(gr_lm_infill_eval(g, c, tok, &s, (gr_infill_format)3, 10, 12, 4, &a) == GR_OK, GR_EARG);
   CHECK(a.span_loss > 0 && isfinite(a.span_loss) && a.exact >= 0 && a.exact <= 1);
-  CHECK_FAILS(gr_lm_infill_eval(g, c, tok, &s, true, 10, 40, 4, &a) == GR_OK, GR_EARG); /* context too long */
+  CHECK_FAILS(gr_lm_infill_eval(g, c, tok, &s, GR_INFILL_PSM, 10, 40, 4, &a) == GR_OK, GR_EARG); /* context too long */
   gr_ctx_free(c);
   gr_gpt_free(g);
   gr_token_stream_free(&s);

@@ -250,6 +250,46 @@ static void test_fim_rows(const gr_tokenizer *t, const gr_token_stream *s) {
               GR_EARG); /* block too small */
 }
 
+/* fim-spm: gr_lm_format_spm's layout written out by hand, its errors, and
+ * batch rows: <mask_1> suffix <sep> prefix middle <eom> of one document. */
+static void test_spm_rows(const gr_tokenizer *t, const gr_token_stream *s) {
+  int32_t src[10], seq[16];
+  int64_t n;
+  for (int i = 0; i < 10; i++) src[i] = 'a' + i;
+  CHECK_OK(gr_lm_format_spm(t, src, 10, 3, 4, seq, 16, &n));
+  const int32_t want[13] = {t->mask[0], 'h', 'i', 'j', t->sep, 'a', 'b', 'c', 'd', 'e', 'f', 'g', t->eom};
+  CHECK(n == 13 && !memcmp(seq, want, sizeof want));
+  CHECK_FAILS(gr_lm_format_spm(t, src, 10, 3, 0, seq, 16, &n) == GR_OK, GR_EARG);  /* empty middle */
+  CHECK_FAILS(gr_lm_format_spm(t, src, 10, 8, 3, seq, 16, &n) == GR_OK, GR_EARG);  /* past the end */
+  CHECK_FAILS(gr_lm_format_spm(t, src, 10, 3, 4, seq, 12, &n) == GR_OK, GR_EARG);  /* capacity */
+  enum { B = 32, T = 48 };
+  int32_t ids[B * T], tg[B * T];
+  int64_t p;
+  gr_rng r;
+  gr_rng_seed(&r, 6);
+  gr_infill_cfg cfg = gr_infill_default();
+  cfg.mix_infill = 1;
+  CHECK_OK(gr_lm_make_batch(GR_LM_FIM_SPM, s, t, &cfg, B, T, &r, ids, tg, &p));
+  int bad = 0;
+  for (int b = 0; b < B; b++) {
+    const int32_t *x = ids + b * T, *y = tg + b * T;
+    int n1 = 1;
+    while (n1 <= T && y[n1 - 1] >= 0) n1++;
+    int32_t row[T + 1], orig[T];
+    for (int i = 0; i < n1; i++) row[i] = i < T ? x[i] : y[T - 1];
+    int sep = -1, L = 0;
+    for (int i = 0; i < n1; i++) sep = row[i] == t->sep && sep < 0 ? i : sep;
+    bool ok = row[0] == t->mask[0] && sep > 0 && row[n1 - 1] == t->eom;
+    for (int i = sep + 1; ok && i < n1 - 1; i++) orig[L++] = row[i]; /* prefix middle */
+    for (int i = 1; ok && i < sep; i++) orig[L++] = row[i];          /* suffix */
+    for (int i = 0; ok && i < L; i++) ok &= orig[i] < 256;
+    bool found = false;
+    for (int64_t o = 0; ok && !found && o + L <= s->n; o++) found = !memcmp(s->ids + o, orig, (size_t)L * sizeof(int32_t));
+    bad += !(ok && found && L + 3 == n1);
+  }
+  CHECK_MSG(bad == 0, "fim-spm: %d of %d rows not in the SPM format", bad, B);
+}
+
 static void test_batches(void) {
   gr_tokenizer *t = NULL;
   CHECK_OK(gr_tokenizer_byte(&t));
@@ -269,6 +309,7 @@ static void test_batches(void) {
     CHECK(obj == GR_LM_PREFIX ? p >= 1 && p < 64 : p == 0);
   }
   test_fim_rows(t, &s);
+  test_spm_rows(t, &s);
   s.n = 50;
   CHECK_FAILS(gr_lm_make_batch(GR_LM_CAUSAL, &s, t, &cfg, 2, 64, &r, ids, tg, &p) == GR_OK, GR_EARG);
   s.n = 2000;

@@ -75,19 +75,21 @@ gr_status gr_lm_train(gr_gpt *g, gr_optim *o, const gr_tokenizer *t, const gr_to
 
 /* Filling a masked line of held-out text. Each case is a line of s (4..48
  * tokens, no eos) with up to ctx tokens of its document before it (prefix)
- * and after it (suffix). infill_format: the model gets
+ * and after it (suffix). GR_INFILL_PSM: the model gets
  *   prefix <mask_1> suffix <eos> <sep> <mask_1>
+ * (GR_INFILL_SPM: <mask_1> suffix <sep> prefix, gr_lm_format_spm's layout)
  * and is scored on the line's tokens, then greedy-decoded until <eom> (exact
- * match: the line then <eom>); otherwise (left to right) it gets the prefix
+ * match: the line then <eom>); GR_INFILL_LEFT_TO_RIGHT: it gets the prefix
  * only, is scored on the line's tokens and greedy-decodes as many tokens
  * (exact match: the line). Cases depend on (s, seed, ctx) only, so two
  * models are compared on the same lines. */
+typedef enum gr_infill_format { GR_INFILL_LEFT_TO_RIGHT = 0, GR_INFILL_PSM = 1, GR_INFILL_SPM = 2 } gr_infill_format;
 typedef struct gr_infill_eval {
   int64_t cases, span_tokens;
   double span_loss;     /* nats per line token */
   double exact;         /* fraction of lines reproduced exactly */
 } gr_infill_eval;
-gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_token_stream *s, bool infill_format,
+gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_token_stream *s, gr_infill_format format,
                             int64_t n_cases, int64_t ctx, uint64_t seed, gr_infill_eval *out);
 
 /* ---- GPT model directories ---------------------------------------------------- */

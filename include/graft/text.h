@@ -152,9 +152,10 @@ typedef enum gr_lm_objective {
   GR_LM_INFILL = 2,
   GR_LM_MIX = 3,
   GR_LM_FIM = 4,
-  GR_LM_OBJECTIVES = 5 /* count */
+  GR_LM_FIM_SPM = 5,
+  GR_LM_OBJECTIVES = 6 /* count */
 } gr_lm_objective;
-/* "causal" | "prefix" | "infill" | "mix" | "fim". */
+/* "causal" | "prefix" | "infill" | "mix" | "fim" | "fim-spm". */
 gr_status gr_lm_objective_parse(const char *name, gr_lm_objective *out);
 const char *gr_lm_objective_name(gr_lm_objective o);
 
@@ -175,6 +176,12 @@ gr_status gr_lm_format_infill(const gr_tokenizer *t, const int32_t *src, int64_t
  * 1, GR_TOK_MASKS) spans totalling round(L rate) (>= k) tokens, lengths a
  * random composition, gaps between spans >= 1. L >= 2k+1 needed. */
 gr_status gr_lm_plan_spans(gr_rng *r, int64_t L, const gr_infill_cfg *cfg, int64_t *starts, int64_t *lens, int *k);
+/* Fill in the middle in SPM order (suffix, prefix, middle; Bavarian et al.
+ * 2022 sec. 5): the middle src[start, start+len) of src[0..L) becomes
+ *   <mask_1> suffix <sep> prefix middle <eom>
+ * (*n_seq = L + 3): the middle directly continues the prefix. */
+gr_status gr_lm_format_spm(const gr_tokenizer *t, const int32_t *src, int64_t L, int64_t start, int64_t len, int32_t *seq,
+                           int64_t cap, int64_t *n_seq);
 
 /* The rows gr_lm_make_batch builds (deterministic given their choices):
  * window: ids = s[o..o+T), targets = s[o+1..o+T+1), targets of t < p-1
@@ -203,6 +210,7 @@ gr_status gr_lm_infill_row(const gr_tokenizer *t, const int32_t *src, int64_t L,
  *          (>= 1 token), suffix, formatted as gr_lm_format_infill with the
  *          one span: prefix <mask_1> suffix <eos> <sep> <mask_1> middle <eom>;
  *          loss on every next token (FIM's joint loss).
+ *  fim-spm: the same with the SPM layout of gr_lm_format_spm.
  * GR_EARG when the stream is shorter than T+1 tokens. */
 gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const gr_tokenizer *t,
                            const gr_infill_cfg *cfg, int64_t B, int64_t T, gr_rng *r, int32_t *ids,

@@ -3,21 +3,33 @@
  * top-k sampling, stopping at <|endoftext|>. With --suffix TEXT it fills
  * the gap between prompt and suffix in the span-corruption infill format
  * (prompt <mask_1> suffix <eos> <sep> <mask_1> ... <eom>), for models
- * trained with --objective infill, mix or fim. Prints the text to stdout. */
+ * trained with --objective infill, mix or fim; a model trained with
+ * fim-spm gets the SPM layout (<mask_1> suffix <sep> prompt ... <eom>).
+ * Prints the text to stdout. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "graft/lm.h"
 
-/* The prompt's ids (infill layout when suffix is set) into a gr_malloc'd array. */
-static gr_status build_prompt(const gr_tokenizer *t, const char *prompt, const char *suffix, int32_t **ids, int64_t *n) {
+/* The prompt's ids (infill layout when suffix is set: PSM, or SPM when spm)
+ * into a gr_malloc'd array. */
+static gr_status build_prompt(const gr_tokenizer *t, const char *prompt, const char *suffix, bool spm, int32_t **ids,
+                              int64_t *n) {
   int32_t *p = NULL, *s = NULL;
   int64_t np = 0, ns = 0;
   gr_status st = gr_tokenizer_encode(t, prompt, strlen(prompt), &p, &np);
   if (!st && suffix) st = gr_tokenizer_encode(t, suffix, strlen(suffix), &s, &ns);
   if (!st && !(*ids = gr_malloc((size_t)(np + ns + 5) * sizeof(int32_t)))) st = gr_error(GR_ENOMEM, "generate: out of memory");
-  if (!st) {
+  if (!st && suffix && spm) {
+    int64_t w = 0;
+    (*ids)[w++] = t->mask[0];
+    memcpy(*ids + w, s, (size_t)ns * sizeof(int32_t));
+    w += ns;
+    (*ids)[w++] = t->sep;
+    memcpy(*ids + w, p, (size_t)np * sizeof(int32_t));
+    *n = w + np;
+  } else if (!st) {
     memcpy(*ids, p, (size_t)np * sizeof(int32_t));
     *n = np;
     if (suffix) {
@@ -70,10 +82,11 @@ int cmd_generate(int argc, char **argv) {
   gr_set_threads(threads);
   gr_gpt *g = NULL;
   gr_tokenizer *t = NULL;
-  if (gr_gpt_load_dir(model, &g, &t, NULL)) return cli_fail_file(model);
+  gr_gpt_meta meta = {0};
+  if (gr_gpt_load_dir(model, &g, &t, &meta)) return cli_fail_file(model);
   int32_t *ids = NULL, *out = NULL;
   int64_t n = 0, n_out = 0;
-  if (build_prompt(t, prompt, suffix, &ids, &n)) rc = cli_fail_status("prompt");
+  if (build_prompt(t, prompt, suffix, !strcmp(meta.objective, "fim-spm"), &ids, &n)) rc = cli_fail_status("prompt");
   if (!rc && tokens == 0) tokens = g->cfg.block - n > 0 ? g->cfg.block - n : 1; /* too long a prompt fails below */
   if (!rc) out = gr_malloc((size_t)tokens * sizeof(int32_t));
   gr_ctx *c = gr_ctx_new(8 << 20, (uint64_t)seed);

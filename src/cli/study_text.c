@@ -9,6 +9,9 @@
  *     masked lines of held-out C headers (loss on the line, exact match):
  *     the infill model in the infill format (it sees prefix and suffix),
  *     the causal model left to right (prefix only).
+ * With --source-dir KJV_DIR --causal-dir C_DIR (model directories of an
+ * earlier study) only part 3 runs: the infill model is trained from KJV_DIR
+ * and compared with the causal model in C_DIR.
  * Every run is one lm_run (cli/lm_runs.c), the same code as graft train.
  * Writes DIR/{kjv,c_scratch,c_finetune,c_infill}/ model directories,
  * results.jsonl, samples.txt and summary.md (also printed). */
@@ -22,6 +25,7 @@
 
 typedef struct study_cfg {
   const char *out, *model, *source, *target, *target_val, *target_test, *infill_objective;
+  const char *source_dir, *causal_dir; /* infill part only: reuse these model directories */
   int64_t source_steps, target_steps, batch, eval_every, cases;
   double lr;
   gr_lm_objective infill_obj;
@@ -88,9 +92,10 @@ static int infill_compare(const study_cfg *s, lm_run *causal, lm_run *mix, gr_in
   if (gr_text_spec_parse(s->target_test, &ts) || gr_text_load(&ts, -1, &test) || gr_corpus_tokenize(test, causal->t, &st))
     return gr_corpus_free(test), cli_fail_status(s->target_test);
   gr_ctx *c = gr_ctx_new(8 << 20, 1);
-  gr_status e = gr_lm_infill_eval(causal->g, c, causal->t, &st, false, s->cases, 32, 7, &ev[0]);
-  if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, true, s->cases, 32, 7, &ev[1]);
-  if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, false, s->cases, 32, 7, &ev[2]);
+  gr_infill_format f = s->infill_obj == GR_LM_FIM_SPM ? GR_INFILL_SPM : GR_INFILL_PSM;
+  gr_status e = gr_lm_infill_eval(causal->g, c, causal->t, &st, GR_INFILL_LEFT_TO_RIGHT, s->cases, 32, 7, &ev[0]);
+  if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, f, s->cases, 32, 7, &ev[1]);
+  if (!e) e = gr_lm_infill_eval(mix->g, c, mix->t, &st, GR_INFILL_LEFT_TO_RIGHT, s->cases, 32, 7, &ev[2]);
   const char *names[3] = {"c_finetune (causal), left to right", "c_infill, infill format", "c_infill, left to right"};
   for (int i = 0; !e && i < 3; i++) {
     cJSON *j = cJSON_CreateObject();
@@ -153,10 +158,33 @@ static void summary(FILE *fp, const study_cfg *s, lm_run r[4], gr_infill_eval ev
   fprintf(fp, "   infill model val loss (causal) along the way: %s\n", curve[2]);
 }
 
+/* Part 3 alone, reusing an earlier study's source and causal models. */
+static int study_infill_only(const study_cfg *s, gr_jsonl *jl) {
+  lm_run causal = {0}, infill = {0};
+  gr_infill_eval ev[3] = {0};
+  int rc = gr_gpt_load_dir(s->causal_dir, &causal.g, &causal.t, NULL) ? cli_fail_file(s->causal_dir) : CLI_OK;
+  if (!rc)
+    rc = train_one(s, "c_infill", run_opts(s, s->target, s->target_val, s->source_dir, s->infill_obj, s->target_steps, "c infill from kjv"),
+                   &infill, jl);
+  if (!rc) rc = infill_compare(s, &causal, &infill, ev, jl);
+  const char *names[3] = {"causal model (--causal-dir), left to right", "infill model, infill format", "infill model, left to right"};
+  for (int i = 0; !rc && i < 3; i++)
+    printf("%s: line loss %.4f nats/token over %lld lines (%lld tokens), exact match %.1f%%\n", names[i], ev[i].span_loss,
+           (long long)ev[i].cases, (long long)ev[i].span_tokens, 100 * ev[i].exact);
+  lm_run_free(&causal);
+  lm_run_free(&infill);
+  return rc;
+}
+
 static int study_run(const study_cfg *s) {
   char path[1100], kjv_dir[1100];
   gr_jsonl *jl = gr_jsonl_open(runs_path(path, sizeof path, s->out, "results.jsonl"), true);
   if (!jl) return cli_fail_file(path);
+  if (s->causal_dir) {
+    int rc = study_infill_only(s, jl);
+    gr_jsonl_close(jl);
+    return rc;
+  }
   lm_run r[4] = {0};
   gr_infill_eval ev[3] = {0};
   runs_path(kjv_dir, sizeof kjv_dir, s->out, "kjv");
@@ -197,7 +225,9 @@ int study_text_main(int argc, char **argv) {
       {"--target-steps", CLI_I64, &s.target_steps, "steps of each target run"},
       {"--batch", CLI_I64, &s.batch, "sequences per step"},
       {"--eval-every", CLI_I64, &s.eval_every, "steps between validation evaluations"},
-      {"--infill-objective", CLI_STR, &s.infill_objective, "objective of the infill run: fim (50% FIM + causal) | mix (CodeGen2)"},
+      {"--infill-objective", CLI_STR, &s.infill_objective, "objective of the infill run: fim (50% FIM in PSM order + causal) | fim-spm (SPM order) | mix (CodeGen2)"},
+      {"--source-dir", CLI_STR, &s.source_dir, "with --causal-dir: the KJV model directory to fine-tune the infill model from"},
+      {"--causal-dir", CLI_STR, &s.causal_dir, "only the infill comparison, against this causally fine-tuned model directory"},
       {"--cases", CLI_I64, &s.cases, "masked lines in the infill evaluation"},
       {"--lr", CLI_FLOAT, &s.lr, "AdamW peak learning rate (cosine to a tenth)"},
       {"--seed", CLI_INT, &s.seed, "seed"},
@@ -214,9 +244,10 @@ int study_text_main(int argc, char **argv) {
   if (!s.out) return fprintf(stderr, "graft study text: --out DIR is required\n"), CLI_USAGE;
   if (s.source_steps < 1 || s.target_steps < 1 || s.batch < 1 || s.eval_every < 0 || s.cases < 1 || !(s.lr > 0) || s.threads < 0)
     return fprintf(stderr, "graft study text: a numeric option is out of range\n"), CLI_USAGE;
+  if (!s.source_dir != !s.causal_dir) return fprintf(stderr, "graft study text: --source-dir and --causal-dir go together\n"), CLI_USAGE;
   if ((rc = lm_parse_model(s.model, &probe))) return rc;
-  if (gr_lm_objective_parse(s.infill_objective, &s.infill_obj) || (s.infill_obj != GR_LM_FIM && s.infill_obj != GR_LM_MIX))
-    return fprintf(stderr, "graft study text: --infill-objective '%s' (fim|mix)\n", s.infill_objective), CLI_USAGE;
+  if (gr_lm_objective_parse(s.infill_objective, &s.infill_obj) || s.infill_obj < GR_LM_MIX)
+    return fprintf(stderr, "graft study text: --infill-objective '%s' (fim|fim-spm|mix)\n", s.infill_objective), CLI_USAGE;
   if (probe.block != 128) return fprintf(stderr, "graft study text: the study uses block=128\n"), CLI_USAGE;
   gr_set_threads(s.threads);
   if ((rc = runs_prepare_outdir(s.out, s.force))) return rc;

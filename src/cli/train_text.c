@@ -34,7 +34,7 @@ int cmd_train_text(int argc, char **argv) {
       {"--model", CLI_STR, &model, "gpt[:layers=4,heads=4,embd=128,block=128]"},
       {"--from", CLI_STR, &from, "start from this GPT model directory (fine-tuning; keeps its tokenizer)"},
       {"--tokenizer", CLI_STR, &tokenizer, "byte|char|bpe:N (char and bpe learn from the training text)"},
-      {"--objective", CLI_STR, &objective, "causal|prefix|infill|mix|fim"},
+      {"--objective", CLI_STR, &objective, "causal|prefix|infill|mix|fim|fim-spm"},
       {"--seq", CLI_I64, &seq, "tokens per training sequence (0: the block size)"},
       {"--eval-tokens", CLI_I64, &eval_tokens, "validation tokens per evaluation (0: all)"},
       {"--mix", CLI_FLOAT, &mix, "mix, fim: fraction of span-corrupted / FIM sequences"},

@@ -11,11 +11,11 @@
 gr_status gr_lm_objective_parse(const char *name, gr_lm_objective *out) {
   for (int i = 0; name && out && i < GR_LM_OBJECTIVES; i++)
     if (!strcmp(name, gr_lm_objective_name((gr_lm_objective)i))) return *out = (gr_lm_objective)i, GR_OK;
-  return gr_error(GR_EARG, "objective '%s' (causal|prefix|infill|mix|fim)", name ? name : "(null)");
+  return gr_error(GR_EARG, "objective '%s' (causal|prefix|infill|mix|fim|fim-spm)", name ? name : "(null)");
 }
 
 const char *gr_lm_objective_name(gr_lm_objective o) {
-  static const char *const names[GR_LM_OBJECTIVES] = {"causal", "prefix", "infill", "mix", "fim"};
+  static const char *const names[GR_LM_OBJECTIVES] = {"causal", "prefix", "infill", "mix", "fim", "fim-spm"};
   return o >= 0 && o < GR_LM_OBJECTIVES ? names[o] : "?";
 }
 
@@ -49,6 +49,25 @@ gr_status gr_lm_format_infill(const gr_tokenizer *t, const int32_t *src, int64_t
     w += lens[i];
     seq[w++] = t->eom;
   }
+  *n_seq = w;
+  return GR_OK;
+}
+
+gr_status gr_lm_format_spm(const gr_tokenizer *t, const int32_t *src, int64_t L, int64_t start, int64_t len, int32_t *seq,
+                           int64_t cap, int64_t *n_seq) {
+  if (!t || !src || !seq || !n_seq) return gr_error(GR_EARG, "spm format: NULL argument");
+  if (len < 1 || start < 0 || start + len > L)
+    return gr_error(GR_EARG, "spm format: middle (start %lld, length %lld) is empty or leaves [0,%lld)", (long long)start,
+                    (long long)len, (long long)L);
+  if (L + 3 > cap) return gr_error(GR_EARG, "spm format: %lld tokens formatted exceed the capacity %lld", (long long)(L + 3), (long long)cap);
+  int64_t w = 0, end = start + len;
+  seq[w++] = t->mask[0];
+  memcpy(seq + w, src + end, (size_t)(L - end) * sizeof(int32_t));
+  w += L - end;
+  seq[w++] = t->sep;
+  memcpy(seq + w, src, (size_t)end * sizeof(int32_t)); /* prefix then middle */
+  w += end;
+  seq[w++] = t->eom;
   *n_seq = w;
   return GR_OK;
 }
@@ -114,6 +133,14 @@ gr_status gr_lm_window_row(const gr_token_stream *s, int64_t o, int64_t T, int64
   return GR_OK;
 }
 
+/* ids = seq[0..T), targets = seq[1..T] where they exist, eos / -1 after. */
+static void row_from_seq(const gr_tokenizer *t, const int32_t *seq, int64_t n, int64_t T, int32_t *ids, int32_t *targets) {
+  for (int64_t i = 0; i < T; i++) {
+    ids[i] = i < n ? seq[i] : t->eos;
+    targets[i] = i + 1 < n ? seq[i + 1] : -1;
+  }
+}
+
 gr_status gr_lm_infill_row(const gr_tokenizer *t, const int32_t *src, int64_t L, const int64_t *starts,
                            const int64_t *lens, int k, int64_t T, int32_t *ids, int32_t *targets) {
   int32_t work[GR_LM_MAX_INFILL + 1];
@@ -121,12 +148,8 @@ gr_status gr_lm_infill_row(const gr_tokenizer *t, const int32_t *src, int64_t L,
   if (!ids || !targets || T < 1 || T > GR_LM_MAX_INFILL)
     return gr_error(GR_EARG, "infill row: NULL output or length %lld outside 1..%d", (long long)T, GR_LM_MAX_INFILL);
   gr_status st = gr_lm_format_infill(t, src, L, starts, lens, k, work, T + 1, &n);
-  if (st) return st;
-  for (int64_t i = 0; i < T; i++) {
-    ids[i] = i < n ? work[i] : t->eos;
-    targets[i] = i + 1 < n ? work[i + 1] : -1;
-  }
-  return GR_OK;
+  if (!st) row_from_seq(t, work, n, T, ids, targets);
+  return st;
 }
 
 /* A random window of up to budget tokens of one document (cut at the first
@@ -157,8 +180,9 @@ static gr_status infill_sample(const gr_token_stream *s, const gr_tokenizer *t, 
 
 /* Fill in the middle: a document window cut at two distinct uniform points
  * c1 < c2 in [0, L] into prefix, middle (>= 1 token) and suffix, as
- * prefix <mask_1> suffix <eos> <sep> <mask_1> middle <eom> (T + 1 tokens at most). */
-static gr_status fim_sample(const gr_token_stream *s, const gr_tokenizer *t, int64_t T, gr_rng *r, int32_t *ids,
+ * prefix <mask_1> suffix <eos> <sep> <mask_1> middle <eom> (T + 1 tokens at
+ * most), or in SPM order (gr_lm_format_spm). */
+static gr_status fim_sample(const gr_token_stream *s, const gr_tokenizer *t, int64_t T, bool spm, gr_rng *r, int32_t *ids,
                             int32_t *targets) {
   if (T < 16) return gr_error(GR_EARG, "fim: block size %lld is too small (needs >= 16)", (long long)T);
   int64_t L, o;
@@ -167,7 +191,12 @@ static gr_status fim_sample(const gr_token_stream *s, const gr_tokenizer *t, int
   int64_t c1 = (int64_t)gr_rng_below(r, (uint64_t)(L + 1)), c2 = c1;
   while (c2 == c1) c2 = (int64_t)gr_rng_below(r, (uint64_t)(L + 1));
   int64_t start = c1 < c2 ? c1 : c2, len = c1 < c2 ? c2 - c1 : c1 - c2;
-  return gr_lm_infill_row(t, s->ids + o, L, &start, &len, 1, T, ids, targets);
+  if (!spm) return gr_lm_infill_row(t, s->ids + o, L, &start, &len, 1, T, ids, targets);
+  int32_t work[GR_LM_MAX_INFILL + 1];
+  int64_t n;
+  st = gr_lm_format_spm(t, s->ids + o, L, start, len, work, T + 1, &n);
+  if (!st) row_from_seq(t, work, n, T, ids, targets);
+  return st;
 }
 
 gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const gr_tokenizer *t,
@@ -180,15 +209,15 @@ gr_status gr_lm_make_batch(gr_lm_objective obj, const gr_token_stream *s, const 
                     (long long)s->n, (long long)T);
   *prefix_len = 0;
   if (obj < 0 || obj >= GR_LM_OBJECTIVES) return gr_error(GR_EARG, "lm batch: objective %d", (int)obj);
-  if ((obj == GR_LM_INFILL || obj == GR_LM_MIX || obj == GR_LM_FIM) && T > GR_LM_MAX_INFILL)
+  if (obj >= GR_LM_INFILL && T > GR_LM_MAX_INFILL)
     return gr_error(GR_EARG, "lm batch: infill sequences of %lld tokens exceed %d", (long long)T, GR_LM_MAX_INFILL);
   if (obj == GR_LM_PREFIX) *prefix_len = 1 + (int64_t)gr_rng_below(r, (uint64_t)(T - 1));
   for (int64_t b = 0; b < B; b++) {
     int32_t *x = ids + b * T, *y = targets + b * T;
     bool infill = obj == GR_LM_INFILL || (obj == GR_LM_MIX && gr_rng_uniform(r) < cfg->mix_infill);
-    bool fim = obj == GR_LM_FIM && gr_rng_uniform(r) < cfg->mix_infill;
+    bool fim = (obj == GR_LM_FIM || obj == GR_LM_FIM_SPM) && gr_rng_uniform(r) < cfg->mix_infill;
     gr_status st = infill ? infill_sample(s, t, cfg, T, r, x, y)
-                   : fim  ? fim_sample(s, t, T, r, x, y)
+                   : fim  ? fim_sample(s, t, T, obj == GR_LM_FIM_SPM, r, x, y)
                           : gr_lm_window_row(s, (int64_t)gr_rng_below(r, (uint64_t)(s->n - T)), T, *prefix_len, x, y);
     if (st) return st;
   }

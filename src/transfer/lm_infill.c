@@ -1,7 +1,7 @@
 /* transfer/lm_infill.c — filling a masked line of held-out text
  * (graft/lm.h gr_lm_infill_eval): the same lines scored and greedily
- * decoded either in the span-corruption infill format (the model sees the
- * text after the line) or left to right (prefix only). */
+ * decoded either in an infill format (PSM or SPM: the model sees the text
+ * after the line) or left to right (prefix only). */
 #include <math.h>
 #include <string.h>
 
@@ -32,11 +32,16 @@ static bool pick_case(const gr_token_stream *s, const gr_tokenizer *t, int32_t n
 
 /* The prompt of a case into seq; *n its length, *first where the line's
  * tokens would start if appended. */
-static void build_prompt(const gr_token_stream *s, const gr_tokenizer *t, const infill_case *k, bool infill,
+static void build_prompt(const gr_token_stream *s, const gr_tokenizer *t, const infill_case *k, gr_infill_format f,
                          int32_t *seq, int64_t *n) {
   int64_t w = 0;
+  if (f == GR_INFILL_SPM) {
+    seq[w++] = t->mask[0];
+    for (int64_t i = k->b; i < k->suf; i++) seq[w++] = s->ids[i];
+    seq[w++] = t->sep;
+  }
   for (int64_t i = k->pre; i < k->a; i++) seq[w++] = s->ids[i];
-  if (infill) {
+  if (f == GR_INFILL_PSM) {
     seq[w++] = t->mask[0];
     for (int64_t i = k->b; i < k->suf; i++) seq[w++] = s->ids[i];
     seq[w++] = t->eos;
@@ -69,9 +74,11 @@ static bool case_exact(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_tok
   return !infill || (n_out == L + 1 && out[L] == t->eom);
 }
 
-gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_token_stream *s, bool infill_format,
+gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_token_stream *s, gr_infill_format format,
                             int64_t n_cases, int64_t ctx, uint64_t seed, gr_infill_eval *out) {
   if (!g || !c || !t || !s || !out) return gr_error(GR_EARG, "infill eval: NULL argument");
+  if (format < GR_INFILL_LEFT_TO_RIGHT || format > GR_INFILL_SPM) return gr_error(GR_EARG, "infill eval: format %d", (int)format);
+  bool infill_format = format != GR_INFILL_LEFT_TO_RIGHT;
   memset(out, 0, sizeof *out);
   if (n_cases < 1 || ctx < SPAN_MIN_TOKENS) return gr_error(GR_EARG, "infill eval: %lld cases, context %lld", (long long)n_cases, (long long)ctx);
   if (2 * ctx + SPAN_MAX_TOKENS + 6 > g->cfg.block)
@@ -95,7 +102,7 @@ gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const g
     infill_case k;
     int64_t n;
     if (!pick_case(s, t, nl, ctx, &r, &k)) continue;
-    build_prompt(s, t, &k, infill_format, seq, &n);
+    build_prompt(s, t, &k, format, seq, &n);
     nll += case_nll(g, c, s, &k, seq, n, &st);
     if (!st) exact += case_exact(g, c, t, s, &k, seq, n, infill_format, &st);
     out->cases++;
