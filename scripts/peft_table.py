@@ -1,31 +1,75 @@
-# peft_table.py — the PEFT study table of docs/RESULTS.md from a study's results.jsonl:
-# per (method, budget) mean ± sd accuracy over seeds, gap to finetune, trainable
-# parameters, source accuracy (forgetting), peak RSS, seconds per run.
-# Usage: python3 scripts/peft_table.py DIR/results.jsonl
+# peft_table.py — the PEFT study tables of docs/RESULTS.md from a study's results.jsonl.
+#   python3 scripts/peft_table.py DIR/results.jsonl [--ref METHOD]
+#     per (method, budget) mean ± sd accuracy over seeds, gap to METHOD (default
+#     finetune; a method spec such as finetune:lr=0.02 works), trainable
+#     parameters, source accuracy (forgetting), peak RSS, seconds per run.
+#   python3 scripts/peft_table.py --select A.jsonl [B.jsonl ...]
+#     the setting-selection table: per setting (method spec) and budget, the
+#     mean accuracy over seeds (on the held-out split when the study had
+#     "holdout") and the mean source accuracy; diverged runs counted as such.
 import json, sys, statistics as st
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-pre = [r for r in runs if r["phase"] == "pretrain"]
-t = [r for r in runs if r["phase"] == "transfer"]
-src = {r["seed"]: r["accuracy"] for r in pre}
-print("source models (pretrain, test acc on classes 0-4): " + ", ".join("seed %d %.2f%%" % (s, 100 * a) for s, a in sorted(src.items())))
-methods = []
-for r in t:
-    if r["method"] not in methods: methods.append(r["method"])
-budgets = sorted({r["budget"] for r in t})
-def cell(m, b):
-    return [r for r in t if r["method"] == m and r["budget"] == b]
-ft = {b: st.mean([r["accuracy"] for r in cell("finetune", b)]) for b in budgets}
-ftp = cell("finetune", budgets[0])[0]["trainable_params"]
-print("| method | labels | acc % (mean ± sd, 3 seeds) | Δ vs finetune | trainable | % of finetune | source acc % (forgetting) | peak RSS MiB | s/run |")
-print("|---|---|---|---|---|---|---|---|---|")
-for b in budgets:
-    for m in methods:
-        rs = cell(m, b)
-        if not rs: continue
-        a = [100 * r["accuracy"] for r in rs]
-        sa = [100 * r["extra"].get("source_accuracy", float("nan")) for r in rs]
-        sd = st.stdev(a) if len(a) > 1 else 0
-        print("| %s | %g%% | %.2f ± %.2f | %+.2f | %d | %.1f%% | %.2f | %.0f | %.1f |" % (
-            m, 100 * b, st.mean(a), sd, st.mean(a) - 100 * ft[b], rs[0]["trainable_params"],
-            100.0 * rs[0]["trainable_params"] / ftp, st.mean(sa), max(r["peak_rss_bytes"] for r in rs) / 2**20,
-            st.mean(r["seconds"] for r in rs)))
+
+def load(paths):
+    runs = []
+    for p in paths:
+        runs += [json.loads(l) for l in open(p) if l.strip()]
+    return runs
+
+def pct(x):
+    return float("nan") if x is None else 100 * x
+
+def select_table(paths):
+    t = [r for r in load(paths) if r["phase"] == "transfer"]
+    budgets = sorted({r["budget"] for r in t})
+    settings = []
+    for r in t:
+        if r["method"] not in settings: settings.append(r["method"])
+    settings.sort(key=lambda m: (m.split(":")[0], m))
+    print("| setting | " + " | ".join("%g%%: acc %% | %g%%: source acc %%" % (100 * b, 100 * b) for b in budgets) + " | seeds |")
+    print("|---|" + "---|---|" * len(budgets) + "---|")
+    for m in settings:
+        cols, n = [], 0
+        for b in budgets:
+            rs = [r for r in t if r["budget"] == b and r["method"] == m]
+            n = max(n, len(rs))
+            bad = sum(1 for r in rs if r["extra"].get("diverged"))
+            if not rs: cols += ["-", "-"]
+            elif bad: cols += ["diverged (%d of %d)" % (bad, len(rs)), "-"]
+            else:
+                cols += ["%.2f" % st.mean(pct(r["accuracy"]) for r in rs),
+                         "%.2f" % st.mean(pct(r["extra"].get("source_accuracy")) for r in rs)]
+        print("| %s | %s | %d |" % (m, " | ".join(cols), n))
+
+def study_table(path, ref):
+    runs = load([path])
+    pre = [r for r in runs if r["phase"] == "pretrain"]
+    t = [r for r in runs if r["phase"] == "transfer"]
+    src = {r["seed"]: r["accuracy"] for r in pre}
+    print("source models (pretrain, test acc on classes 0-4): " + ", ".join("seed %d %.2f%%" % (s, 100 * a) for s, a in sorted(src.items())))
+    methods = []
+    for r in t:
+        if r["method"] not in methods: methods.append(r["method"])
+    budgets = sorted({r["budget"] for r in t})
+    def cell(m, b):
+        return [r for r in t if r["method"] == m and r["budget"] == b]
+    ft = {b: st.mean([pct(r["accuracy"]) for r in cell(ref, b)]) for b in budgets}
+    ftp = cell(ref, budgets[0])[0]["trainable_params"]
+    print("| method | labels | acc %% (mean ± sd, %d seeds) | Δ vs %s | trainable | %% of %s | source acc %% (forgetting) | peak RSS MiB | s/run |"
+          % (len(src), ref, ref))
+    print("|---|---|---|---|---|---|---|---|---|")
+    for b in budgets:
+        for m in methods:
+            rs = cell(m, b)
+            if not rs: continue
+            a = [pct(r["accuracy"]) for r in rs]
+            sa = [pct(r["extra"].get("source_accuracy")) for r in rs]
+            sd = st.stdev(a) if len(a) > 1 else 0
+            print("| %s | %g%% | %.2f ± %.2f | %+.2f | %d | %.1f%% | %.2f | %.0f | %.1f |" % (
+                m, 100 * b, st.mean(a), sd, st.mean(a) - ft[b], rs[0]["trainable_params"],
+                100.0 * rs[0]["trainable_params"] / ftp, st.mean(sa), max(r["peak_rss_bytes"] for r in rs) / 2**20,
+                st.mean(r["seconds"] for r in rs)))
+
+if len(sys.argv) > 1 and sys.argv[1] == "--select":
+    select_table(sys.argv[2:])
+else:
+    study_table(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--ref" else "finetune")
