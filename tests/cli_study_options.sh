@@ -13,7 +13,7 @@ fail=0
 check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
 cat > "$T/c.json" <<JSON
 {"arch": "mlp", "methods": ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30",
- "lora:adapter_lr=4", "lora"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01}
+ "lora:adapter_lr=4", "lora", "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:targets=layers.0;layers.2"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01}
 JSON
 "$G" study "$T/c.json" --out "$T/s" --quiet >"$T/o" 2>"$T/e"
 check "study exits 0" '[ $? -eq 0 ] || { cat "$T/e"; false; }'
@@ -27,7 +27,9 @@ import json, sys
 def load(p):
     return {r["method"]: r for r in (json.loads(l) for l in open(p) if l.strip()) if r["phase"] == "transfer"}
 t, h = load(sys.argv[1]), load(sys.argv[2])
-assert list(t) == ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30", "lora:adapter_lr=4", "lora"], list(t)
+long = "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:targets=layers.0;layers.2"  # 70 characters, kept whole
+assert list(t) == ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30", "lora:adapter_lr=4", "lora", long], list(t)
+assert t[long]["trainable_params"] < t["lora"]["trainable_params"], (t[long]["trainable_params"], t["lora"]["trainable_params"])
 # the study lr is 0.01: lr=0.01 is the same run, lr=0.05 another one
 assert t["finetune"]["loss"] == t["finetune:lr=0.01"]["loss"], (t["finetune"]["loss"], t["finetune:lr=0.01"]["loss"])
 assert t["finetune"]["loss"] != t["finetune:lr=0.05"]["loss"]
@@ -45,6 +47,9 @@ check "bad lr exits 1 naming it" '[ $? -eq 1 ] && grep -q "lr=abc" "$T/e"'
 echo '{"arch": "mlp", "methods": ["lora:rank=2"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
 "$G" study "$T/bad.json" --out "$T/b2" --quiet >"$T/o" 2>"$T/e"
 check "unknown method option exits 1 naming it" '[ $? -eq 1 ] && grep -q "rank=2" "$T/e"'
+echo '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
+"$G" study "$T/bad.json" --out "$T/b5" --quiet >"$T/o" 2>"$T/e"
+check "a method spec too long to record exits 1" '[ $? -eq 1 ] && grep -q "longer than 127" "$T/e"'
 echo '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' > "$T/bad.json"
 "$G" study "$T/bad.json" --out "$T/b3" --quiet >"$T/o" 2>"$T/e"
 check "holdout >= the training set exits 1 naming it" '[ $? -eq 1 ] && grep -q "holdout 6000" "$T/e"'

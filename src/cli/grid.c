@@ -106,7 +106,7 @@ static gr_status grid_cell_run(const grid_cell *cell, gr_jsonl *out, gr_results 
     cfg.steps = gr_train_total_steps(&cfg, cell->train->n);
     if (cfg.steps < g->min_steps) cfg.steps = g->min_steps;
     cfg.seed = cell->seed;
-    char label[96];
+    char label[192];
     snprintf(label, sizeof label, "%s %g%% seed %llu", cell->spec, cell->budget * 100,
              (unsigned long long)cell->seed);
     runs_monitor mon;
@@ -170,8 +170,12 @@ static gr_status grid_seed_run(const runs_grid *g, const gr_transfer_method *con
 gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dataset *target_train,
                         const gr_dataset *target_test, gr_jsonl *out, gr_results *rs, FILE *log) {
   const gr_transfer_method *methods[RUNS_MAX_METHODS];
-  for (int i = 0; i < g->n_methods; i++)
+  for (int i = 0; i < g->n_methods; i++) {
     if (!(methods[i] = gr_transfer_find(g->methods[i]))) return gr_last_status();
+    if (strlen(g->methods[i]) >= sizeof ((gr_run_result *)NULL)->method) /* results would merge truncated names */
+      return gr_error(GR_EARG, "method spec '%s' is longer than %zu characters", g->methods[i],
+                      sizeof ((gr_run_result *)NULL)->method - 1);
+  }
   for (int b = 0; b < g->n_budgets; b++) {
     if (!(g->budgets[b] > 0 && g->budgets[b] <= 1)) return gr_error(GR_EARG, "label budget %g not in (0,1]", g->budgets[b]);
     for (int si = 0; si < g->n_seeds; si++) {
