@@ -7,15 +7,7 @@
 # batches, so it equals the uninterrupted runs to float summation order:
 # checked within 1e-5 (the largest difference is printed).
 set -u
-GM=$1
-G=$2
-RUN=${GRAFT_MPIRUN:-mpirun -np 2 --oversubscribe --allow-run-as-root}
-T=${GRAFT_TMP:-/tmp}/mpi_cli_resume_dp.$$
-PY=/usr/bin/python3
-CMP="$PY ${GRAFT_SRC:-.}/tests/mpi/st_compare.py"
-rm -rf "$T"; mkdir -p "$T"
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$(dirname "$0")/lib.sh" mpi_cli_resume_dp "$@"
 same() { cmp -s "$1/model.safetensors" "$2/model.safetensors" && cmp -s "$1/metrics.jsonl" "$2/metrics.jsonl"; }
 C=(train --data "fmnist:limit=384" --steps 36 --batch 32 --eval-every 12 --threads 1 --quiet)
 

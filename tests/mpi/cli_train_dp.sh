@@ -5,15 +5,7 @@
 # rank killed mid-run ends the job with a non-zero exit within seconds and
 # the previous model directory stays intact.
 set -u
-GM=$1
-G=$2
-RUN=${GRAFT_MPIRUN:-mpirun -np 2 --oversubscribe --allow-run-as-root}
-T=${GRAFT_TMP:-/tmp}/mpi_cli_train_dp.$$
-PY=/usr/bin/python3
-CMP="$PY ${GRAFT_SRC:-.}/tests/mpi/st_compare.py"
-rm -rf "$T"; mkdir -p "$T"
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$(dirname "$0")/lib.sh" mpi_cli_train_dp "$@"
 D="fmnist:limit=512"
 common=(--data "$D" --steps 100 --batch 32 --threads 1 --quiet)
 

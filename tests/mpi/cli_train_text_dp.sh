@@ -12,15 +12,7 @@
 # summation order changes). Rank 0 alone prints and reports the bytes per
 # step; a batch that does not split over the ranks is refused.
 set -u
-GM=$1
-G=$2
-RUN=${GRAFT_MPIRUN:-mpirun -np 2 --oversubscribe --allow-run-as-root}
-T=${GRAFT_TMP:-/tmp}/mpi_cli_train_text_dp.$$
-PY=/usr/bin/python3
-CMP="$PY ${GRAFT_SRC:-.}/tests/mpi/st_compare.py"
-rm -rf "$T"; mkdir -p "$T"
-fail=0
-check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+. "$(dirname "$0")/lib.sh" mpi_cli_train_text_dp "$@"
 
 # a small corpus in the KJV dump format (kjv:path=FILE needs no package)
 for b in Ge Exo Lev Num Deu Josh Jdgs Ruth; do
