@@ -41,20 +41,18 @@ assert "diverged" not in t["finetune"]["extra"]
 # 6000 quick target images: 10% is 600 labels; with 1000 held out, 500
 assert t["finetune"]["n_labels"] == 600 and h["finetune"]["n_labels"] == 500, (t["finetune"]["n_labels"], h["finetune"]["n_labels"])
 PYEOF'
-echo '{"arch": "mlp", "methods": ["lora:lr=abc"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
-"$G" study "$T/bad.json" --out "$T/b1" --quiet >"$T/o" 2>"$T/e"
-check "bad lr exits 1 naming it" '[ $? -eq 1 ] && grep -q "lr=abc" "$T/e"'
-echo '{"arch": "mlp", "methods": ["lora:rank=2"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
-"$G" study "$T/bad.json" --out "$T/b2" --quiet >"$T/o" 2>"$T/e"
-check "unknown method option exits 1 naming it" '[ $? -eq 1 ] && grep -q "rank=2" "$T/e"'
-echo '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' > "$T/bad.json"
-"$G" study "$T/bad.json" --out "$T/b5" --quiet >"$T/o" 2>"$T/e"
-check "a method spec too long to record exits 1" '[ $? -eq 1 ] && grep -q "longer than 127" "$T/e"'
-echo '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' > "$T/bad.json"
-"$G" study "$T/bad.json" --out "$T/b3" --quiet >"$T/o" 2>"$T/e"
-check "holdout >= the training set exits 1 naming it" '[ $? -eq 1 ] && grep -q "holdout 6000" "$T/e"'
-echo '{"methods": ["finetune"], "holdout": -1}' > "$T/bad.json"
-"$G" study "$T/bad.json" --out "$T/b4" --quiet >"$T/o" 2>"$T/e"
-check "negative holdout exits 1" '[ $? -eq 1 ] && grep -q holdout "$T/e"'
+# bad_study NAME JSON PATTERN: a study config that must exit 1 with PATTERN in its error
+bad_study() {
+  echo "$2" > "$T/bad.json"
+  "$G" study "$T/bad.json" --out "$T/bad.out" --quiet >"$T/o" 2>"$T/e"
+  bad_rc=$? bad_pattern=$3 # globals: check evaluates its condition later
+  check "$1" '[ $bad_rc -eq 1 ] && grep -q -- "$bad_pattern" "$T/e"'
+  rm -rf "$T/bad.out"
+}
+bad_study "bad lr exits 1 naming it" '{"arch": "mlp", "methods": ["lora:lr=abc"], "budgets": [0.1], "quick": true, "min_steps": 2}' "lr=abc"
+bad_study "unknown method option exits 1 naming it" '{"arch": "mlp", "methods": ["lora:rank=2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "rank=2"
+bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 127"
+bad_study "holdout >= the training set exits 1 naming it" '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' "holdout 6000"
+bad_study "negative holdout exits 1" '{"methods": ["finetune"], "holdout": -1}' "holdout"
 rm -rf "$T"
 exit $fail
