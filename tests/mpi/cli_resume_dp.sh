@@ -52,14 +52,9 @@ $RUN "$GM" "${K[@]}" --ckpt-every 10 --out "$T/kill" >"$T/o" 2>"$T/e" &
 job=$!
 for _ in $(seq 1000); do [ -s "$T/kill/checkpoint.safetensors" ] && break; sleep 0.01; done
 victim=$(pgrep -P $job | tail -1)
-t0=$(date +%s)
-[ -n "$victim" ] && kill -9 "$victim"
-( sleep 60; kill -9 $job 2>/dev/null ) & guard=$!
-wait $job; rc=$?
-t1=$(date +%s)
-kill $guard 2>/dev/null; wait $guard 2>/dev/null
-check "killed rank: job exits non-zero (rc $rc) within 30 s ($((t1 - t0)) s), no model written" \
-  '[ -n "$victim" ] && [ $rc -ne 0 ] && [ $((t1 - t0)) -le 30 ] && [ ! -e "$T/kill/model.safetensors" ]'
+kill_rank $job "$victim"
+check "killed rank: job exits non-zero (rc $rc) within 30 s ($secs s), no model written" \
+  '[ -n "$victim" ] && [ $rc -ne 0 ] && [ $secs -le 30 ] && [ ! -e "$T/kill/model.safetensors" ]'
 $RUN "$GM" "${K[@]}" --ckpt-every 10 --out "$T/kill" --resume "$T/kill" >"$T/o" 2>"$T/e"
 check "killed rank: the checkpoint loads and the resumed run equals the uninterrupted one" \
   '[ $? -eq 0 ] && grep -q "^resumed" "$T/o" && same "$T/kill.ref" "$T/kill"' || cat "$T/e"

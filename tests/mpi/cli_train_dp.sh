@@ -40,14 +40,9 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 sleep 2
-t0=$(date +%s)
-[ -n "$victim" ] && kill -9 "$victim"
-( sleep 60; kill -9 $job 2>/dev/null ) & guard=$!
-wait $job; rc=$?
-t1=$(date +%s)
-kill $guard 2>/dev/null; wait $guard 2>/dev/null
+kill_rank $job "$victim"
 check "killed rank: job exits non-zero (rc $rc)" '[ -n "$victim" ] && [ $rc -ne 0 ]'
-check "killed rank: job ends within 30 s ($((t1 - t0)) s)" '[ $((t1 - t0)) -le 30 ]'
+check "killed rank: job ends within 30 s ($secs s)" '[ $secs -le 30 ]'
 check "killed rank: previous model intact" 'cmp -s "$T/before.safetensors" "$T/mlp.two/model.safetensors"'
 
 [ $fail -eq 0 ] && rm -rf "$T"
