@@ -3,7 +3,8 @@
 # rows run with their own lr (and adapter_lr) and are recorded under that
 # name; a diverging lr is recorded (accuracy null, extra diverged) and the
 # grid goes on; "holdout": N draws the label budgets from the rest of the
-# target training set; bad options and holdouts exit 1 naming them.
+# target training set; bad options and holdouts exit 1 naming them, bad
+# option keys before any training.
 set -u
 G=$1
 T=${GRAFT_TMP:-/tmp}/cli_study_options.$$
@@ -51,6 +52,16 @@ bad_study() {
 }
 bad_study "bad lr exits 1 naming it" '{"arch": "mlp", "methods": ["lora:lr=abc"], "budgets": [0.1], "quick": true, "min_steps": 2}' "lr=abc"
 bad_study "unknown method option exits 1 naming it" '{"arch": "mlp", "methods": ["lora:rank=2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "rank=2"
+# a bad option key is caught before any pretraining: nothing is written
+echo '{"arch": "mlp", "methods": ["finetune", "lora:rank=2"], "budgets": [0.1], "quick": true}' > "$T/early.json"
+"$G" study "$T/early.json" --out "$T/early" --quiet >"$T/o" 2>"$T/e"
+early_rc=$?
+check "study: bad option key fails before training" '[ $early_rc -eq 1 ] && [ ! -e "$T/early" ] && grep -q "rank=2" "$T/e"'
+"$G" demo --quick --methods finetune,adapter-par:lr=0.05:bottleneck=8 --out "$T/early_demo" --quiet >"$T/o" 2>"$T/e"
+early_rc=$?
+check "demo: bad option key fails before training" '[ $early_rc -eq 1 ] && [ ! -e "$T/early_demo" ] && grep -q "bottleneck=8" "$T/e"'
+"$G" study --help >"$T/help" 2>&1
+check "study --help lists the methods with their option keys" 'grep -q "^  corda-kp .*\[samples,balanced," "$T/help"'
 bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 127"
 bad_study "holdout >= the training set exits 1 naming it" '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' "holdout 6000"
 bad_study "negative holdout exits 1" '{"methods": ["finetune"], "holdout": -1}' "holdout"

@@ -41,6 +41,18 @@ static void find_spec(void) {
   CHECK(m && !strcmp(m->name, "finetune"));
   CHECK(gr_transfer_find("lor:lr=0.1") == NULL);
   CHECK(gr_transfer_find("lorax") == NULL && strstr(gr_last_error(), "lorax") != NULL);
+  /* option keys are checked at lookup, before any training: a typo names itself */
+  CHECK(gr_transfer_find("corda-kp:samples=64:balanced=0:r=2:lr=0.1:clip=1:adapter_lr=2") != NULL);
+  CHECK(gr_transfer_find("finetune-discriminative:backbone_lr=0.5,lr=0.2") != NULL);
+  CHECK(gr_transfer_find("finetune-frozen-early:freeze=conv*") != NULL);
+  CHECK_FAILS(gr_transfer_find("lora:rank=2") != NULL, GR_EARG);
+  CHECK(strstr(gr_last_error(), "'rank=2'") != NULL && strstr(gr_last_error(), "lora") != NULL);
+  CHECK_FAILS(gr_transfer_find("finetune:r=2") != NULL, GR_EARG);       /* a PEFT key on a method without it */
+  CHECK_FAILS(gr_transfer_find("lora:lr") != NULL, GR_EARG);            /* no value */
+  CHECK_FAILS(gr_transfer_find("lora:=2") != NULL, GR_EARG);            /* no key */
+  CHECK_FAILS(gr_transfer_find("lora:lr=0.1::r=2") != NULL, GR_EARG);   /* empty option */
+  CHECK_FAILS(gr_transfer_find("scratch:lrr=0.1") != NULL, GR_EARG);
+  CHECK_FAILS(gr_transfer_find("lora:") != NULL, GR_EARG);              /* ':' with nothing after it */
 }
 
 /* "lr=0.5,r=2,adapter_lr=4" on the lora row: the run's lr becomes 0.5,
@@ -78,6 +90,14 @@ static void prepare_with_lr(void) {
   const gr_transfer_method *disc = gr_transfer_find("finetune-discriminative");
   r2.options = "lr=0.2,backbone_lr=0.5,clip=1.5";
   CHECK_OK(gr_transfer_prepare(disc, &r2));
+  {
+    gr_optim *bad = gr_optim_new(d2, &oc2);
+    gr_transfer_run r5 = r2;
+    r5.options = "backbone_lr=0.5x";
+    CHECK(bad != NULL);
+    if (bad) CHECK_FAILS(gr_transfer_prepare_optim(disc, &r5, bad) == GR_OK, GR_EARG); /* was read as 0.5 */
+    gr_optim_free(bad);
+  }
   CHECK_NEAR(oc2.lr, 0.2, 1e-7);
   CHECK_NEAR(cfg.clip_norm, 1.5, 1e-7);
   gr_optim *o2 = gr_optim_new(d2, &oc2);

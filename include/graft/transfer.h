@@ -44,13 +44,17 @@ typedef struct gr_transfer_method {
   bool uses_source;         /* copy the source weights (all but the head) first */
   gr_status (*setup)(gr_transfer_run *run);                 /* may be NULL */
   gr_status (*setup_optim)(gr_transfer_run *run, gr_optim *o); /* may be NULL */
+  const char *keys;         /* the option keys setup reads, ',' separated; NULL: none
+                               (every method also takes lr, clip and adapter_lr) */
 } gr_transfer_method;
 
 int gr_transfer_count(void);
 const gr_transfer_method *gr_transfer_at(int i);
 /* NULL with GR_ENOTFOUND listing the known names. A method spec
  * "name:key=value:..." (demo/study --methods) finds "name"; the options
- * after the first ':' are the run's options with ':' read as ','. */
+ * after the first ':' are the run's options with ':' read as ','. NULL with
+ * GR_EARG naming the option when one is not "key=value" with a key the
+ * method takes, so a typo is caught before any training. */
 const gr_transfer_method *gr_transfer_find(const char *name);
 /* Takes "key=NUMBER" out of an options string "k=v,k=v": *value gets the
  * number (unchanged when the key is absent; *found, may be NULL, says which),

@@ -224,7 +224,7 @@ int cmd_demo(int argc, char **argv) {
                    opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
   const char *pos[1];
   int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
-  if (rc == CLI_HELP) return CLI_OK;
+  if (rc == CLI_HELP) return runs_print_methods(stdout), CLI_OK;
   if (rc) return rc;
   if ((rc = demo_opts_check(&o))) return rc;
   gr_set_threads(o.threads);

@@ -167,6 +167,15 @@ static gr_status grid_seed_run(const runs_grid *g, const gr_transfer_method *con
   return s;
 }
 
+void runs_print_methods(FILE *fp) {
+  fprintf(fp, "\nmethods (name, or name:key=value:... with lr, clip, adapter_lr or the method's own keys):\n");
+  for (int i = 0; i < gr_transfer_count(); i++) {
+    const gr_transfer_method *m = gr_transfer_at(i);
+    fprintf(fp, "  %-24s %s%s%s%s\n", m->name, m->about, m->keys ? " [" : "", m->keys ? m->keys : "",
+            m->keys ? "]" : "");
+  }
+}
+
 gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dataset *target_train,
                         const gr_dataset *target_test, gr_jsonl *out, gr_results *rs, FILE *log) {
   const gr_transfer_method *methods[RUNS_MAX_METHODS];

@@ -65,6 +65,8 @@ typedef struct runs_grid {
  * source may be NULL when only scratch-like methods run. */
 gr_status runs_grid_run(const runs_grid *g, const gr_model *source, const gr_dataset *target_train,
                         const gr_dataset *target_test, gr_jsonl *out, gr_results *rs, FILE *log);
+/* The transfer methods a grid can run, with their options, for --help. */
+void runs_print_methods(FILE *fp);
 /* Parses "a,b,c" lists. */
 int runs_parse_list(const char *s, const char **items, int max, char *storage, size_t storage_n);
 int runs_parse_doubles(const char *s, double *v, int max);

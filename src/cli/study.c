@@ -135,7 +135,7 @@ int cmd_study(int argc, char **argv) {
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
   const char *pos[1];
   int np = 0, rc = cli_parse(&spec, argc, argv, pos, &np);
-  if (rc == CLI_HELP) return CLI_OK;
+  if (rc == CLI_HELP) return runs_print_methods(stdout), CLI_OK;
   if (rc) return rc;
   if (!o.out) {
     fprintf(stderr, "graft study: --out DIR is required\nusage: %s\n", spec.usage);

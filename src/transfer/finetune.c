@@ -27,20 +27,31 @@ gr_status gr_method_linear_probe_setup(gr_transfer_run *run) {
   return s;
 }
 
+/* Option "freeze=GLOB" (up to the next ','): the layers to freeze instead of
+ * the architecture's early layers. */
 gr_status gr_method_freeze_early_setup(gr_transfer_run *run) {
+  char given[GR_NAME_MAX];
   const char *glob = run->early;
-  if (run->options && !strncmp(run->options, "freeze=", 7)) glob = run->options + 7;
+  if (run->options && !strncmp(run->options, "freeze=", 7)) {
+    size_t n = strcspn(run->options + 7, ",");
+    if (n == 0 || n >= sizeof given) return gr_error(GR_EARG, "freeze-early: bad option '%s'", run->options);
+    snprintf(given, sizeof given, "%.*s", (int)n, run->options + 7);
+    glob = given;
+  }
   if (!glob) return gr_error(GR_EARG, "freeze-early: no early-layer pattern for this architecture");
   return freeze_or_fail(run->model, glob, true);
 }
 
+/* Option "backbone_lr=K" (default 0.1): the backbone's lr is K times the run's. */
 gr_status gr_method_discriminative_optim(gr_transfer_run *run, gr_optim *o) {
-  float scale = 0.1f;
-  if (run->options && !strncmp(run->options, "backbone_lr=", 12)) scale = strtof(run->options + 12, NULL);
-  if (!(scale >= 0)) return gr_error(GR_EARG, "finetune-discriminative: bad backbone_lr '%s'", run->options);
+  double scale = 0.1;
+  char rest[512];
+  gr_status s = gr_transfer_take_option(run->options, "backbone_lr", rest, sizeof rest, &scale, NULL);
+  if (s) return s;
+  if (!(scale >= 0)) return gr_error(GR_EARG, "finetune-discriminative: backbone_lr=%g must be >= 0", scale);
   char glob[GR_NAME_MAX + 4];
   snprintf(glob, sizeof glob, "%s.*", run->head);
-  if (gr_optim_set_group(o, "*", scale, -1) < 0 || gr_optim_set_group(o, glob, 1.0f, -1) <= 0)
+  if (gr_optim_set_group(o, "*", (float)scale, -1) < 0 || gr_optim_set_group(o, glob, 1.0f, -1) <= 0)
     return gr_error(GR_ENOTFOUND, "finetune-discriminative: head '%s' has no parameters", run->head);
   return GR_OK;
 }

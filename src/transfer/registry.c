@@ -11,38 +11,44 @@
 #include "graft/transfer.h"
 #include "transfer/methods.h"
 
+/* The option keys of the PEFT rows (see peft_methods.c parse_options) and of CorDA (corda.c). */
+#define PEFT_KEYS "r,alpha,scale,targets,feedforward"
+#define CORDA_KEYS "samples,balanced," PEFT_KEYS
+
 static const gr_transfer_method methods[] = {
-    {"scratch", "train the target model from random init (no transfer)", false, NULL, NULL},
-    {"linear-probe", "train only a new head on frozen source features", true, gr_method_linear_probe_setup, NULL},
-    {"finetune", "train every layer, starting from the source weights", true, NULL, NULL},
+    {"scratch", "train the target model from random init (no transfer)", false, NULL, NULL, NULL},
+    {"linear-probe", "train only a new head on frozen source features", true, gr_method_linear_probe_setup, NULL, NULL},
+    {"finetune", "train every layer, starting from the source weights", true, NULL, NULL, NULL},
     {"finetune-frozen-early", "freeze the early layers (features), train the rest", true,
-     gr_method_freeze_early_setup, NULL},
+     gr_method_freeze_early_setup, NULL, "freeze"},
     {"finetune-discriminative", "fine-tune with a 10x smaller lr for the backbone", true, NULL,
-     gr_method_discriminative_optim},
+     gr_method_discriminative_optim, "backbone_lr"},
     {"lora", "LoRA r=4 alpha=8 on every conv/linear but the head, new head trained (PEFT math)", true,
-     gr_method_lora_setup, NULL},
-    {"rslora", "rsLoRA (scaling alpha/sqrt r) r=4 alpha=8, same targets as lora", true, gr_method_rslora_setup, NULL},
-    {"dora", "DoRA (LoRA r=4 alpha=8 + magnitude vector), same targets as lora", true, gr_method_dora_setup, NULL},
+     gr_method_lora_setup, NULL, PEFT_KEYS},
+    {"rslora", "rsLoRA (scaling alpha/sqrt r) r=4 alpha=8, same targets as lora", true, gr_method_rslora_setup, NULL,
+     PEFT_KEYS},
+    {"dora", "DoRA (LoRA r=4 alpha=8 + magnitude vector), same targets as lora", true, gr_method_dora_setup, NULL,
+     PEFT_KEYS},
     {"ia3", "IA3 rescaling vectors on every conv/linear output but the head, new head trained", true,
-     gr_method_ia3_setup, NULL},
+     gr_method_ia3_setup, NULL, PEFT_KEYS},
     {"adapter-seq", "sequential bottleneck adapter r=4 after every conv/linear but the head (Houlsby/Pfeiffer)", true,
-     gr_method_adapter_seq_setup, NULL},
+     gr_method_adapter_seq_setup, NULL, PEFT_KEYS},
     {"adapter-par", "parallel bottleneck adapter r=4 beside every conv/linear but the head (He et al.)", true,
-     gr_method_adapter_par_setup, NULL},
+     gr_method_adapter_par_setup, NULL, PEFT_KEYS},
     {"adapter-scaled", "scaled parallel adapter r=4 s=4 (He et al.), same targets", true,
-     gr_method_adapter_scaled_setup, NULL},
+     gr_method_adapter_scaled_setup, NULL, PEFT_KEYS},
     {"corda-kp", "CorDA knowledge-preserved: LoRA r=4 from the smallest components of SVD(W C_source)", true,
-     gr_method_corda_kp_setup, NULL},
+     gr_method_corda_kp_setup, NULL, CORDA_KEYS},
     {"corda-ip", "CorDA instruction-previewed: LoRA r=4 from the largest components of SVD(W C_target)", true,
-     gr_method_corda_ip_setup, NULL},
+     gr_method_corda_ip_setup, NULL, CORDA_KEYS},
     {"scalearn", "ScaLearn: 4 frozen LoRA source adapters (source, negated, rot90, target) scaled per channel",
-     true, gr_method_scalearn_setup, NULL},
+     true, gr_method_scalearn_setup, NULL, PEFT_KEYS},
     {"scalearn-uniform", "ScaLearnUniform: one learned scalar per source adapter and layer", true,
-     gr_method_scalearn_uniform_setup, NULL},
+     gr_method_scalearn_uniform_setup, NULL, PEFT_KEYS},
     {"scalearn++", "ScaLearn++: per-channel scales shared by the layers of equal width", true,
-     gr_method_scalearn_pp_setup, NULL},
+     gr_method_scalearn_pp_setup, NULL, PEFT_KEYS},
     {"scalearn-uniform++", "ScaLearnUniform++: 4 scalars shared by every layer", true,
-     gr_method_scalearn_uniform_pp_setup, NULL},
+     gr_method_scalearn_uniform_pp_setup, NULL, PEFT_KEYS},
 };
 
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
@@ -51,12 +57,44 @@ const gr_transfer_method *gr_transfer_at(int i) {
   return i >= 0 && i < gr_transfer_count() ? &methods[i] : NULL;
 }
 
+/* The keys every method takes (take_common below). */
+static const char common_keys[] = "lr,clip,adapter_lr";
+
+static bool key_in(const char *key, size_t len, const char *list) {
+  for (const char *p = list; p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n == len && !strncmp(p, key, len)) return true;
+    p += n + (p[n] == ',');
+  }
+  return false;
+}
+
+/* Every option after the name ("name:k=v:k=v" or "name:k=v,k=v") is key=value
+ * with a key the method or every method takes. */
+static bool options_known(const gr_transfer_method *m, const char *spec) {
+  if (!*spec) {
+    gr_error(GR_EARG, "transfer method '%s': nothing after ':' (want name:key=value...)", m->name);
+    return false;
+  }
+  for (const char *p = spec; *p;) {
+    size_t len = strcspn(p, ":,"), key = strcspn(p, "=:,");
+    if (key == len || key == 0 || !(key_in(p, key, common_keys) || key_in(p, key, m->keys))) {
+      gr_error(GR_EARG, "transfer method '%s': bad option '%.*s' (want key=value with key one of %s%s%s)", m->name,
+               (int)len, p, common_keys, m->keys ? "," : "", m->keys ? m->keys : "");
+      return false;
+    }
+    p += len + (p[len] != 0);
+  }
+  return true;
+}
+
 const gr_transfer_method *gr_transfer_find(const char *name) {
   char known[512];
   size_t k = 0, len = name ? strcspn(name, ":") : 0;
   known[0] = 0;
   for (int i = 0; i < gr_transfer_count(); i++) {
-    if (name && strlen(methods[i].name) == len && !strncmp(methods[i].name, name, len)) return &methods[i];
+    if (name && strlen(methods[i].name) == len && !strncmp(methods[i].name, name, len))
+      return !name[len] || options_known(&methods[i], name + len + 1) ? &methods[i] : NULL;
     k += (size_t)snprintf(known + k, k < sizeof known ? sizeof known - k : 0, "%s%s", i ? ", " : "", methods[i].name);
   }
   gr_error(GR_ENOTFOUND, "unknown transfer method '%s' (known: %s)", name ? name : "(null)", known);
