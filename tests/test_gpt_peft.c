@@ -93,16 +93,14 @@ static gr_tensor *prefix_gpt_fn(gr_ctx *c, gr_tensor **in, void *ud) {
 }
 
 static void test_prefix_gradcheck(void) {
-  gr_gpt *g = NULL;
-  CHECK_OK(gr_gpt_new(&TINY, 3, &g));
+  gr_gpt *g = gpt_test_noisy(&TINY, 3, 5);
   if (!g) return;
-  gr_rng r;
-  gr_rng_seed(&r, 5);
-  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
   gr_model_freeze(g->model, "*", true);
   gr_module *src = gr_module_new(g->model, "TableSource", table_source_forward);
   CHECK_OK(gr_module_add(g->model->root, GR_GPT_PROMPT_ENCODER, src));
   CHECK_OK(gr_model_layout(g->model));
+  gr_rng r;
+  gr_rng_seed(&r, 7);
   for (int64_t lm = 0; lm <= 2; lm += 2) {
     prefix_gc ud = {g, src, lm};
     gc_input in = gc_rand(&r, 2, GR_SHAPE(3, 2 * TINY.n_layer * TINY.n_embd), -1, 1, true);
@@ -160,24 +158,16 @@ static void test_unified_view_identity(void) {
 
 static void test_prefix_kv_cache_and_fold(void) {
   gr_gpt_config cfg = {.vocab = 13, .block = 24, .n_layer = 2, .n_head = 4, .n_embd = 16};
-  gr_gpt *g = NULL;
-  CHECK_OK(gr_gpt_new(&cfg, 11, &g));
+  gr_gpt *g = gpt_test_noisy(&cfg, 11, 9);
   if (!g) return;
-  gr_rng r;
-  gr_rng_seed(&r, 9);
-  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
   CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 4, .projection_hidden = 10}));
   gr_ctx *c = gr_ctx_new(1 << 20, 1);
   int32_t prompt[3] = {1, 7, 2}, a[20], b[20];
   float la[20 * 13], lb[20 * 13];
-  int64_t na = 0, nb = 0;
-  gr_gpt_sample_opts o = {.temperature = 0, .stop_id = -1};
+  int64_t nb = 0;
+  gr_gpt_sample_opts o = {.temperature = 0, .stop_id = -1, .no_cache = true};
   /* a prefix does not take block positions: prompt + 21 new = block */
-  CHECK_OK(gr_gpt_generate(g, c, prompt, 3, 20, &o, NULL, a, &na, la));
-  o.no_cache = true;
-  CHECK_OK(gr_gpt_generate(g, c, prompt, 3, 20, &o, NULL, b, &nb, lb));
-  CHECK(na == 20 && nb == 20 && !memcmp(a, b, sizeof a));
-  CHECK_CLOSE("prefix kv-cache logits", la, lb, 20 * 13, 1e-5, 0);
+  gpt_check_kv_cache(g, c, prompt, 3, 20, a, la, "prefix kv-cache logits");
   /* folding the reparametrization keeps the function and drops the MLP */
   int64_t width = 2 * cfg.n_layer * cfg.n_embd;
   CHECK(gr_model_param_count(g->model, true) == 4 * 16 + 10 * 17 + width * 11);
@@ -197,13 +187,9 @@ static void test_prefix_kv_cache_and_fold(void) {
 
 /* A few AdamW steps move the loss and the prefix, never a base weight. */
 static void test_prefix_training_touches_prefix_only(void) {
-  gr_gpt *g = NULL;
-  CHECK_OK(gr_gpt_new(&TINY, 4, &g));
+  gr_gpt *g = gpt_test_noisy(&TINY, 4, 6); /* weights large enough for the prefix to move the output */
   if (!g) return;
   gr_model *m = g->model;
-  gr_rng r;
-  gr_rng_seed(&r, 6); /* weights larger than GPT-2's init so the prefix can move the output */
-  gr_rng_fill_normal(&r, m->data, m->numel, 0, 0.3f);
   CHECK_OK(gr_prefix_attach(g, &(gr_prefix_opts){.n_virtual = 2, .projection_hidden = 0}));
   float *before = malloc((size_t)m->numel * sizeof(float));
   memcpy(before, m->data, (size_t)m->numel * sizeof(float));
@@ -240,12 +226,8 @@ static void test_prefix_training_touches_prefix_only(void) {
  * the prefixed model on x gives the plain model's logits of x after ids. */
 static void test_prefix_init_from_tokens(void) {
   gr_gpt_config cfg = {.vocab = 13, .block = 12, .n_layer = 2, .n_head = 2, .n_embd = 8};
-  gr_gpt *g = NULL;
-  CHECK_OK(gr_gpt_new(&cfg, 5, &g));
+  gr_gpt *g = gpt_test_noisy(&cfg, 5, 12);
   if (!g) return;
-  gr_rng r;
-  gr_rng_seed(&r, 12);
-  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
   gr_tensor *wpe = gr_model_find(g->model, "transformer.wpe.weight");
   gr_tensor_fill(wpe, 0.0f);
   int32_t all[8] = {3, 11, 0, 7, 5, 2, 9, 4}; /* ids (4) then x (4) */

@@ -2,10 +2,12 @@
  * against a reference file of its PyTorch twin (tests/ref/torch_models.py):
  * every model entry's values, then logits, loss, and the gradient of each
  * parameter the file has "d<name>" for; the others must be frozen and get
- * none. Shared by tests/test_gpt.c and tests/test_gpt_peft.c. */
+ * none; a GPT with large random weights and the KV-cache check. Shared by
+ * tests/test_gpt.c and tests/test_gpt_peft.c. */
 #ifndef GRAFT_TEST_GPT_REF_H
 #define GRAFT_TEST_GPT_REF_H
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graft/gpt.h"
@@ -56,6 +58,39 @@ static inline void gpt_ref_check(gr_gpt *g, const ref_file *f, const char *case_
     }
   }
   gr_ctx_free(c);
+}
+
+/* A GPT of cfg (gr_gpt_new with init_seed) whose weights are then drawn from
+ * N(0, 0.3) with noise_seed: larger than GPT-2's init, so argmaxes are not
+ * flat and small changes show. NULL (a failed check) when it cannot be made. */
+static inline gr_gpt *gpt_test_noisy(const gr_gpt_config *cfg, uint64_t init_seed, uint64_t noise_seed) {
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(cfg, init_seed, &g));
+  if (!g) return NULL;
+  gr_rng r;
+  gr_rng_seed(&r, noise_seed);
+  gr_rng_fill_normal(&r, g->model->data, g->model->numel, 0, 0.3f);
+  return g;
+}
+
+/* Greedy generation of n tokens after prompt[0..np) with the KV cache and by
+ * full recomputation: the same tokens, logits within 1e-5 (what names the
+ * case). The cached run's tokens and logits (n x vocab) go to ids, logits. */
+static inline void gpt_check_kv_cache(gr_gpt *g, gr_ctx *c, const int32_t *prompt, int64_t np, int64_t n, int32_t *ids,
+                                      float *logits, const char *what) {
+  int64_t vocab = g->cfg.vocab, na = 0, nb = 0;
+  int32_t *ids_b = malloc((size_t)n * sizeof *ids_b);
+  float *logits_b = malloc((size_t)(n * vocab) * sizeof *logits_b);
+  CHECK(ids_b && logits_b);
+  gr_gpt_sample_opts o = {.temperature = 0, .stop_id = -1};
+  if (ids_b && logits_b) {
+    CHECK_OK(gr_gpt_generate(g, c, prompt, np, n, &o, NULL, ids, &na, logits));
+    o.no_cache = true;
+    CHECK_OK(gr_gpt_generate(g, c, prompt, np, n, &o, NULL, ids_b, &nb, logits_b));
+    CHECK_MSG(na == n && nb == n && !memcmp(ids, ids_b, (size_t)n * sizeof *ids), "%s: tokens differ", what);
+    CHECK_CLOSE(what, logits, logits_b, n * vocab, 1e-5, 0);
+  }
+  free(ids_b), free(logits_b);
 }
 
 #endif
