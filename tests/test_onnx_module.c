@@ -6,9 +6,13 @@
  * agree through the whole module; a new head at a cut value; save/reload
  * keeps graph, cut and head; bad directories fail with named errors;
  * batch-norm recalibration equals PyTorch's cumulative average, leaves nodes
- * after the cut alone and keeps the statistics on failure. The
- * PaddleOCR classifier (when fetched) gives the same outputs as a module as
+ * after the cut alone and keeps the statistics on failure. Re-init draws
+ * within PyTorch's default bounds (or torchvision's init). The feature
+ * cache gives the module's own features, extracts each image once, survives
+ * a save/reload, and refuses another key, a truncated or garbled file and a
+ * backbone of another width. The PaddleOCR classifier (when fetched) gives the same outputs as a module as
  * through gr_onnx_run. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +154,150 @@ done:
   ref_close(rf);
 }
 
+static bool all_equal(const gr_tensor *t, float v) {
+  for (int64_t i = 0; t && i < t->numel; i++)
+    if (t->data[i] != v) return false;
+  return t != NULL;
+}
+
+/* max |t| (the tensor's), NaN when absent. */
+static double max_abs(const gr_tensor *t) {
+  double m = t ? 0 : NAN;
+  for (int64_t i = 0; t && i < t->numel; i++) m = fabs(t->data[i]) > m ? fabs(t->data[i]) : m;
+  return m;
+}
+
+/* gr_onnx_module_reinit: PyTorch's default U(-1/sqrt(fan_in), +) for conv
+ * (fan_in 2*3*3) and Gemm (transB: fan_in 4) weights and biases; torchvision's
+ * zero biases; batch-norm reset either way; bad arguments. */
+static void check_reinit(void) {
+  gr_model *m = load(g_dir);
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  CHECK(m != NULL);
+  if (!m) return;
+  CHECK_FAILS(gr_onnx_module_reinit(m, &r, (gr_onnx_init)7) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_onnx_module_reinit(NULL, &r, GR_ONNX_INIT_TORCH_DEFAULT) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_onnx_module_reinit(m, NULL, GR_ONNX_INIT_TORCH_DEFAULT) == GR_OK, GR_EARG);
+  CHECK_OK(gr_onnx_module_reinit(m, &r, GR_ONNX_INIT_TORCH_DEFAULT));
+  double bc = 1 / sqrt(18.0), bf = 0.5;
+  gr_tensor *cw = gr_model_find(m, "conv.weight"), *cb = gr_model_find(m, "conv.bias");
+  gr_tensor *fw = gr_model_find(m, "fc.weight"), *fb = gr_model_find(m, "fc.bias");
+  /* all 72 below 0.5 b has probability 2^-72: the bound is used, not a smaller one */
+  CHECK(max_abs(cw) <= bc && max_abs(cw) > 0.5 * bc);
+  CHECK(max_abs(cb) <= bc && max_abs(cb) > 0);
+  CHECK(max_abs(fw) <= bf && max_abs(fw) > 0.25 * bf && max_abs(fb) <= bf && max_abs(fb) > 0);
+  CHECK(all_equal(gr_model_find(m, "bn.weight"), 1) && all_equal(gr_model_find(m, "bn.bias"), 0));
+  CHECK(all_equal(gr_model_find(m, "bn.running_mean"), 0) && all_equal(gr_model_find(m, "bn.running_var"), 1));
+  CHECK_OK(gr_onnx_module_reinit(m, &r, GR_ONNX_INIT_TORCHVISION));
+  CHECK(all_equal(cb, 0) && all_equal(fb, 0) && max_abs(fw) < 0.06 && max_abs(cw) > 0);
+  gr_model_free(m);
+}
+
+static void write_bytes(const char *path, const void *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (f) fwrite(b, 1, n, f), fclose(f);
+}
+
+/* Reopening path (holding bytes b[0..n)) under key fails with GR_EFORMAT. */
+static void check_cache_refused(const char *path, const uint8_t *b, size_t n, const char *key, const char *what) {
+  gr_feature_cache *fc = NULL;
+  write_bytes(path, b, n);
+  gr_clear_error();
+  gr_status s = gr_feature_cache_open(path, key, &fc);
+  if (s != GR_EFORMAT || fc || !strstr(gr_last_error(), path))
+    test_fail(__FILE__, __LINE__, "cache %s: got %s (%s)", what, gr_strerror(s), gr_last_error());
+  test_checks++;
+  gr_feature_cache_free(fc);
+}
+
+/* A saved cache of 6 rows of 4 features, then garbled copies of its bytes. */
+static void check_cache_file_errors(const char *path, const char *key) {
+  size_t n = 0;
+  uint8_t *b = test_read_file(path, &n), *c = b ? malloc(n + 8) : NULL;
+  size_t hdr = 8 + 4 + 4 + strlen(key) + 4 + 8;
+  CHECK(b && c && n == hdr + 6 * (8 + 16));
+  if (!b || !c || n != hdr + 6 * (8 + 16)) goto done;
+  char other[64];
+  snprintf(other, sizeof other, "%s2", key);
+  check_cache_refused(path, b, n, other, "other key");
+  for (size_t cut = 0; cut < n; cut += 5) check_cache_refused(path, b, cut, key, "truncated");
+  memcpy(c, b, n), c[n] = 0;
+  check_cache_refused(path, c, n + 1, key, "a trailing byte");
+  memcpy(c, b, n), c[0] ^= 1;
+  check_cache_refused(path, c, n, key, "bad magic");
+  memcpy(c, b, n), c[8] = 9;
+  check_cache_refused(path, c, n, key, "version 9");
+  memcpy(c, b, n), memset(c + 12, 0xff, 4);
+  check_cache_refused(path, c, n, key, "huge key length");
+  memcpy(c, b, n), memset(c + hdr - 12, 0x7f, 4);
+  check_cache_refused(path, c, n, key, "huge dim");
+  memcpy(c, b, n), memset(c + hdr - 8, 0x7f, 8);
+  check_cache_refused(path, c, n, key, "huge row count");
+  memcpy(c, b, n), memset(c + hdr + 8 + 4, 0xff, 4); /* row 0, feature 1: a NaN */
+  check_cache_refused(path, c, n, key, "NaN feature");
+  memcpy(c, b, n), memcpy(c + hdr + 24, c + hdr, 8); /* row 1 repeats row 0's hash */
+  check_cache_refused(path, c, n, key, "repeated hash");
+  write_bytes(path, b, n);
+done:
+  free(b);
+  free(c);
+}
+
+/* gr_onnx_features_cached against gr_onnx_module_features. */
+static void check_feature_cache(void) {
+  gr_model *m = load(g_dir), *wide = load(g_dir);
+  gr_dataset *d = gr_dataset_new(7, 1, 5, 7, 3), *f = NULL, *f2 = NULL;
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_rng r;
+  gr_rng_seed(&r, 11);
+  char path[800];
+  snprintf(path, sizeof path, "%s/features.grfc", test_tmpdir());
+  remove(path);
+  CHECK(m && wide && d && c);
+  if (!m || !wide || !d || !c) goto done;
+  test_fill(&r, d->x, d->n * d->dim, 0, 1);
+  for (int i = 0; i < 7; i++) d->y[i] = i % 3;
+  memcpy(d->x + 6 * d->dim, d->x, (size_t)d->dim * sizeof(float)); /* image 6 repeats image 0 */
+  gr_model_train(m, false);
+  gr_ctx_set_grad(c, false);
+  gr_tensor *x = gr_tensor_new(c, 4, (int64_t[]){7, 1, 5, 7});
+  CHECK(x != NULL);
+  if (!x) goto done;
+  memcpy(x->data, d->x, sizeof(float) * 7 * 35);
+  gr_tensor *want = gr_onnx_module_features(m, c, x);
+  gr_feature_cache *fc = NULL;
+  CHECK_OK(gr_feature_cache_open(path, "test-key", &fc));
+  CHECK(fc && gr_feature_cache_count(fc) == 0);
+  CHECK_FAILS(gr_onnx_features_cached(m, fc, d, 0, &f) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_onnx_features_cached(NULL, fc, d, 3, &f) == GR_OK, GR_EARG);
+  CHECK_FAILS(gr_feature_cache_open(path, NULL, &fc) == GR_OK, GR_EARG);
+  CHECK_OK(gr_onnx_features_cached(m, fc, d, 3, &f));
+  CHECK(want && f && f->n == 7 && f->dim == 4 && f->y[4] == 1 && gr_feature_cache_count(fc) == 6);
+  if (want && f && f->dim == 4) CHECK_CLOSE("cached features", f->x, want->data, 28, 1e-6, 1e-6);
+  CHECK_OK(gr_feature_cache_save(fc));
+  gr_feature_cache_free(fc);
+  fc = NULL;
+  /* reloaded: every row comes from the file */
+  CHECK_OK(gr_feature_cache_open(path, "test-key", &fc));
+  CHECK(fc && gr_feature_cache_count(fc) == 6 && gr_feature_cache_dim(fc) == 4);
+  CHECK_OK(gr_onnx_features_cached(wide, fc, d, 2, &f2));
+  if (f && f2) CHECK_CLOSE("reloaded features", f2->x, f->x, 28, 0, 0);
+  /* a backbone of another width: cut at the graph input (2 channels pooled) */
+  CHECK_OK(gr_onnx_module_set_head(wide, "x", 3));
+  d->x[3] += 0.5f; /* image 0 now new: must be extracted, and its width differs */
+  CHECK_FAILS(gr_onnx_features_cached(wide, fc, d, 2, &f2) == GR_OK, GR_ESHAPE);
+  gr_feature_cache_free(fc);
+  check_cache_file_errors(path, "test-key");
+done:
+  gr_dataset_free(f);
+  gr_dataset_free(f2);
+  gr_dataset_free(d);
+  gr_ctx_free(c);
+  gr_model_free(m);
+  gr_model_free(wide);
+}
+
 static void check_bad_directories(void) {
   char dir[700], path[800], cmd[4096];
   snprintf(dir, sizeof dir, "%s/bad", test_tmpdir());
@@ -248,6 +396,8 @@ int main(void) {
   gr_model_free(m);
   ref_close(rf);
   check_recalibrate_bn();
+  check_reinit();
+  check_feature_cache();
   check_bad_directories();
   check_paddle();
   return test_summary();

@@ -232,12 +232,21 @@ gr_status gr_onnx_module_set_head(gr_model *m, const char *features_at, int n_cl
 /* The features [N,F] at the cut (set by the head, else the default cut),
  * without the head; follows the model's train/eval mode. NULL on error. */
 gr_tensor *gr_onnx_module_features(gr_model *m, gr_ctx *c, gr_tensor *x);
+/* How gr_onnx_module_reinit draws weights. */
+typedef enum gr_onnx_init {
+  /* torchvision's MobileNetV2/ResNet init: conv weights N(0, 2/fan_out)
+   * (fan_out = out*kh*kw), MatMul/Gemm weights N(0, 0.01^2), biases 0 */
+  GR_ONNX_INIT_TORCHVISION = 0,
+  /* PyTorch's layer defaults (nn.Conv2d / nn.Linear reset_parameters:
+   * kaiming_uniform with a = sqrt(5)): weights and biases U(-b, b) with
+   * b = 1/sqrt(fan_in), fan_in = in/groups*kh*kw (conv) or in (MatMul/Gemm) */
+  GR_ONNX_INIT_TORCH_DEFAULT = 1
+} gr_onnx_init;
 /* Random weights in place of the imported ones (the "same architecture from
- * random init" baseline): conv weights N(0, 2/fan_out) (fan_out = out*kh*kw,
- * torchvision's MobileNetV2 init), MatMul/Gemm weights N(0, 0.01^2), biases
- * 0, batch-norm scale 1, shift 0, running mean 0, variance 1; the head
- * PyTorch's default. */
-gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r);
+ * random init" baseline) drawn as init says; batch-norm scale 1, shift 0,
+ * running mean 0, variance 1 either way; the head PyTorch's default. GR_EARG
+ * for an init outside the enum. */
+gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r, gr_onnx_init init);
 /* Batch-norm recalibration (e.g. for a randomly initialized graph, whose
  * running statistics 0/1 do not describe its activations): every
  * BatchNormalization node the features pass through gets as running mean
@@ -248,6 +257,35 @@ gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r);
  * torch.optim.swa_utils.update_bn). No weight changes; nodes after the cut
  * keep their statistics; the model's train/eval mode is restored. */
 gr_status gr_onnx_module_recalibrate_bn(gr_model *m, const struct gr_dataset *d, int64_t batch);
+/* ---- feature cache (io/onnx_featcache.c) ---------------------------------- */
+/* A frozen backbone's features, one row per input image, keyed by a hash of
+ * the image (gr_feature_cache_hash), so studies that draw new labelled
+ * subsets per seed extract each image once. key names the feature source
+ * (backbone, cut, init, ...): a cache file written under another key is
+ * GR_EFORMAT ("delete it to rebuild"), as is a truncated or garbled one
+ * (each field checked, values finite, no repeated hash). The file format is
+ * in the source's banner. */
+typedef struct gr_feature_cache gr_feature_cache;
+/* Opens the cache at path (NULL: in memory only); a missing file is an empty
+ * cache. */
+gr_status gr_feature_cache_open(const char *path, const char *key, gr_feature_cache **out);
+/* Writes the cache to its path atomically when rows were added (no-op for a
+ * memory-only or unchanged cache). */
+gr_status gr_feature_cache_save(gr_feature_cache *fc);
+void gr_feature_cache_free(gr_feature_cache *fc);
+/* 64-bit FNV-1a of the shape (c, h, w as int32) and the c*h*w floats of x. */
+uint64_t gr_feature_cache_hash(const float *x, int c, int h, int w);
+/* The cached row for hash h (dim floats), or NULL. */
+const float *gr_feature_cache_get(const gr_feature_cache *fc, uint64_t h);
+int64_t gr_feature_cache_count(const gr_feature_cache *fc);
+int64_t gr_feature_cache_dim(const gr_feature_cache *fc); /* 0 while empty */
+/* *out: the features of every sample of d at m's cut (gr_onnx_module_features,
+ * eval mode, batch images at a time for those not cached yet; those are
+ * added to fc), labels copied: a new [d->n, F] dataset. GR_ESHAPE when m's
+ * feature count differs from the cache's. */
+gr_status gr_onnx_features_cached(gr_model *m, gr_feature_cache *fc, const struct gr_dataset *d, int64_t batch,
+                                  struct gr_dataset **out);
+
 /* The input of the last MatMul/Gemm (the penultimate features). */
 gr_status gr_onnx_default_cut(const gr_onnx_model *g, const char **out);
 

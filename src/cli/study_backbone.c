@@ -1,7 +1,7 @@
 /* cli/study_backbone.c — `graft study` with a "backbone" key: transfer from
  * a real pretrained network (an imported model directory, e.g. the nsfwjs
- * MobileNetV2 at 96 px) to a small labelled target, against the same
- * architecture from random init and against raw pixels. Methods:
+ * MobileNetV2) to a small labelled target, against the same architecture
+ * from random init and against raw pixels. Methods:
  *   raw-linear       softmax regression on the raw pixels
  *   probe            linear probe on the frozen backbone's features
  *   probe-random     the same on a randomly initialized backbone
@@ -9,34 +9,63 @@
  *   finetune-random  the same from random init (training from scratch)
  *   lp-ft            probe first (on unstandardized features), then
  *                    fine-tune everything from that head
- * Probes extract the features once (eval mode, a few images per batch at
- * large input sizes to bound memory) and train the linear head on the
- * standardized features (SGD, momentum 0.9, L2 1/n: logistic regression
- * with C=1); fine-tuning trains every weight with batch-norm statistics
- * frozen (eval mode). A randomly initialized backbone has running
- * statistics 0/1 that do not describe its activations (they vanish or
- * explode layer by layer): its batch-norm statistics are recalibrated on the
- * training images first (gr_onnx_module_recalibrate_bn, batches of
- * "batch"). Config keys (unknown keys are errors):
- *   {"backbone": DIR, "features_at": VALUE, "data": SPEC, "test_data": SPEC,
- *    "labels_per_class": [20], "seeds": 1, "seed": 1, "methods": [...],
- *    "probe_epochs": 100, "probe_lr": 0.01, "finetune_epochs": 10,
- *    "finetune_lr": 0.01, "finetune_clip": 0, "batch": 20}
+ * Probes train a linear head on the standardized features (SGD, momentum
+ * 0.9, zero start, L2 1/(n C) on the mean loss: scikit-learn's
+ * LogisticRegression(C) objective). Features come from a feature cache
+ * (gr_onnx_features_cached): each image goes through a backbone once per
+ * study however many seeds draw it; with "feature_cache": DIR the caches
+ * persist across studies (DIR/<hash of the source>.grfc). Selection:
+ * "backbone", "features_at" (null: the default cut) and "probe_c" may be
+ * arrays of candidates; a
+ * probe (raw-linear: over probe_c only) then picks, for each seed, the
+ * candidate with the best stratified cv_folds-fold cross-validation accuracy
+ * on that seed's labelled training images alone (ties: the first in listing
+ * order, backbone-major, then features_at, then C) and reports its test
+ * accuracy; the pick is printed and kept in results.jsonl ("cv_accuracy",
+ * "probe_c", "candidate"). Fine-tuning uses the first candidate and trains
+ * every weight with batch-norm statistics frozen (eval mode).
+ * A randomly initialized backbone ("init": "torchvision" or "pytorch", see
+ * gr_onnx_init) has running statistics 0/1 that do not describe its
+ * activations: they are recalibrated (gr_onnx_module_recalibrate_bn) on the
+ * labelled draw (recalibrate_images 0: a new random network per seed) or on
+ * recalibrate_images unlabelled images of the train split (one random
+ * network, seed "seed", for every seed). Config keys (unknown keys are
+ * errors):
+ *   {"backbone": DIR|[DIR...], "features_at": VALUE|[VALUE...], "data": SPEC,
+ *    "test_data": SPEC, "labels_per_class": [20], "seeds": 1, "seed": 1,
+ *    "test_seed": (the run seed), "methods": [...], "probe_epochs": 100,
+ *    "probe_lr": 0.01, "probe_c": 1|[C...], "cv_folds": 5,
+ *    "finetune_epochs": 10, "finetune_lr": 0.01, "finetune_clip": 0,
+ *    "batch": 20, "init": "torchvision", "recalibrate_images": 0,
+ *    "pad": 0, "feature_cache": DIR, "export_features": DIR}
+ * pad surrounds every image with that many zero pixels first (the digits
+ * then sit centred in a larger field, as MNIST's 20 px digits in 28 px).
+ * test_seed fixes the test draw across seeds. export_features writes each
+ * probe's final train/test features as CSV (label last) per seed.
  * finetune_clip > 0 clips the global gradient norm of fine-tuning steps.
  * Writes results.jsonl and report.html like the grid study. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/runs.h"
+#include "graft/fileio.h"
 #include "graft/onnx.h"
 
+#define BB_MAX_CAND 8   /* candidates per list (backbones, cuts, C values) */
+#define BB_MAX_SOURCES 64
+
 typedef struct bb_cfg {
-  const char *backbone, *features_at, *data, *test_data;
+  const char *backbones[BB_MAX_CAND], *cuts[BB_MAX_CAND];
+  int n_backbones, n_cuts, n_c;
+  double probe_c[BB_MAX_CAND];
+  const char *data, *test_data, *feature_cache, *export_dir;
   int per_class[RUNS_MAX_BUDGETS], n_budgets;
   const char *methods[8];
-  int n_methods, seeds, seed, probe_epochs, finetune_epochs, batch;
+  int n_methods, seeds, seed, test_seed, probe_epochs, finetune_epochs, batch, cv_folds, recal_images, pad;
+  gr_onnx_init init;
   double probe_lr, finetune_lr, finetune_clip;
 } bb_cfg;
 
@@ -45,6 +74,36 @@ static const char *const METHODS[] = {"raw-linear", "probe", "probe-random", "fi
 static int bb_string(const cJSON *it, const char *path, const char **dst) {
   if (!cJSON_IsString(it)) return cli_fail("%s: \"%s\" must be a string", path, it->string);
   *dst = it->valuestring;
+  return CLI_OK;
+}
+
+/* A string or an array of 1..BB_MAX_CAND strings (with_null: or nulls,
+ * kept as NULL). */
+static int bb_strings(const cJSON *it, const char *path, bool with_null, const char **dst, int *n) {
+  if (cJSON_IsString(it)) return *n = 1, bb_string(it, path, dst);
+  if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) < 1 || cJSON_GetArraySize(it) > BB_MAX_CAND)
+    return cli_fail("%s: \"%s\" must be a string or an array of 1..%d strings", path, it->string, BB_MAX_CAND);
+  *n = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, it) {
+    if (!cJSON_IsString(e) && !(with_null && cJSON_IsNull(e)))
+      return cli_fail("%s: \"%s\" must be a string or an array of 1..%d strings", path, it->string, BB_MAX_CAND);
+    dst[(*n)++] = cJSON_IsNull(e) ? NULL : e->valuestring;
+  }
+  return CLI_OK;
+}
+
+/* A positive number or an array of 1..BB_MAX_CAND of them. */
+static int bb_numbers(const cJSON *it, const char *path, double *dst, int *n) {
+  int k = 0;
+  const cJSON *e = cJSON_IsArray(it) ? it->child : it;
+  bool ok = cJSON_IsNumber(it) || (cJSON_IsArray(it) && cJSON_GetArraySize(it) >= 1 && cJSON_GetArraySize(it) <= BB_MAX_CAND);
+  for (; ok && e; e = cJSON_IsArray(it) ? e->next : NULL) {
+    ok = cJSON_IsNumber(e) && e->valuedouble > 0 && isfinite(e->valuedouble);
+    if (ok) dst[k++] = e->valuedouble;
+  }
+  if (!ok) return cli_fail("%s: \"%s\" must be a positive number or an array of 1..%d of them", path, it->string, BB_MAX_CAND);
+  *n = k;
   return CLI_OK;
 }
 
@@ -81,39 +140,93 @@ static int bb_budgets(const cJSON *it, const char *path, bb_cfg *c) {
   return CLI_OK;
 }
 
-static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
-  *c = (bb_cfg){.data = NULL, .n_budgets = 1, .per_class = {20}, .seeds = 1, .seed = 1, .probe_epochs = 100,
-                .finetune_epochs = 10, .batch = 20, .probe_lr = 1e-2, .finetune_lr = 0.01, .n_methods = 6};
-  for (int i = 0; i < 6; i++) c->methods[i] = METHODS[i];
-  const cJSON *it;
-  int rc = CLI_OK;
-  cJSON_ArrayForEach(it, cfg) {
-    const char *k = it->string;
-    if (!strcmp(k, "backbone")) rc = bb_string(it, path, &c->backbone);
-    else if (!strcmp(k, "features_at")) rc = bb_string(it, path, &c->features_at);
-    else if (!strcmp(k, "data")) rc = bb_string(it, path, &c->data);
-    else if (!strcmp(k, "test_data")) rc = bb_string(it, path, &c->test_data);
-    else if (!strcmp(k, "labels_per_class")) rc = bb_budgets(it, path, c);
-    else if (!strcmp(k, "methods")) rc = bb_methods(it, path, c);
-    else if (!strcmp(k, "seeds")) rc = bb_int(it, path, 1, RUNS_MAX_SEEDS, &c->seeds);
-    else if (!strcmp(k, "seed")) rc = bb_int(it, path, 0, 1 << 30, &c->seed);
-    else if (!strcmp(k, "probe_epochs")) rc = bb_int(it, path, 1, 100000, &c->probe_epochs);
-    else if (!strcmp(k, "finetune_epochs")) rc = bb_int(it, path, 1, 100000, &c->finetune_epochs);
-    else if (!strcmp(k, "batch")) rc = bb_int(it, path, 1, 100000, &c->batch);
-    else if (!strcmp(k, "finetune_clip")) {
-      if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0)) return cli_fail("%s: \"%s\" must be a number >= 0", path, k);
-      c->finetune_clip = it->valuedouble;
-    } else if (!strcmp(k, "probe_lr") || !strcmp(k, "finetune_lr")) {
-      if (!cJSON_IsNumber(it) || !(it->valuedouble > 0)) return cli_fail("%s: \"%s\" must be a positive number", path, k);
-      *(!strcmp(k, "probe_lr") ? &c->probe_lr : &c->finetune_lr) = it->valuedouble;
-    } else return cli_fail("%s: unknown key \"%s\" in a backbone study", path, k);
-    if (rc) return rc;
-  }
-  if (!c->backbone || !c->data) return cli_fail("%s: a backbone study needs \"backbone\" and \"data\"", path);
+static int bb_init(const cJSON *it, const char *path, gr_onnx_init *dst) {
+  const char *v = cJSON_IsString(it) ? it->valuestring : "";
+  if (!strcmp(v, "torchvision")) *dst = GR_ONNX_INIT_TORCHVISION;
+  else if (!strcmp(v, "pytorch")) *dst = GR_ONNX_INIT_TORCH_DEFAULT;
+  else return cli_fail("%s: \"init\" must be \"torchvision\" or \"pytorch\"", path);
   return CLI_OK;
 }
 
-/* ---- features and linear heads ------------------------------------------------ */
+/* The integer-valued keys: their field and range; NULL when k is not one. */
+static int *bb_int_key(bb_cfg *c, const char *k, int *lo, int *hi) {
+  static const struct { const char *name; size_t off; int lo, hi; } keys[] = {
+      {"seeds", offsetof(bb_cfg, seeds), 1, RUNS_MAX_SEEDS},
+      {"seed", offsetof(bb_cfg, seed), 0, 1 << 30},
+      {"test_seed", offsetof(bb_cfg, test_seed), 0, 1 << 30},
+      {"probe_epochs", offsetof(bb_cfg, probe_epochs), 1, 100000},
+      {"finetune_epochs", offsetof(bb_cfg, finetune_epochs), 1, 100000},
+      {"batch", offsetof(bb_cfg, batch), 1, 100000},
+      {"cv_folds", offsetof(bb_cfg, cv_folds), 2, 100},
+      {"recalibrate_images", offsetof(bb_cfg, recal_images), 0, 1000000},
+      {"pad", offsetof(bb_cfg, pad), 0, 1000},
+  };
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+    if (!strcmp(k, keys[i].name)) return *lo = keys[i].lo, *hi = keys[i].hi, (int *)((char *)c + keys[i].off);
+  return NULL;
+}
+
+static int bb_key(const cJSON *it, const char *path, bb_cfg *c) {
+  const char *k = it->string;
+  int lo, hi, *ip = bb_int_key(c, k, &lo, &hi);
+  if (ip) return bb_int(it, path, lo, hi, ip);
+  if (!strcmp(k, "backbone")) return bb_strings(it, path, false, c->backbones, &c->n_backbones);
+  if (!strcmp(k, "features_at")) return bb_strings(it, path, true, c->cuts, &c->n_cuts);
+  if (!strcmp(k, "probe_c")) return bb_numbers(it, path, c->probe_c, &c->n_c);
+  if (!strcmp(k, "data")) return bb_string(it, path, &c->data);
+  if (!strcmp(k, "test_data")) return bb_string(it, path, &c->test_data);
+  if (!strcmp(k, "feature_cache")) return bb_string(it, path, &c->feature_cache);
+  if (!strcmp(k, "export_features")) return bb_string(it, path, &c->export_dir);
+  if (!strcmp(k, "labels_per_class")) return bb_budgets(it, path, c);
+  if (!strcmp(k, "methods")) return bb_methods(it, path, c);
+  if (!strcmp(k, "init")) return bb_init(it, path, &c->init);
+  if (!strcmp(k, "finetune_clip")) {
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0)) return cli_fail("%s: \"%s\" must be a number >= 0", path, k);
+    c->finetune_clip = it->valuedouble;
+    return CLI_OK;
+  }
+  if (!strcmp(k, "probe_lr") || !strcmp(k, "finetune_lr")) {
+    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0)) return cli_fail("%s: \"%s\" must be a positive number", path, k);
+    *(!strcmp(k, "probe_lr") ? &c->probe_lr : &c->finetune_lr) = it->valuedouble;
+    return CLI_OK;
+  }
+  return cli_fail("%s: unknown key \"%s\" in a backbone study", path, k);
+}
+
+static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
+  *c = (bb_cfg){.n_cuts = 1, .n_c = 1, .probe_c = {1.0}, .n_budgets = 1, .per_class = {20}, .seeds = 1, .seed = 1,
+                .test_seed = -1, .probe_epochs = 100, .finetune_epochs = 10, .batch = 20, .cv_folds = 5,
+                .probe_lr = 1e-2, .finetune_lr = 0.01, .n_methods = 6};
+  for (int i = 0; i < 6; i++) c->methods[i] = METHODS[i];
+  const cJSON *it;
+  cJSON_ArrayForEach(it, cfg) {
+    int rc = bb_key(it, path, c);
+    if (rc) return rc;
+  }
+  if (!c->n_backbones || !c->data) return cli_fail("%s: a backbone study needs \"backbone\" and \"data\"", path);
+  return CLI_OK;
+}
+
+/* ---- feature sources -------------------------------------------------------------- */
+
+/* A backbone (pretrained or random) cut at one value, with its feature cache. */
+typedef struct bb_source {
+  char key[1200];
+  gr_model *m;
+  int64_t fbatch; /* images per extraction batch */
+  gr_feature_cache *fc;
+} bb_source;
+
+typedef struct bb_state {
+  bb_source src[BB_MAX_SOURCES];
+  int n_src;
+  uint64_t seed; /* the current run's */
+} bb_state;
+
+static void state_free(bb_state *st) {
+  for (int i = 0; i < st->n_src; i++) gr_model_free(st->src[i].m), gr_feature_cache_free(st->src[i].fc);
+  st->n_src = 0;
+}
 
 /* Images per feature-extraction batch for a graph fed h x w: the forward
  * keeps every activation of a batch until it ends (~0.9 GiB for 3 images
@@ -123,35 +236,111 @@ static int64_t feature_batch(const gr_model_config *mc) {
   return k < 1 ? 1 : k > 20 ? 20 : k;
 }
 
-/* out: one row of features per sample of d (labels kept); m in eval mode. */
-static gr_status extract_features(gr_model *m, const gr_dataset *d, int64_t batch, gr_dataset **out) {
-  *out = NULL;
-  gr_ctx *c = gr_ctx_new(16 << 20, 1);
-  if (!c) return gr_last_status();
-  gr_ctx_set_grad(c, false);
-  gr_model_train(m, false);
-  gr_status s = GR_OK;
-  for (int64_t start = 0; start < d->n && !s; start += batch) {
-    int64_t k = d->n - start < batch ? d->n - start : batch;
-    gr_tensor *x;
-    const int32_t *y;
-    s = gr_dataset_batch(d, c, start, k, &x, &y);
-    gr_tensor *f = s ? NULL : gr_onnx_module_features(m, c, x);
-    if (!s && !f) s = gr_last_status();
-    if (!s && !*out && !(*out = gr_dataset_new(d->n, 1, 1, (int)f->shape[1], d->n_classes))) s = gr_last_status();
-    if (!s) {
-      memcpy((*out)->x + start * (*out)->dim, f->data, (size_t)f->numel * sizeof(float));
-      memcpy((*out)->y + start, d->y + start, (size_t)k * sizeof(int32_t));
-    }
-    gr_ctx_reset(c);
-  }
-  gr_ctx_free(c);
-  if (s) gr_dataset_free(*out), *out = NULL;
+/* The images a random backbone's batch-norm statistics are recalibrated on:
+ * the labelled draw, or recal_images unlabelled train images (seed "seed"). */
+static gr_status recal_images(const bb_cfg *c, const gr_dataset *train, gr_dataset **own, const gr_dataset **use) {
+  *own = NULL, *use = train;
+  if (!c->recal_images) return GR_OK;
+  gr_data_spec ds;
+  gr_dataset *full = NULL;
+  gr_status s = gr_data_spec_parse(c->data, &ds);
+  if (!s) s = gr_data_load(&ds, "train", (uint64_t)c->seed, &full);
+  if (!s) s = gr_dataset_subsample(full, c->recal_images, (uint64_t)c->seed, own);
+  gr_dataset_free(full);
+  if (!s) *use = *own;
   return s;
 }
 
+/* The backbone with a fresh head at cut; random: re-initialized (model seed
+ * mseed), batch-norm statistics recalibrated. */
+static gr_status load_backbone(const bb_cfg *c, const char *dir, const char *cut, bool random, const gr_dataset *train,
+                               uint64_t mseed, gr_model **out, int64_t *fbatch) {
+  gr_model_config mc;
+  gr_dataset *own = NULL;
+  const gr_dataset *recal = NULL;
+  gr_status s = gr_model_load_dir(dir, mseed, &mc, out);
+  if (!s) s = gr_onnx_module_set_head(*out, cut, train->n_classes);
+  if (!s && random) {
+    gr_rng r;
+    gr_rng_seed(&r, mseed * 7919 + 3);
+    s = gr_onnx_module_reinit(*out, &r, c->init);
+    if (!s) s = recal_images(c, train, &own, &recal);
+    if (!s) s = gr_onnx_module_recalibrate_bn(*out, recal, c->batch);
+  }
+  gr_dataset_free(own);
+  if (!s) *fbatch = feature_batch(&mc);
+  if (s) gr_model_free(*out), *out = NULL;
+  return s;
+}
+
+/* What identifies a source's features: directory, weights size, cut, init. */
+static void source_key(const bb_cfg *c, const char *dir, const char *cut, bool random, uint64_t mseed, char *key,
+                       size_t cap) {
+  char w[1100];
+  struct stat sb;
+  snprintf(w, sizeof w, "%s/model.safetensors", dir);
+  long long size = stat(w, &sb) ? -1 : (long long)sb.st_size;
+  int n = snprintf(key, cap, "backbone=%s weights_bytes=%lld features_at=%s", dir, size, cut ? cut : "(default)");
+  if (random && n > 0 && (size_t)n < cap)
+    snprintf(key + n, cap - (size_t)n, " random init=%s seed=%llu recalibrate=%s%d batch=%d",
+             c->init == GR_ONNX_INIT_TORCH_DEFAULT ? "pytorch" : "torchvision", (unsigned long long)mseed,
+             c->recal_images ? "unlabelled:" : "draw", c->recal_images, c->batch);
+}
+
+/* FNV-1a of a key string (names its cache file). */
+static uint64_t key_hash(const char *key) {
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
+/* The source for (dir, cut, random), loaded on first use. A random network
+ * recalibrated on the labelled draw is one per seed (its key says so). */
+static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, const char *cut, bool random,
+                            const gr_dataset *train, bb_source **out) {
+  uint64_t mseed = random && c->recal_images ? (uint64_t)c->seed : st->seed;
+  char key[1200];
+  source_key(c, dir, cut, random, mseed, key, sizeof key);
+  for (int i = 0; i < st->n_src; i++)
+    if (!strcmp(st->src[i].key, key)) return *out = &st->src[i], GR_OK;
+  if (st->n_src == BB_MAX_SOURCES) return gr_error(GR_ENOMEM, "backbone study: more than %d feature sources", BB_MAX_SOURCES);
+  bb_source *src = &st->src[st->n_src];
+  memset(src, 0, sizeof *src);
+  snprintf(src->key, sizeof src->key, "%s", key);
+  char file[1200] = "";
+  if (c->feature_cache)
+    snprintf(file, sizeof file, "%s/%016llx.grfc", c->feature_cache,
+             (unsigned long long)key_hash(key));
+  gr_status s = gr_feature_cache_open(c->feature_cache ? file : NULL, key, &src->fc);
+  if (!s) s = load_backbone(c, dir, cut, random, train, mseed, &src->m, &src->fbatch);
+  if (s) {
+    gr_feature_cache_free(src->fc);
+    return s;
+  }
+  st->n_src++;
+  *out = src;
+  return GR_OK;
+}
+
+/* A copy of d with pad zero pixels around every image. */
+static gr_status pad_images(const gr_dataset *d, int pad, gr_dataset **out) {
+  int h = d->h + 2 * pad, w = d->w + 2 * pad;
+  *out = gr_dataset_new(d->n, d->c, h, w, d->n_classes);
+  if (!*out) return gr_last_status();
+  for (int64_t i = 0; i < d->n; i++) {
+    (*out)->y[i] = d->y[i];
+    for (int ch = 0; ch < d->c; ch++)
+      for (int y = 0; y < d->h; y++)
+        memcpy((*out)->x + i * (*out)->dim + ((int64_t)ch * h + y + pad) * w + pad,
+               d->x + i * d->dim + ((int64_t)ch * d->h + y) * d->w, (size_t)d->w * sizeof(float));
+  }
+  return GR_OK;
+}
+
+/* ---- linear heads ---------------------------------------------------------------- */
+
 /* Per-feature standardization with the train statistics, applied to both;
- * mean/sd (dim each, or NULL) receive them. */
+ * mean/sd (dim each) receive them. */
 static void standardize(gr_dataset *train, gr_dataset *test, double *mean_out, double *sd_out) {
   for (int64_t j = 0; j < train->dim; j++) {
     double s = 0, ss = 0;
@@ -162,17 +351,18 @@ static void standardize(gr_dataset *train, gr_dataset *test, double *mean_out, d
     if (sd < 1e-6) sd = 1.0; /* constant on the train set (a dead unit): centred, not blown up */
     for (int64_t i = 0; i < train->n; i++) train->x[i * train->dim + j] = (float)((train->x[i * train->dim + j] - mean) / sd);
     for (int64_t i = 0; i < test->n; i++) test->x[i * test->dim + j] = (float)((test->x[i * test->dim + j] - mean) / sd);
-    if (mean_out) mean_out[j] = mean, sd_out[j] = sd;
+    mean_out[j] = mean, sd_out[j] = sd;
   }
 }
 
 static gr_status train_and_eval(gr_model *m, const gr_dataset *train, const gr_dataset *test, gr_optim_cfg oc, int epochs,
-                                int batch, float clip, uint64_t seed, const char *label, gr_train_result *res) {
+                                int batch, float clip, uint64_t seed, const char *label, bool quiet,
+                                gr_train_result *res) {
   gr_optim *o = gr_optim_new(m, &oc);
   if (!o) return gr_last_status();
   gr_train_cfg tc = {.epochs = epochs, .batch = batch, .clip_norm = clip, .seed = seed, .eval_batch = 20};
   runs_monitor mon;
-  runs_monitor_start(&mon, label, gr_train_total_steps(&tc, train->n), false);
+  runs_monitor_start(&mon, label, gr_train_total_steps(&tc, train->n), quiet);
   gr_train_hooks hooks = runs_monitor_hooks(&mon);
   gr_status s = gr_train(m, o, train, test, &tc, &hooks, res);
   runs_monitor_finish(&mon, s ? "failed" : "done");
@@ -199,34 +389,52 @@ static gr_status fold_head(gr_model *probe, const double *mean, const double *sd
   return GR_OK;
 }
 
+/* One linear head: its data, strength and where it goes. */
+typedef struct lin_job {
+  const gr_dataset *train, *test;
+  double c_inv_l2; /* scikit-learn's C: L2 1/(n C) */
+  uint64_t seed;
+  const char *label;
+  bool quiet;
+  gr_model *into; /* NULL, or the backbone whose head receives the result */
+} lin_job;
+
+/* A zero-started softmax regression head on flattened inputs of dim. */
+static gr_status linear_model(int64_t dim, int n_classes, uint64_t seed, gr_model **out) {
+  gr_model *m = gr_model_new(seed);
+  gr_module *root = m ? gr_nn_sequential(m) : NULL;
+  gr_status s = root ? gr_module_add(root, "flatten", gr_nn_flatten(m)) : gr_last_status();
+  if (!s) s = gr_module_add(root, "fc", gr_nn_linear(m, dim, n_classes, true));
+  if (!s) s = gr_model_set_root(m, root);
+  /* zero start, as logistic regression: a unit the train set never moves keeps weight 0 */
+  gr_tensor *w = s ? NULL : gr_model_find(m, "fc.weight"), *b = s ? NULL : gr_model_find(m, "fc.bias");
+  if (w && b) memset(w->data, 0, (size_t)w->numel * sizeof(float)), memset(b->data, 0, (size_t)b->numel * sizeof(float));
+  if (s) gr_model_free(m), m = NULL;
+  *out = m;
+  return s;
+}
+
 /* Softmax regression on standardized copies of train/test (features or
- * pixels). into (or NULL) receives the trained head, and then the features
- * are not standardized: folded into a head on raw features, 1/sd of a
- * nearly constant feature becomes a huge weight, and fine-tuning from it
- * diverged (loss ~1e4 in the first epoch at 224 px). */
-static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, const bb_cfg *c, uint64_t seed,
-                            const char *label, gr_train_result *res, int64_t *params, gr_model *into) {
+ * pixels). With into set the features are not standardized and the head is
+ * copied into it: folded into a head on raw features, 1/sd of a nearly
+ * constant feature becomes a huge weight, and fine-tuning from it diverged
+ * (loss ~1e4 in the first epoch at 224 px). */
+static gr_status linear_run(const lin_job *j, const bb_cfg *c, gr_train_result *res, int64_t *params) {
   gr_dataset *tr = NULL, *te = NULL; /* standardized copies */
-  gr_status s = gr_dataset_subsample(train, train->n, seed, &tr);
-  if (!s) s = gr_dataset_subsample(test, test->n, seed, &te);
-  double *mean = s ? NULL : gr_calloc(2 * (size_t)train->dim, sizeof(double)), *sd = mean ? mean + train->dim : NULL;
-  gr_model *m = s ? NULL : gr_model_new(seed);
-  if (!s && (!m || !mean)) s = m ? gr_error(GR_ENOMEM, "linear probe: out of memory") : gr_last_status();
+  gr_status s = gr_dataset_subsample(j->train, j->train->n, j->seed, &tr);
+  if (!s) s = gr_dataset_subsample(j->test, j->test->n, j->seed, &te);
+  double *mean = s ? NULL : gr_calloc(2 * (size_t)j->train->dim, sizeof(double)), *sd = mean ? mean + j->train->dim : NULL;
+  gr_model *m = NULL;
+  if (!s && !mean) s = gr_error(GR_ENOMEM, "linear probe: out of memory");
+  if (!s) s = linear_model(tr->dim, tr->n_classes, j->seed, &m);
   if (!s) {
-    if (!into) standardize(tr, te, mean, sd);
-    for (int64_t j = 0; into && j < tr->dim; j++) mean[j] = 0, sd[j] = 1;
-    gr_module *root = gr_nn_sequential(m);
-    s = root ? gr_module_add(root, "flatten", gr_nn_flatten(m)) : gr_last_status();
-    if (!s) s = gr_module_add(root, "fc", gr_nn_linear(m, tr->dim, tr->n_classes, true));
-    if (!s) s = gr_model_set_root(m, root);
-    if (!s) *params = gr_model_param_count(m, true);
-    /* zero start, as logistic regression: a unit the train set never moves keeps weight 0 */
-    gr_tensor *w = s ? NULL : gr_model_find(m, "fc.weight"), *b = s ? NULL : gr_model_find(m, "fc.bias");
-    if (w && b) memset(w->data, 0, (size_t)w->numel * sizeof(float)), memset(b->data, 0, (size_t)b->numel * sizeof(float));
-    /* L2 of weight 1/n on the mean loss = scikit-learn's LogisticRegression(C=1) objective */
-    gr_optim_cfg oc = gr_sgd_cfg((float)c->probe_lr, 0.9f, 1.0f / (float)tr->n, false);
-    if (!s) s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, 0.0f, seed, label, res);
-    if (!s && into) s = fold_head(m, mean, sd, into);
+    if (!j->into) standardize(tr, te, mean, sd);
+    for (int64_t k = 0; j->into && k < tr->dim; k++) mean[k] = 0, sd[k] = 1;
+    if (params) *params = gr_model_param_count(m, true);
+    /* L2 of weight 1/(n C) on the mean loss = scikit-learn's LogisticRegression(C) objective */
+    gr_optim_cfg oc = gr_sgd_cfg((float)c->probe_lr, 0.9f, (float)(1.0 / ((double)tr->n * j->c_inv_l2)), false);
+    s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, 0.0f, j->seed, j->label, j->quiet, res);
+    if (!s && j->into) s = fold_head(m, mean, sd, j->into);
   }
   gr_free(mean);
   gr_model_free(m);
@@ -235,40 +443,136 @@ static gr_status linear_run(const gr_dataset *train, const gr_dataset *test, con
   return s;
 }
 
-/* ---- the runs ------------------------------------------------------------------- */
-
-/* The backbone with a fresh head at the features; random: re-initialized,
- * batch-norm statistics recalibrated on the train images. *fbatch: images
- * per feature-extraction batch. */
-static gr_status load_backbone(const bb_cfg *c, bool random, const gr_dataset *train, uint64_t seed, gr_model **out,
-                               int64_t *fbatch) {
-  gr_model_config mc;
-  gr_status s = gr_model_load_dir(c->backbone, seed, &mc, out);
-  if (!s) s = gr_onnx_module_set_head(*out, c->features_at, train->n_classes);
-  if (!s && random) {
-    gr_rng r;
-    gr_rng_seed(&r, seed * 7919 + 3);
-    s = gr_onnx_module_reinit(*out, &r);
-    if (!s) s = gr_onnx_module_recalibrate_bn(*out, train, c->batch);
+/* Stratified k-fold cross-validation accuracy of a probe with strength C on
+ * the labelled set d alone: fold of a sample = its rank within its class
+ * after a seeded shuffle, mod k. */
+static gr_status cv_accuracy(const gr_dataset *d, double C, const bb_cfg *c, uint64_t seed, double *acc) {
+  int64_t *perm = gr_malloc((size_t)d->n * 3 * sizeof *perm), *fold = perm ? perm + d->n : NULL, *idx = fold ? fold + d->n : NULL;
+  int64_t rank[256] = {0}, right = 0;
+  if (!perm) return gr_error(GR_ENOMEM, "cross-validation: out of memory");
+  if (d->n_classes > 256) return gr_free(perm), gr_error(GR_EUNSUPPORTED, "cross-validation: more than 256 classes");
+  gr_rng r;
+  gr_rng_seed(&r, seed * 104729 + 17);
+  for (int64_t i = 0; i < d->n; i++) perm[i] = i;
+  for (int64_t i = d->n - 1; i > 0; i--) {
+    int64_t k = (int64_t)(gr_rng_uniform(&r) * (float)(i + 1)) % (i + 1), t = perm[i];
+    perm[i] = perm[k], perm[k] = t;
   }
-  if (!s) *fbatch = feature_batch(&mc);
-  if (s) gr_model_free(*out), *out = NULL;
+  for (int64_t i = 0; i < d->n; i++) fold[perm[i]] = rank[d->y[perm[i]]]++ % c->cv_folds;
+  gr_status s = GR_OK;
+  for (int f = 0; f < c->cv_folds && !s; f++) {
+    int64_t n_tr = 0, n_te = 0;
+    for (int64_t i = 0; i < d->n; i++) if (fold[i] != f) idx[n_tr++] = i;
+    for (int64_t i = 0; i < d->n; i++) if (fold[i] == f) idx[n_tr + n_te++] = i;
+    if (!n_te || !n_tr) continue;
+    gr_dataset *tr = gr_dataset_take(d, idx, n_tr), *te = tr ? gr_dataset_take(d, idx + n_tr, n_te) : NULL;
+    gr_train_result res;
+    lin_job j = {tr, te, C, seed + (uint64_t)f, "cv", true, NULL};
+    s = te ? linear_run(&j, c, &res, NULL) : gr_last_status();
+    if (!s) right += (int64_t)llround(res.eval.accuracy * (double)n_te);
+    gr_dataset_free(tr), gr_dataset_free(te);
+  }
+  gr_free(perm);
+  *acc = (double)right / (double)d->n;
   return s;
 }
 
-/* Features of train and test through m (eval mode), then the linear probe;
- * into (or NULL): m, whose head receives the probe. */
-static gr_status features_and_probe(gr_model *m, int64_t fbatch, const bb_cfg *c, const gr_dataset *train,
-                                    const gr_dataset *test, uint64_t seed, const char *label, gr_train_result *res,
-                                    int64_t *params, gr_model *into) {
-  gr_dataset *ftr = NULL, *fte = NULL;
-  gr_status s = extract_features(m, train, fbatch, &ftr);
-  if (!s) s = extract_features(m, test, fbatch, &fte);
-  if (!s) s = linear_run(ftr, fte, c, seed, label, res, params, into);
-  gr_dataset_free(ftr);
-  gr_dataset_free(fte);
+/* ---- probes with candidate selection --------------------------------------------- */
+
+typedef struct bb_pick {
+  int b, cut, ci;
+  double cv; /* NaN: a single candidate, nothing to select */
+} bb_pick;
+
+/* The inputs of candidate (b, cut) for d: raw-linear's pixels (borrowed) or
+ * the source's cached features (*own, freed by the caller). */
+static gr_status candidate_features(const bb_cfg *c, bb_state *st, const char *method, int b, int cut,
+                                    const gr_dataset *d, const gr_dataset *train, gr_dataset **own,
+                                    const gr_dataset **use) {
+  *own = NULL, *use = d;
+  if (!strcmp(method, "raw-linear")) return GR_OK;
+  bb_source *src;
+  gr_status s = get_source(c, st, c->backbones[b], c->cuts[cut], strstr(method, "random") != NULL, train, &src);
+  if (!s) s = gr_onnx_features_cached(src->m, src->fc, d, src->fbatch, own);
+  if (!s) *use = *own;
   return s;
 }
+
+/* The candidate with the best cross-validation accuracy on train alone. */
+static gr_status pick_candidate(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
+                                bb_pick *pick) {
+  bool raw = !strcmp(method, "raw-linear");
+  int n_b = raw ? 1 : c->n_backbones, n_cut = raw ? 1 : c->n_cuts;
+  *pick = (bb_pick){0, 0, 0, NAN};
+  if (n_b * n_cut * c->n_c == 1) return GR_OK;
+  gr_status s = GR_OK;
+  double best = -1;
+  for (int b = 0; b < n_b && !s; b++)
+    for (int cut = 0; cut < n_cut && !s; cut++) {
+      gr_dataset *own;
+      const gr_dataset *f;
+      s = candidate_features(c, st, method, b, cut, train, train, &own, &f);
+      for (int ci = 0; ci < c->n_c && !s; ci++) {
+        double acc = 0;
+        s = cv_accuracy(f, c->probe_c[ci], c, st->seed, &acc);
+        printf("  %s seed %llu cv: backbone %s, features_at %s, C %g: %.2f%%\n", method, (unsigned long long)st->seed,
+               raw ? "(pixels)" : c->backbones[b], raw || !c->cuts[cut] ? "(default)" : c->cuts[cut], c->probe_c[ci],
+               100 * acc);
+        if (!s && acc > best) best = acc, *pick = (bb_pick){b, cut, ci, acc};
+      }
+      gr_dataset_free(own);
+    }
+  return s;
+}
+
+/* d as CSV (features, then the label) at dir/name. */
+static gr_status export_csv(const gr_dataset *d, const char *dir, const char *name) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  size_t cap = (size_t)d->n * ((size_t)d->dim * 16 + 16) + 1, len = 0;
+  char *buf = gr_malloc(cap);
+  if (!buf) return gr_error(GR_ENOMEM, "export features: out of memory for '%s'", path);
+  for (int64_t i = 0; i < d->n; i++) {
+    for (int64_t j = 0; j < d->dim; j++) len += (size_t)snprintf(buf + len, cap - len, "%.9g,", (double)d->x[i * d->dim + j]);
+    len += (size_t)snprintf(buf + len, cap - len, "%d\n", (int)d->y[i]);
+  }
+  gr_status s = gr_write_file_atomic(path, buf, len);
+  gr_free(buf);
+  return s;
+}
+
+/* raw-linear, probe, probe-random: pick a candidate, then train on all of
+ * train and evaluate on test; the pick goes into r's extras. */
+static gr_status probe_run(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
+                           const gr_dataset *test, const char *label, gr_train_result *res, int64_t *params,
+                           gr_run_result *r) {
+  bb_pick p;
+  gr_dataset *own_tr = NULL, *own_te = NULL;
+  const gr_dataset *ftr, *fte;
+  gr_status s = pick_candidate(c, st, method, train, &p);
+  if (!s) s = candidate_features(c, st, method, p.b, p.cut, train, train, &own_tr, &ftr);
+  if (!s) s = candidate_features(c, st, method, p.b, p.cut, test, train, &own_te, &fte);
+  char name[200];
+  snprintf(name, sizeof name, "%s-seed%llu-train.csv", method, (unsigned long long)st->seed);
+  if (!s && c->export_dir) s = export_csv(ftr, c->export_dir, name);
+  snprintf(name, sizeof name, "%s-seed%llu-test.csv", method, (unsigned long long)st->seed);
+  if (!s && c->export_dir) s = export_csv(fte, c->export_dir, name);
+  lin_job j = {ftr, fte, c->probe_c[p.ci], st->seed, label, false, NULL};
+  if (!s) s = linear_run(&j, c, res, params);
+  if (!s && !isnan(p.cv)) {
+    printf("  %s seed %llu picked: backbone %s, features_at %s, C %g (cv %.2f%%)\n", method,
+           (unsigned long long)st->seed, c->backbones[p.b], c->cuts[p.cut] ? c->cuts[p.cut] : "(default)",
+           c->probe_c[p.ci], 100 * p.cv);
+    s = gr_run_result_set_extra(r, "cv_accuracy", p.cv);
+    if (!s) s = gr_run_result_set_extra(r, "candidate", (double)((p.b * c->n_cuts + p.cut) * c->n_c + p.ci));
+  }
+  if (!s) s = gr_run_result_set_extra(r, "probe_c", c->probe_c[p.ci]);
+  gr_dataset_free(own_tr);
+  gr_dataset_free(own_te);
+  return s;
+}
+
+/* ---- fine-tuning ---------------------------------------------------------------- */
 
 /* Trains every weight of m with batch-norm statistics frozen (eval mode):
  * batches of 20 grey digits would otherwise normalize with statistics the
@@ -278,45 +582,50 @@ static gr_status finetune_model(gr_model *m, const bb_cfg *c, const gr_dataset *
   gr_model_train(m, false);
   *params = gr_model_param_count(m, true);
   return train_and_eval(m, train, test, gr_sgd_cfg((float)c->finetune_lr, 0.9f, 0.0f, false), c->finetune_epochs,
-                        c->batch, (float)c->finetune_clip, seed, label, res);
+                        c->batch, (float)c->finetune_clip, seed, label, false, res);
 }
 
-/* probe, probe-random, finetune, finetune-random, lp-ft on the backbone. */
-static gr_status backbone_run(const bb_cfg *c, const char *method, const gr_dataset *train, const gr_dataset *test,
-                              uint64_t seed, const char *label, gr_train_result *res, int64_t *params) {
+/* finetune, finetune-random, lp-ft on a fresh copy of the first backbone at
+ * the first cut; lp-ft's probe stage reads the pretrained source's cache. */
+static gr_status finetune_run(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
+                              const gr_dataset *test, const char *label, gr_train_result *res, int64_t *params) {
+  bool random = strstr(method, "random") != NULL;
+  uint64_t mseed = random && c->recal_images ? (uint64_t)c->seed : st->seed;
   gr_model *m = NULL;
-  int64_t fbatch = 1;
-  gr_status s = load_backbone(c, strstr(method, "random") != NULL, train, seed, &m, &fbatch);
-  if (s) return s;
-  if (!strncmp(method, "probe", 5)) {
-    s = features_and_probe(m, fbatch, c, train, test, seed, label, res, params, NULL);
-  } else if (!strcmp(method, "lp-ft")) {
+  int64_t fbatch;
+  gr_status s = load_backbone(c, c->backbones[0], c->cuts[0], random, train, mseed, &m, &fbatch);
+  if (!s && !strcmp(method, "lp-ft")) {
+    gr_dataset *ftr = NULL, *fte = NULL;
+    const gr_dataset *utr, *ute;
+    s = candidate_features(c, st, "probe", 0, 0, train, train, &ftr, &utr);
+    if (!s) s = candidate_features(c, st, "probe", 0, 0, test, train, &fte, &ute);
     gr_train_result probe_res;
-    int64_t probe_params;
     char probe_label[120];
     snprintf(probe_label, sizeof probe_label, "%s (probe stage)", label);
-    s = features_and_probe(m, fbatch, c, train, test, seed, probe_label, &probe_res, &probe_params, m);
-    if (!s) s = finetune_model(m, c, train, test, seed, label, res, params);
-  } else {
-    s = finetune_model(m, c, train, test, seed, label, res, params);
+    lin_job j = {utr, ute, c->probe_c[0], st->seed, probe_label, false, m};
+    if (!s) s = linear_run(&j, c, &probe_res, NULL);
+    gr_dataset_free(ftr);
+    gr_dataset_free(fte);
   }
+  if (!s) s = finetune_model(m, c, train, test, st->seed, label, res, params);
   gr_model_free(m);
   return s;
 }
 
-static gr_status one_run(const bb_cfg *c, const char *method, const gr_dataset *train, const gr_dataset *test,
-                         uint64_t seed, gr_run_result *r) {
+static gr_status one_run(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
+                         const gr_dataset *test, gr_run_result *r) {
   gr_train_result res;
   memset(&res, 0, sizeof res);
   int64_t params = -1;
   char label[96];
-  snprintf(label, sizeof label, "%s n=%lld seed=%llu", method, (long long)train->n, (unsigned long long)seed);
+  snprintf(label, sizeof label, "%s n=%lld seed=%llu", method, (long long)train->n, (unsigned long long)st->seed);
   double t0 = gr_wall_seconds();
-  gr_status s = !strcmp(method, "raw-linear") ? linear_run(train, test, c, seed, label, &res, &params, NULL)
-                                             : backbone_run(c, method, train, test, seed, label, &res, &params);
+  gr_status s = !strncmp(method, "probe", 5) || !strcmp(method, "raw-linear")
+                    ? probe_run(c, st, method, train, test, label, &res, &params, r)
+                    : finetune_run(c, st, method, train, test, label, &res, &params);
   if (s) return s;
   snprintf(r->method, sizeof r->method, "%s", method);
-  r->seed = seed;
+  r->seed = st->seed;
   r->n_labels = train->n;
   r->accuracy = res.eval.accuracy;
   r->loss = res.eval.loss;
@@ -326,19 +635,51 @@ static gr_status one_run(const bb_cfg *c, const char *method, const gr_dataset *
   return GR_OK;
 }
 
+/* Replaces *d by its copy with c->pad zero pixels around each image. */
+static gr_status pad_in_place(const bb_cfg *c, gr_dataset **d) {
+  gr_dataset *p = NULL;
+  gr_status s = c->pad ? pad_images(*d, c->pad, &p) : GR_OK;
+  if (!s && p) gr_dataset_free(*d), *d = p;
+  return s;
+}
+
 /* The budgeted train split (per_class labels of each class) and the test
- * set; *fraction: the share of the train split's labels used. */
+ * set (drawn with test_seed when set); *fraction: the share of the train
+ * split's labels used. */
 static gr_status load_data(const bb_cfg *c, int per_class, uint64_t seed, gr_dataset **train, gr_dataset **test,
                            double *fraction) {
   gr_data_spec ds, ts;
   gr_dataset *full = NULL;
+  uint64_t tseed = c->test_seed >= 0 ? (uint64_t)c->test_seed : seed;
   gr_status s = gr_data_spec_parse(c->data, &ds);
   if (!s) s = gr_data_spec_parse(c->test_data ? c->test_data : c->data, &ts);
   if (!s) s = gr_data_load(&ds, "train", seed, &full);
   if (!s) s = gr_dataset_budget(full, per_class, 1.0, seed, train);
-  if (!s) s = gr_data_load(&ts, c->test_data ? NULL : "test", seed, test);
+  if (!s) s = gr_data_load(&ts, c->test_data ? NULL : "test", tseed, test);
   if (!s) *fraction = (double)(*train)->n / (double)full->n;
+  if (!s) s = pad_in_place(c, train);
+  if (!s) s = pad_in_place(c, test);
   gr_dataset_free(full);
+  return s;
+}
+
+/* Every method on one seed's draw; results to jl and rs. */
+static gr_status seed_runs(const bb_cfg *c, bb_state *st, int per_class, gr_jsonl *jl, gr_results *rs) {
+  gr_dataset *train = NULL, *test = NULL;
+  double fraction = 1.0;
+  gr_status s = load_data(c, per_class, st->seed, &train, &test, &fraction);
+  for (int i = 0; i < c->n_methods && !s; i++) {
+    gr_run_result r;
+    gr_run_result_init(&r);
+    snprintf(r.dataset, sizeof r.dataset, "%s", c->data);
+    r.budget = fraction;
+    s = one_run(c, st, c->methods[i], train, test, &r);
+    if (!s) s = gr_jsonl_write_result(jl, &r);
+    if (!s) s = gr_results_add(rs, &r);
+  }
+  for (int i = 0; i < st->n_src && !s; i++) s = gr_feature_cache_save(st->src[i].fc);
+  gr_dataset_free(train);
+  gr_dataset_free(test);
   return s;
 }
 
@@ -350,30 +691,19 @@ int study_backbone_run(const cJSON *cfg, const char *path, const char *out, bool
   gr_jsonl *jl = gr_jsonl_open(runs_path(file, sizeof file, out, "results.jsonl"), true);
   if (!jl) return cli_fail_status(file);
   gr_results rs = {0};
+  bb_state st = {.n_src = 0};
   gr_status s = GR_OK;
   double t0 = gr_wall_seconds();
   for (int b = 0; b < c.n_budgets && !s; b++)
     for (int k = 0; k < c.seeds && !s; k++) {
-      uint64_t seed = (uint64_t)c.seed + (uint64_t)k;
-      gr_dataset *train = NULL, *test = NULL;
-      double fraction = 1.0;
-      s = load_data(&c, c.per_class[b], seed, &train, &test, &fraction);
-      for (int i = 0; i < c.n_methods && !s; i++) {
-        gr_run_result r;
-        gr_run_result_init(&r);
-        snprintf(r.dataset, sizeof r.dataset, "%s", c.data);
-        r.budget = fraction;
-        s = one_run(&c, c.methods[i], train, test, seed, &r);
-        if (!s) s = gr_jsonl_write_result(jl, &r);
-        if (!s) s = gr_results_add(&rs, &r);
-      }
-      gr_dataset_free(train);
-      gr_dataset_free(test);
+      st.seed = (uint64_t)c.seed + (uint64_t)k;
+      s = seed_runs(&c, &st, c.per_class[b], jl, &rs);
     }
+  state_free(&st);
   gr_jsonl_close(jl);
   if (!s) {
-    printf("backbone %s, features at %s, data %s\n", c.backbone,
-           c.features_at ? c.features_at : "(default cut)", c.data);
+    printf("backbone %s%s, features at %s%s, data %s\n", c.backbones[0], c.n_backbones > 1 ? " (+ candidates)" : "",
+           c.cuts[0] ? c.cuts[0] : "(default cut)", c.n_cuts > 1 ? " (+ candidates)" : "", c.data);
     s = gr_results_print_summary(&rs, stdout, GR_TABLE_TEXT);
     gr_report_info info = {"graft study: transfer from an imported backbone", NULL, NULL, 0, gr_wall_seconds() - t0};
     if (!s) s = gr_report_write_html(runs_path(file, sizeof file, out, "report.html"), &info, &rs);

@@ -338,18 +338,48 @@ static char weight_role(const gr_onnx_node *n, int k) {
   return 0;
 }
 
-gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r) {
+/* fan_in of the weight node n reads at input 1 (conv: in/groups*kh*kw;
+ * Gemm/MatMul: the contracted dim); 0 when it is not bound. */
+static double weight_fan_in(const ox_graph_module *g, const gr_onnx_node *n) {
+  gr_tensor *w = n->n_in > 1 ? bound_weight(g, n->in[1]) : NULL;
+  if (!w || w->ndim < 1) return 0;
+  if (!strcmp(n->op_type, "Conv")) return w->ndim == 4 ? (double)(w->shape[1] * w->shape[2] * w->shape[3]) : 0;
+  const gr_onnx_attr *tb = gr_onnx_attr_find(n, "transB");
+  bool trans = !strcmp(n->op_type, "Gemm") && tb && tb->i;
+  return (double)w->shape[trans && w->ndim == 2 ? 1 : 0];
+}
+
+static void fill_uniform(gr_rng *r, gr_tensor *t, double bound) {
+  for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(bound * (2.0 * gr_rng_uniform(r) - 1.0));
+}
+
+/* Weight or bias t (role 'w' or 'z') of node n drawn as init says. */
+static void reinit_weight(const ox_graph_module *g, const gr_onnx_node *n, gr_tensor *t, char role, gr_onnx_init init,
+                          gr_rng *r) {
+  bool is_bias = role == 'z' && strcmp(n->op_type, "BatchNormalization");
+  if (init == GR_ONNX_INIT_TORCH_DEFAULT && (role == 'w' || is_bias)) {
+    double fan = weight_fan_in(g, n);
+    fill_uniform(r, t, fan > 0 ? 1.0 / sqrt(fan) : 0.0);
+  } else if (role == 'w' && t->ndim == 4) {
+    fill_normal(r, t, sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
+  } else if (role == 'w') {
+    fill_normal(r, t, 0.01);
+  } else {
+    fill_const(t, role == 'g' || role == 'v' ? 1.0f : 0.0f);
+  }
+}
+
+gr_status gr_onnx_module_reinit(gr_model *m, gr_rng *r, gr_onnx_init init) {
   if (!m || !r || !gr_onnx_module_is(m->root)) return gr_error(GR_EARG, "OnnxGraph reinit: not a graph model");
+  if (init != GR_ONNX_INIT_TORCHVISION && init != GR_ONNX_INIT_TORCH_DEFAULT)
+    return gr_error(GR_EARG, "OnnxGraph reinit: unknown init %d", (int)init);
   ox_graph_module *g = m->root->cfg;
   for (int i = 0; i < g->graph.n_nodes; i++) {
     const gr_onnx_node *n = &g->graph.nodes[i];
     for (int k = 1; k < n->n_in; k++) {
       char role = weight_role(n, k);
       gr_tensor *t = role ? bound_weight(g, n->in[k]) : NULL;
-      if (!t) continue;
-      if (role == 'w' && t->ndim == 4) fill_normal(r, t, sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
-      else if (role == 'w') fill_normal(r, t, 0.01);
-      else fill_const(t, role == 'g' || role == 'v' ? 1.0f : 0.0f);
+      if (t) reinit_weight(g, n, t, role, init, r);
     }
   }
   if (g->head) return gr_init_module(g->head, r, GR_INIT_TORCH_DEFAULT, 0, 0, 0);
