@@ -9,9 +9,11 @@
  *   finetune-random  the same from random init (training from scratch)
  *   lp-ft            probe first (on unstandardized features), then
  *                    fine-tune everything from that head
- * Probes train a linear head on the standardized features (SGD, momentum
- * 0.9, zero start, L2 1/(n C) on the mean loss: scikit-learn's
- * LogisticRegression(C) objective). Features come from a feature cache
+ * Probes train a linear head on the standardized features from zero with
+ * L2 1/(n C) on the mean loss (scikit-learn's LogisticRegression(C)
+ * objective): "probe_solver" "sgd" (probe_epochs of SGD, momentum 0.9,
+ * probe_lr; the default) or "lbfgs" (solved to convergence, gr_logreg_fit;
+ * the bias is then not penalized, as in scikit-learn). Features come from a feature cache
  * (gr_onnx_features_cached): each image goes through a backbone once per
  * study however many seeds draw it; with "feature_cache": DIR the caches
  * persist across studies (DIR/<hash of the source>.grfc). Selection:
@@ -34,7 +36,7 @@
  *   {"backbone": DIR|[DIR...], "features_at": VALUE|[VALUE...], "data": SPEC,
  *    "test_data": SPEC, "labels_per_class": [20], "seeds": 1, "seed": 1,
  *    "test_seed": (the run seed), "methods": [...], "probe_epochs": 100,
- *    "probe_lr": 0.01, "probe_c": 1|[C...], "cv_folds": 5,
+ *    "probe_lr": 0.01, "probe_c": 1|[C...], "probe_solver": "sgd", "cv_folds": 5,
  *    "finetune_epochs": 10, "finetune_lr": 0.01, "finetune_clip": 0,
  *    "batch": 20, "init": "torchvision", "recalibrate_images": 0,
  *    "pad": 0, "feature_cache": DIR, "export_features": DIR}
@@ -52,6 +54,7 @@
 
 #include "cli/runs.h"
 #include "graft/fileio.h"
+#include "graft/logreg.h"
 #include "graft/onnx.h"
 
 #define BB_MAX_CAND 8   /* candidates per list (backbones, cuts, C values) */
@@ -64,6 +67,7 @@ typedef struct bb_cfg {
   const char *data, *test_data, *feature_cache, *export_dir;
   int per_class[RUNS_MAX_BUDGETS], n_budgets;
   const char *methods[8];
+  bool lbfgs; /* probe_solver "lbfgs" (else "sgd") */
   int n_methods, seeds, seed, test_seed, probe_epochs, finetune_epochs, batch, cv_folds, recal_images, pad;
   gr_onnx_init init;
   double probe_lr, finetune_lr, finetune_clip;
@@ -180,6 +184,12 @@ static int bb_key(const cJSON *it, const char *path, bb_cfg *c) {
   if (!strcmp(k, "labels_per_class")) return bb_budgets(it, path, c);
   if (!strcmp(k, "methods")) return bb_methods(it, path, c);
   if (!strcmp(k, "init")) return bb_init(it, path, &c->init);
+  if (!strcmp(k, "probe_solver")) {
+    const char *v = cJSON_IsString(it) ? it->valuestring : "";
+    if (strcmp(v, "sgd") && strcmp(v, "lbfgs")) return cli_fail("%s: \"probe_solver\" must be \"sgd\" or \"lbfgs\"", path);
+    c->lbfgs = !strcmp(v, "lbfgs");
+    return CLI_OK;
+  }
   if (!strcmp(k, "finetune_clip")) {
     if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0)) return cli_fail("%s: \"%s\" must be a number >= 0", path, k);
     c->finetune_clip = it->valuedouble;
@@ -370,21 +380,21 @@ static gr_status train_and_eval(gr_model *m, const gr_dataset *train, const gr_d
   return s;
 }
 
-/* Copies a head trained on standardized features (fc.*) into the backbone's
- * head on the raw features (head.*): W' = W/sd, b' = b - W mean/sd. */
-static gr_status fold_head(gr_model *probe, const double *mean, const double *sd, gr_model *into) {
-  gr_tensor *w = gr_model_find(probe, "fc.weight"), *b = gr_model_find(probe, "fc.bias");
+/* Copies a head (w [k, f], b [k]) trained on standardized features into
+ * the backbone's head on the raw features (head.*): W' = W/sd,
+ * b' = b - W mean/sd. */
+static gr_status fold_head(const float *w, const float *b, int64_t k, int64_t f, const double *mean, const double *sd,
+                           gr_model *into) {
   gr_tensor *hw = gr_model_find(into, "head.weight"), *hb = gr_model_find(into, "head.bias");
-  if (!w || !b || !hw || !hb || hw->numel != w->numel || hb->numel != b->numel)
+  if (!hw || !hb || hw->numel != k * f || hb->numel != k)
     return gr_error(GR_ESHAPE, "lp-ft: the backbone's head does not match the probe's");
-  int64_t f = w->shape[1];
-  for (int64_t k = 0; k < b->numel; k++) {
-    double bias = b->data[k];
+  for (int64_t c = 0; c < k; c++) {
+    double bias = b[c];
     for (int64_t j = 0; j < f; j++) {
-      hw->data[k * f + j] = (float)(w->data[k * f + j] / sd[j]);
-      bias -= w->data[k * f + j] * mean[j] / sd[j];
+      hw->data[c * f + j] = (float)(w[c * f + j] / sd[j]);
+      bias -= w[c * f + j] * mean[j] / sd[j];
     }
-    hb->data[k] = (float)bias;
+    hb->data[c] = (float)bias;
   }
   return GR_OK;
 }
@@ -414,6 +424,21 @@ static gr_status linear_model(int64_t dim, int n_classes, uint64_t seed, gr_mode
   return s;
 }
 
+/* The head of m (fc.*) fitted exactly by L-BFGS on tr, evaluated on te. */
+static gr_status lbfgs_run(const gr_dataset *tr, const gr_dataset *te, const lin_job *j, gr_model *m,
+                           gr_train_result *res) {
+  gr_tensor *w = gr_model_find(m, "fc.weight"), *b = gr_model_find(m, "fc.bias");
+  gr_logreg_cfg lc = {.l2 = 1.0 / ((double)tr->n * j->c_inv_l2), .max_iter = 5000};
+  gr_logreg_result lr;
+  gr_status s = gr_logreg_fit(tr->x, tr->y, tr->n, tr->dim, tr->n_classes, &lc, w->data, b->data, &lr);
+  if (!s) s = gr_logreg_eval(te->x, te->y, te->n, te->dim, te->n_classes, w->data, b->data, &res->eval.accuracy, &res->eval.loss);
+  if (!s) res->steps = lr.iters, res->train_loss = lr.objective;
+  if (!s && !j->quiet)
+    printf("%s: L-BFGS %d iterations, objective %.6g, max |gradient| %.2g%s, test accuracy %.2f%%\n", j->label,
+           lr.iters, lr.objective, lr.grad_max, lr.converged ? "" : " (not converged)", 100 * res->eval.accuracy);
+  return s;
+}
+
 /* Softmax regression on standardized copies of train/test (features or
  * pixels). With into set the features are not standardized and the head is
  * copied into it: folded into a head on raw features, 1/sd of a nearly
@@ -433,8 +458,10 @@ static gr_status linear_run(const lin_job *j, const bb_cfg *c, gr_train_result *
     if (params) *params = gr_model_param_count(m, true);
     /* L2 of weight 1/(n C) on the mean loss = scikit-learn's LogisticRegression(C) objective */
     gr_optim_cfg oc = gr_sgd_cfg((float)c->probe_lr, 0.9f, (float)(1.0 / ((double)tr->n * j->c_inv_l2)), false);
-    s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, 0.0f, j->seed, j->label, j->quiet, res);
-    if (!s && j->into) s = fold_head(m, mean, sd, j->into);
+    if (c->lbfgs) s = lbfgs_run(tr, te, j, m, res);
+    else s = train_and_eval(m, tr, te, oc, c->probe_epochs, c->batch, 0.0f, j->seed, j->label, j->quiet, res);
+    gr_tensor *w = gr_model_find(m, "fc.weight"), *b = gr_model_find(m, "fc.bias");
+    if (!s && j->into) s = fold_head(w->data, b->data, b->numel, tr->dim, mean, sd, j->into);
   }
   gr_free(mean);
   gr_model_free(m);
