@@ -34,7 +34,7 @@ done
 [ -s "$T/s/report.html" ] || fail "no report.html"
 cat > "$T/cv.json" <<JSON
 {"backbone": ["$T/cls"], "features_at": ["x", null], "probe_c": [0.1, 1],
- "data": "digits:path=$DIGITS,classes=0-2", "cv_folds": 2, "test_seed": 3, "seeds": 2, "pad": 2,
+ "data": "digits:path=$DIGITS,classes=0-2", "cv_folds": 2, "test_seed": 3, "seeds": 2, "pad": [0, 2],
  "test_data": "digits:path=$DIGITS,split=test,classes=0-2,limit=15", "labels_per_class": [2],
  "probe_epochs": 3, "batch": 3, "init": "pytorch", "recalibrate_images": 6,
  "feature_cache": "$T/cache", "export_features": "$T/export",
@@ -51,7 +51,7 @@ sums1=$(cat "$T/cache"/*.grfc | md5sum)
 [ "$sums1" = "$(cat "$T/cache"/*.grfc | md5sum)" ] || fail "the rerun changed the caches"
 acc() { grep -o '"accuracy":[^,]*' "$1" | tr '\n' ' '; }
 [ "$(acc "$T/cv/results.jsonl")" = "$(acc "$T/cv2/results.jsonl")" ] || fail "rerun from the cache differs"
-for bad in '"probe_c": [1, -2]' '"init": "xavier"' '"cv_folds": 1' '"features_at": []' '"features_at": [1]'; do
+for bad in '"pad": [0, -1]' '"probe_c": [1, -2]' '"init": "xavier"' '"cv_folds": 1' '"features_at": []' '"features_at": [1]'; do
   echo '{"backbone": "'"$T/cls"'", "data": "digits:path='"$DIGITS"'", '"$bad"'}' > "$T/bad3.json"
   "$G" study "$T/bad3.json" --out "$T/b3" > "$T/out" 2>&1
   [ $? -eq 1 ] && grep -q "bad3.json" "$T/out" || fail "bad config $bad: $(cat "$T/out")"

@@ -39,9 +39,10 @@
  *    "probe_lr": 0.01, "probe_c": 1|[C...], "probe_solver": "sgd", "cv_folds": 5,
  *    "finetune_epochs": 10, "finetune_lr": 0.01, "finetune_clip": 0,
  *    "batch": 20, "init": "torchvision", "recalibrate_images": 0,
- *    "pad": 0, "feature_cache": DIR, "export_features": DIR}
- * pad surrounds every image with that many zero pixels first (the digits
- * then sit centred in a larger field, as MNIST's 20 px digits in 28 px).
+ *    "pad": 0|[P...], "feature_cache": DIR, "export_features": DIR}
+ * pad (a candidate list too) surrounds every image a backbone sees with that
+ * many zero pixels (the digits then sit centred in a larger field, as
+ * MNIST's 20 px digits in 28 px); raw-linear never pads.
  * test_seed fixes the test draw across seeds. export_features writes each
  * probe's final train/test features as CSV (label last) per seed.
  * finetune_clip > 0 clips the global gradient norm of fine-tuning steps.
@@ -68,7 +69,8 @@ typedef struct bb_cfg {
   int per_class[RUNS_MAX_BUDGETS], n_budgets;
   const char *methods[8];
   bool lbfgs; /* probe_solver "lbfgs" (else "sgd") */
-  int n_methods, seeds, seed, test_seed, probe_epochs, finetune_epochs, batch, cv_folds, recal_images, pad;
+  int n_methods, seeds, seed, test_seed, probe_epochs, finetune_epochs, batch, cv_folds, recal_images;
+  int pads[BB_MAX_CAND], n_pads;
   gr_onnx_init init;
   double probe_lr, finetune_lr, finetune_clip;
 } bb_cfg;
@@ -144,6 +146,20 @@ static int bb_budgets(const cJSON *it, const char *path, bb_cfg *c) {
   return CLI_OK;
 }
 
+/* An integer 0..1000 or an array of 1..BB_MAX_CAND of them. */
+static int bb_pads(const cJSON *it, const char *path, bb_cfg *c) {
+  const cJSON *e = cJSON_IsArray(it) ? it->child : it;
+  bool ok = cJSON_IsNumber(it) || (cJSON_IsArray(it) && cJSON_GetArraySize(it) >= 1 && cJSON_GetArraySize(it) <= BB_MAX_CAND);
+  int k = 0;
+  for (; ok && e; e = cJSON_IsArray(it) ? e->next : NULL) {
+    ok = cJSON_IsNumber(e) && e->valuedouble == floor(e->valuedouble) && e->valuedouble >= 0 && e->valuedouble <= 1000;
+    if (ok) c->pads[k++] = (int)e->valuedouble;
+  }
+  if (!ok) return cli_fail("%s: \"pad\" must be an integer in 0..1000 or an array of 1..%d of them", path, BB_MAX_CAND);
+  c->n_pads = k;
+  return CLI_OK;
+}
+
 static int bb_init(const cJSON *it, const char *path, gr_onnx_init *dst) {
   const char *v = cJSON_IsString(it) ? it->valuestring : "";
   if (!strcmp(v, "torchvision")) *dst = GR_ONNX_INIT_TORCHVISION;
@@ -163,7 +179,6 @@ static int *bb_int_key(bb_cfg *c, const char *k, int *lo, int *hi) {
       {"batch", offsetof(bb_cfg, batch), 1, 100000},
       {"cv_folds", offsetof(bb_cfg, cv_folds), 2, 100},
       {"recalibrate_images", offsetof(bb_cfg, recal_images), 0, 1000000},
-      {"pad", offsetof(bb_cfg, pad), 0, 1000},
   };
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
     if (!strcmp(k, keys[i].name)) return *lo = keys[i].lo, *hi = keys[i].hi, (int *)((char *)c + keys[i].off);
@@ -177,6 +192,7 @@ static int bb_key(const cJSON *it, const char *path, bb_cfg *c) {
   if (!strcmp(k, "backbone")) return bb_strings(it, path, false, c->backbones, &c->n_backbones);
   if (!strcmp(k, "features_at")) return bb_strings(it, path, true, c->cuts, &c->n_cuts);
   if (!strcmp(k, "probe_c")) return bb_numbers(it, path, c->probe_c, &c->n_c);
+  if (!strcmp(k, "pad")) return bb_pads(it, path, c);
   if (!strcmp(k, "data")) return bb_string(it, path, &c->data);
   if (!strcmp(k, "test_data")) return bb_string(it, path, &c->test_data);
   if (!strcmp(k, "feature_cache")) return bb_string(it, path, &c->feature_cache);
@@ -204,7 +220,7 @@ static int bb_key(const cJSON *it, const char *path, bb_cfg *c) {
 }
 
 static int bb_parse(const cJSON *cfg, const char *path, bb_cfg *c) {
-  *c = (bb_cfg){.n_cuts = 1, .n_c = 1, .probe_c = {1.0}, .n_budgets = 1, .per_class = {20}, .seeds = 1, .seed = 1,
+  *c = (bb_cfg){.n_cuts = 1, .n_c = 1, .n_pads = 1, .probe_c = {1.0}, .n_budgets = 1, .per_class = {20}, .seeds = 1, .seed = 1,
                 .test_seed = -1, .probe_epochs = 100, .finetune_epochs = 10, .batch = 20, .cv_folds = 5,
                 .probe_lr = 1e-2, .finetune_lr = 0.01, .n_methods = 6};
   for (int i = 0; i < 6; i++) c->methods[i] = METHODS[i];
@@ -246,92 +262,6 @@ static int64_t feature_batch(const gr_model_config *mc) {
   return k < 1 ? 1 : k > 20 ? 20 : k;
 }
 
-/* The images a random backbone's batch-norm statistics are recalibrated on:
- * the labelled draw, or recal_images unlabelled train images (seed "seed"). */
-static gr_status recal_images(const bb_cfg *c, const gr_dataset *train, gr_dataset **own, const gr_dataset **use) {
-  *own = NULL, *use = train;
-  if (!c->recal_images) return GR_OK;
-  gr_data_spec ds;
-  gr_dataset *full = NULL;
-  gr_status s = gr_data_spec_parse(c->data, &ds);
-  if (!s) s = gr_data_load(&ds, "train", (uint64_t)c->seed, &full);
-  if (!s) s = gr_dataset_subsample(full, c->recal_images, (uint64_t)c->seed, own);
-  gr_dataset_free(full);
-  if (!s) *use = *own;
-  return s;
-}
-
-/* The backbone with a fresh head at cut; random: re-initialized (model seed
- * mseed), batch-norm statistics recalibrated. */
-static gr_status load_backbone(const bb_cfg *c, const char *dir, const char *cut, bool random, const gr_dataset *train,
-                               uint64_t mseed, gr_model **out, int64_t *fbatch) {
-  gr_model_config mc;
-  gr_dataset *own = NULL;
-  const gr_dataset *recal = NULL;
-  gr_status s = gr_model_load_dir(dir, mseed, &mc, out);
-  if (!s) s = gr_onnx_module_set_head(*out, cut, train->n_classes);
-  if (!s && random) {
-    gr_rng r;
-    gr_rng_seed(&r, mseed * 7919 + 3);
-    s = gr_onnx_module_reinit(*out, &r, c->init);
-    if (!s) s = recal_images(c, train, &own, &recal);
-    if (!s) s = gr_onnx_module_recalibrate_bn(*out, recal, c->batch);
-  }
-  gr_dataset_free(own);
-  if (!s) *fbatch = feature_batch(&mc);
-  if (s) gr_model_free(*out), *out = NULL;
-  return s;
-}
-
-/* What identifies a source's features: directory, weights size, cut, init. */
-static void source_key(const bb_cfg *c, const char *dir, const char *cut, bool random, uint64_t mseed, char *key,
-                       size_t cap) {
-  char w[1100];
-  struct stat sb;
-  snprintf(w, sizeof w, "%s/model.safetensors", dir);
-  long long size = stat(w, &sb) ? -1 : (long long)sb.st_size;
-  int n = snprintf(key, cap, "backbone=%s weights_bytes=%lld features_at=%s", dir, size, cut ? cut : "(default)");
-  if (random && n > 0 && (size_t)n < cap)
-    snprintf(key + n, cap - (size_t)n, " random init=%s seed=%llu recalibrate=%s%d batch=%d",
-             c->init == GR_ONNX_INIT_TORCH_DEFAULT ? "pytorch" : "torchvision", (unsigned long long)mseed,
-             c->recal_images ? "unlabelled:" : "draw", c->recal_images, c->batch);
-}
-
-/* FNV-1a of a key string (names its cache file). */
-static uint64_t key_hash(const char *key) {
-  uint64_t h = 1469598103934665603ull;
-  for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
-  return h;
-}
-
-/* The source for (dir, cut, random), loaded on first use. A random network
- * recalibrated on the labelled draw is one per seed (its key says so). */
-static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, const char *cut, bool random,
-                            const gr_dataset *train, bb_source **out) {
-  uint64_t mseed = random && c->recal_images ? (uint64_t)c->seed : st->seed;
-  char key[1200];
-  source_key(c, dir, cut, random, mseed, key, sizeof key);
-  for (int i = 0; i < st->n_src; i++)
-    if (!strcmp(st->src[i].key, key)) return *out = &st->src[i], GR_OK;
-  if (st->n_src == BB_MAX_SOURCES) return gr_error(GR_ENOMEM, "backbone study: more than %d feature sources", BB_MAX_SOURCES);
-  bb_source *src = &st->src[st->n_src];
-  memset(src, 0, sizeof *src);
-  snprintf(src->key, sizeof src->key, "%s", key);
-  char file[1200] = "";
-  if (c->feature_cache)
-    snprintf(file, sizeof file, "%s/%016llx.grfc", c->feature_cache,
-             (unsigned long long)key_hash(key));
-  gr_status s = gr_feature_cache_open(c->feature_cache ? file : NULL, key, &src->fc);
-  if (!s) s = load_backbone(c, dir, cut, random, train, mseed, &src->m, &src->fbatch);
-  if (s) {
-    gr_feature_cache_free(src->fc);
-    return s;
-  }
-  st->n_src++;
-  *out = src;
-  return GR_OK;
-}
-
 /* A copy of d with pad zero pixels around every image. */
 static gr_status pad_images(const gr_dataset *d, int pad, gr_dataset **out) {
   int h = d->h + 2 * pad, w = d->w + 2 * pad;
@@ -346,6 +276,99 @@ static gr_status pad_images(const gr_dataset *d, int pad, gr_dataset **out) {
   }
   return GR_OK;
 }
+
+/* The images a random backbone's batch-norm statistics are recalibrated on:
+ * the labelled draw, or recal_images unlabelled train images (seed "seed"). */
+static gr_status recal_images(const bb_cfg *c, int pad, const gr_dataset *train, gr_dataset **own,
+                              const gr_dataset **use) {
+  *own = NULL, *use = train;
+  if (!c->recal_images) return GR_OK; /* train is padded already */
+  gr_data_spec ds;
+  gr_dataset *full = NULL, *sub = NULL;
+  gr_status s = gr_data_spec_parse(c->data, &ds);
+  if (!s) s = gr_data_load(&ds, "train", (uint64_t)c->seed, &full);
+  if (!s) s = gr_dataset_subsample(full, c->recal_images, (uint64_t)c->seed, &sub);
+  if (!s && pad) s = pad_images(sub, pad, own);
+  else if (!s) *own = sub, sub = NULL;
+  gr_dataset_free(sub);
+  gr_dataset_free(full);
+  if (!s) *use = *own;
+  return s;
+}
+
+/* The backbone with a fresh head at cut; random: re-initialized (model seed
+ * mseed), batch-norm statistics recalibrated. */
+static gr_status load_backbone(const bb_cfg *c, const char *dir, const char *cut, int pad, bool random,
+                               const gr_dataset *train, uint64_t mseed, gr_model **out, int64_t *fbatch) {
+  gr_model_config mc;
+  gr_dataset *own = NULL;
+  const gr_dataset *recal = NULL;
+  gr_status s = gr_model_load_dir(dir, mseed, &mc, out);
+  if (!s) s = gr_onnx_module_set_head(*out, cut, train->n_classes);
+  if (!s && random) {
+    gr_rng r;
+    gr_rng_seed(&r, mseed * 7919 + 3);
+    s = gr_onnx_module_reinit(*out, &r, c->init);
+    if (!s) s = recal_images(c, pad, train, &own, &recal);
+    if (!s) s = gr_onnx_module_recalibrate_bn(*out, recal, c->batch);
+  }
+  gr_dataset_free(own);
+  if (!s) *fbatch = feature_batch(&mc);
+  if (s) gr_model_free(*out), *out = NULL;
+  return s;
+}
+
+/* What identifies a source's features: directory, weights size, cut, init
+ * and what a random network was recalibrated on (padded images differ in
+ * content, so a pretrained source's cache serves every pad). */
+static void source_key(const bb_cfg *c, const char *dir, const char *cut, int pad, bool random, uint64_t mseed,
+                       char *key, size_t cap) {
+  char w[1100];
+  struct stat sb;
+  snprintf(w, sizeof w, "%s/model.safetensors", dir);
+  long long size = stat(w, &sb) ? -1 : (long long)sb.st_size;
+  int n = snprintf(key, cap, "backbone=%s weights_bytes=%lld features_at=%s", dir, size, cut ? cut : "(default)");
+  if (random && n > 0 && (size_t)n < cap)
+    snprintf(key + n, cap - (size_t)n, " random init=%s seed=%llu recalibrate=%s%d batch=%d pad=%d",
+             c->init == GR_ONNX_INIT_TORCH_DEFAULT ? "pytorch" : "torchvision", (unsigned long long)mseed,
+             c->recal_images ? "unlabelled:" : "draw", c->recal_images, c->batch, pad);
+}
+
+/* FNV-1a of a key string (names its cache file). */
+static uint64_t key_hash(const char *key) {
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
+/* The source for (dir, cut, random), loaded on first use. A random network
+ * recalibrated on the labelled draw is one per seed (its key says so). */
+static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, const char *cut, int pad, bool random,
+                            const gr_dataset *train, bb_source **out) {
+  uint64_t mseed = random && c->recal_images ? (uint64_t)c->seed : st->seed;
+  char key[1200];
+  source_key(c, dir, cut, pad, random, mseed, key, sizeof key);
+  for (int i = 0; i < st->n_src; i++)
+    if (!strcmp(st->src[i].key, key)) return *out = &st->src[i], GR_OK;
+  if (st->n_src == BB_MAX_SOURCES) return gr_error(GR_ENOMEM, "backbone study: more than %d feature sources", BB_MAX_SOURCES);
+  bb_source *src = &st->src[st->n_src];
+  memset(src, 0, sizeof *src);
+  snprintf(src->key, sizeof src->key, "%s", key);
+  char file[1200] = "";
+  if (c->feature_cache)
+    snprintf(file, sizeof file, "%s/%016llx.grfc", c->feature_cache,
+             (unsigned long long)key_hash(key));
+  gr_status s = gr_feature_cache_open(c->feature_cache ? file : NULL, key, &src->fc);
+  if (!s) s = load_backbone(c, dir, cut, pad, random, train, mseed, &src->m, &src->fbatch);
+  if (s) {
+    gr_feature_cache_free(src->fc);
+    return s;
+  }
+  st->n_src++;
+  *out = src;
+  return GR_OK;
+}
+
 
 /* ---- linear heads ---------------------------------------------------------------- */
 
@@ -507,21 +530,28 @@ static gr_status cv_accuracy(const gr_dataset *d, double C, const bb_cfg *c, uin
 /* ---- probes with candidate selection --------------------------------------------- */
 
 typedef struct bb_pick {
-  int b, cut, ci;
+  int b, cut, pad, ci; /* indices into backbones, cuts, pads, probe_c */
   double cv; /* NaN: a single candidate, nothing to select */
 } bb_pick;
 
-/* The inputs of candidate (b, cut) for d: raw-linear's pixels (borrowed) or
- * the source's cached features (*own, freed by the caller). */
-static gr_status candidate_features(const bb_cfg *c, bb_state *st, const char *method, int b, int cut,
+/* The inputs of candidate p for d: raw-linear's pixels (borrowed) or the
+ * source's cached features of d padded (*own, freed by the caller). */
+static gr_status candidate_features(const bb_cfg *c, bb_state *st, const char *method, const bb_pick *p,
                                     const gr_dataset *d, const gr_dataset *train, gr_dataset **own,
                                     const gr_dataset **use) {
   *own = NULL, *use = d;
   if (!strcmp(method, "raw-linear")) return GR_OK;
+  int pad = c->pads[p->pad];
+  gr_dataset *pd = NULL, *ptr = NULL;
   bb_source *src;
-  gr_status s = get_source(c, st, c->backbones[b], c->cuts[cut], strstr(method, "random") != NULL, train, &src);
-  if (!s) s = gr_onnx_features_cached(src->m, src->fc, d, src->fbatch, own);
+  gr_status s = pad ? pad_images(d, pad, &pd) : GR_OK;
+  if (!s && pad && train != d) s = pad_images(train, pad, &ptr);
+  const gr_dataset *dd = pad ? pd : d, *tt = !pad ? train : train == d ? pd : ptr;
+  if (!s) s = get_source(c, st, c->backbones[p->b], c->cuts[p->cut], pad, strstr(method, "random") != NULL, tt, &src);
+  if (!s) s = gr_onnx_features_cached(src->m, src->fc, dd, src->fbatch, own);
   if (!s) *use = *own;
+  gr_dataset_free(pd);
+  gr_dataset_free(ptr);
   return s;
 }
 
@@ -529,26 +559,25 @@ static gr_status candidate_features(const bb_cfg *c, bb_state *st, const char *m
 static gr_status pick_candidate(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
                                 bb_pick *pick) {
   bool raw = !strcmp(method, "raw-linear");
-  int n_b = raw ? 1 : c->n_backbones, n_cut = raw ? 1 : c->n_cuts;
-  *pick = (bb_pick){0, 0, 0, NAN};
-  if (n_b * n_cut * c->n_c == 1) return GR_OK;
+  int n_b = raw ? 1 : c->n_backbones, n_cut = raw ? 1 : c->n_cuts, n_pad = raw ? 1 : c->n_pads;
+  *pick = (bb_pick){0, 0, 0, 0, NAN};
+  if (n_b * n_cut * n_pad * c->n_c == 1) return GR_OK;
   gr_status s = GR_OK;
   double best = -1;
-  for (int b = 0; b < n_b && !s; b++)
-    for (int cut = 0; cut < n_cut && !s; cut++) {
-      gr_dataset *own;
-      const gr_dataset *f;
-      s = candidate_features(c, st, method, b, cut, train, train, &own, &f);
-      for (int ci = 0; ci < c->n_c && !s; ci++) {
-        double acc = 0;
-        s = cv_accuracy(f, c->probe_c[ci], c, st->seed, &acc);
-        printf("  %s seed %llu cv: backbone %s, features_at %s, C %g: %.2f%%\n", method, (unsigned long long)st->seed,
-               raw ? "(pixels)" : c->backbones[b], raw || !c->cuts[cut] ? "(default)" : c->cuts[cut], c->probe_c[ci],
-               100 * acc);
-        if (!s && acc > best) best = acc, *pick = (bb_pick){b, cut, ci, acc};
-      }
-      gr_dataset_free(own);
+  for (int k = 0; k < n_b * n_cut * n_pad && !s; k++) {
+    bb_pick p = {k / (n_cut * n_pad), k / n_pad % n_cut, k % n_pad, 0, NAN};
+    gr_dataset *own;
+    const gr_dataset *f;
+    s = candidate_features(c, st, method, &p, train, train, &own, &f);
+    for (p.ci = 0; p.ci < c->n_c && !s; p.ci++) {
+      s = cv_accuracy(f, c->probe_c[p.ci], c, st->seed, &p.cv);
+      printf("  %s seed %llu cv: backbone %s, features_at %s, pad %d, C %g: %.2f%%\n", method,
+             (unsigned long long)st->seed, raw ? "(pixels)" : c->backbones[p.b],
+             raw || !c->cuts[p.cut] ? "(default)" : c->cuts[p.cut], raw ? 0 : c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
+      if (!s && p.cv > best) best = p.cv, *pick = p;
     }
+    gr_dataset_free(own);
+  }
   return s;
 }
 
@@ -577,8 +606,8 @@ static gr_status probe_run(const bb_cfg *c, bb_state *st, const char *method, co
   gr_dataset *own_tr = NULL, *own_te = NULL;
   const gr_dataset *ftr, *fte;
   gr_status s = pick_candidate(c, st, method, train, &p);
-  if (!s) s = candidate_features(c, st, method, p.b, p.cut, train, train, &own_tr, &ftr);
-  if (!s) s = candidate_features(c, st, method, p.b, p.cut, test, train, &own_te, &fte);
+  if (!s) s = candidate_features(c, st, method, &p, train, train, &own_tr, &ftr);
+  if (!s) s = candidate_features(c, st, method, &p, test, train, &own_te, &fte);
   char name[200];
   snprintf(name, sizeof name, "%s-seed%llu-train.csv", method, (unsigned long long)st->seed);
   if (!s && c->export_dir) s = export_csv(ftr, c->export_dir, name);
@@ -587,11 +616,11 @@ static gr_status probe_run(const bb_cfg *c, bb_state *st, const char *method, co
   lin_job j = {ftr, fte, c->probe_c[p.ci], st->seed, label, false, NULL};
   if (!s) s = linear_run(&j, c, res, params);
   if (!s && !isnan(p.cv)) {
-    printf("  %s seed %llu picked: backbone %s, features_at %s, C %g (cv %.2f%%)\n", method,
+    printf("  %s seed %llu picked: backbone %s, features_at %s, pad %d, C %g (cv %.2f%%)\n", method,
            (unsigned long long)st->seed, c->backbones[p.b], c->cuts[p.cut] ? c->cuts[p.cut] : "(default)",
-           c->probe_c[p.ci], 100 * p.cv);
+           c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
     s = gr_run_result_set_extra(r, "cv_accuracy", p.cv);
-    if (!s) s = gr_run_result_set_extra(r, "candidate", (double)((p.b * c->n_cuts + p.cut) * c->n_c + p.ci));
+    if (!s) s = gr_run_result_set_extra(r, "candidate", (double)(((p.b * c->n_cuts + p.cut) * c->n_pads + p.pad) * c->n_c + p.ci));
   }
   if (!s) s = gr_run_result_set_extra(r, "probe_c", c->probe_c[p.ci]);
   gr_dataset_free(own_tr);
@@ -612,30 +641,44 @@ static gr_status finetune_model(gr_model *m, const bb_cfg *c, const gr_dataset *
                         c->batch, (float)c->finetune_clip, seed, label, false, res);
 }
 
+/* lp-ft's probe stage: the first candidate's probe (pretrained source's
+ * cache) on unstandardized features, copied into m's head. */
+static gr_status lpft_probe(const bb_cfg *c, bb_state *st, const gr_dataset *train, const gr_dataset *test,
+                            const char *label, gr_model *m) {
+  gr_dataset *ftr = NULL, *fte = NULL;
+  const gr_dataset *utr, *ute;
+  bb_pick first = {0, 0, 0, 0, NAN};
+  gr_status s = candidate_features(c, st, "probe", &first, train, train, &ftr, &utr);
+  if (!s) s = candidate_features(c, st, "probe", &first, test, train, &fte, &ute);
+  gr_train_result probe_res;
+  char probe_label[120];
+  snprintf(probe_label, sizeof probe_label, "%s (probe stage)", label);
+  lin_job j = {utr, ute, c->probe_c[0], st->seed, probe_label, false, m};
+  if (!s) s = linear_run(&j, c, &probe_res, NULL);
+  gr_dataset_free(ftr);
+  gr_dataset_free(fte);
+  return s;
+}
+
 /* finetune, finetune-random, lp-ft on a fresh copy of the first backbone at
- * the first cut; lp-ft's probe stage reads the pretrained source's cache. */
+ * the first cut, images padded by the first pad. */
 static gr_status finetune_run(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
                               const gr_dataset *test, const char *label, gr_train_result *res, int64_t *params) {
   bool random = strstr(method, "random") != NULL;
   uint64_t mseed = random && c->recal_images ? (uint64_t)c->seed : st->seed;
+  int pad = c->pads[0];
+  gr_dataset *ptr = NULL, *pte = NULL;
+  gr_status s = pad ? pad_images(train, pad, &ptr) : GR_OK;
+  if (!s && pad) s = pad_images(test, pad, &pte);
+  const gr_dataset *tr = pad ? ptr : train, *te = pad ? pte : test;
   gr_model *m = NULL;
   int64_t fbatch;
-  gr_status s = load_backbone(c, c->backbones[0], c->cuts[0], random, train, mseed, &m, &fbatch);
-  if (!s && !strcmp(method, "lp-ft")) {
-    gr_dataset *ftr = NULL, *fte = NULL;
-    const gr_dataset *utr, *ute;
-    s = candidate_features(c, st, "probe", 0, 0, train, train, &ftr, &utr);
-    if (!s) s = candidate_features(c, st, "probe", 0, 0, test, train, &fte, &ute);
-    gr_train_result probe_res;
-    char probe_label[120];
-    snprintf(probe_label, sizeof probe_label, "%s (probe stage)", label);
-    lin_job j = {utr, ute, c->probe_c[0], st->seed, probe_label, false, m};
-    if (!s) s = linear_run(&j, c, &probe_res, NULL);
-    gr_dataset_free(ftr);
-    gr_dataset_free(fte);
-  }
-  if (!s) s = finetune_model(m, c, train, test, st->seed, label, res, params);
+  if (!s) s = load_backbone(c, c->backbones[0], c->cuts[0], pad, random, tr, mseed, &m, &fbatch);
+  if (!s && !strcmp(method, "lp-ft")) s = lpft_probe(c, st, train, test, label, m);
+  if (!s) s = finetune_model(m, c, tr, te, st->seed, label, res, params);
   gr_model_free(m);
+  gr_dataset_free(ptr);
+  gr_dataset_free(pte);
   return s;
 }
 
@@ -662,14 +705,6 @@ static gr_status one_run(const bb_cfg *c, bb_state *st, const char *method, cons
   return GR_OK;
 }
 
-/* Replaces *d by its copy with c->pad zero pixels around each image. */
-static gr_status pad_in_place(const bb_cfg *c, gr_dataset **d) {
-  gr_dataset *p = NULL;
-  gr_status s = c->pad ? pad_images(*d, c->pad, &p) : GR_OK;
-  if (!s && p) gr_dataset_free(*d), *d = p;
-  return s;
-}
-
 /* The budgeted train split (per_class labels of each class) and the test
  * set (drawn with test_seed when set); *fraction: the share of the train
  * split's labels used. */
@@ -684,8 +719,6 @@ static gr_status load_data(const bb_cfg *c, int per_class, uint64_t seed, gr_dat
   if (!s) s = gr_dataset_budget(full, per_class, 1.0, seed, train);
   if (!s) s = gr_data_load(&ts, c->test_data ? NULL : "test", tseed, test);
   if (!s) *fraction = (double)(*train)->n / (double)full->n;
-  if (!s) s = pad_in_place(c, train);
-  if (!s) s = pad_in_place(c, test);
   gr_dataset_free(full);
   return s;
 }
