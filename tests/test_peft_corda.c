@@ -2,12 +2,14 @@
  * numpy port of PEFT's CorDA (tests/ref/ref_peft_corda.py), exactness of
  * the init (W_res + scaling B A = W, model output unchanged), end-to-end
  * covariance collection by input hooks on a small CNN (conv patches and
- * linear inputs), the hook API, and bad input. */
+ * linear inputs), the hook API, bad input, and the mechanism knowledge-
+ * preserved mode rests on (knowledge_preserved_directions). */
 #include <math.h>
 #include <string.h>
 
 #include "graft/corda.h"
 #include "graft/peft.h"
+#include "graft/transfer.h"
 #include "testmodels.h"
 
 /* b [out, r] @ a [r, in] */
@@ -189,6 +191,117 @@ static void bad_input(void) {
   gr_model_free(m);
 }
 
+/* ---- the KP mechanism ------------------------------------------------------ */
+static double gauss(uint64_t *st) { /* xorshift64* + Box-Muller */
+  double u[2];
+  for (int k = 0; k < 2; k++) {
+    *st ^= *st >> 12, *st ^= *st << 25, *st ^= *st >> 27;
+    u[k] = ((double)((*st * 2685821657736338717ull) >> 11) + 0.5) / 9007199254740992.0;
+  }
+  return sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]);
+}
+
+/* Mean over the rows a of A of a C a^T / |a|^2: the source-data output energy
+ * per unit norm of the input directions the adapter reads (a step of B acts on
+ * the source through A x). */
+static double row_energy(const float *a, int r, int64_t in, const double *c) {
+  double sum = 0;
+  for (int k = 0; k < r; k++) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < in; i++) {
+      den += (double)a[k * in + i] * a[k * in + i];
+      for (int64_t j = 0; j < in; j++) num += (double)a[k * in + i] * c[i * in + j] * a[k * in + j];
+    }
+    sum += num / den;
+  }
+  return sum / r;
+}
+
+/* The paper's argument for less forgetting: W C' = U S V^T, the r SMALLEST
+ * components become the adapter, so its input directions (rows of A, along
+ * C'^-1 V) are those the source data hardly excites. On source inputs with a
+ * decaying spectrum: KP's A rows carry < 1/4 of the source energy per unit
+ * norm of LoRA's random init and of IP's (the r largest); the adapter's part
+ * of W C' is the r smallest singular values, IP's the r largest. */
+static void knowledge_preserved_directions(void) {
+  enum { IN = 48, OUT = 24, R = 4, N = 2000 };
+  uint64_t st = 88172645463325252ull;
+  static float mix[IN * IN], x[N * IN];
+  for (int i = 0; i < IN; i++)
+    for (int j = 0; j < IN; j++) mix[i * IN + j] = (float)(gauss(&st) * exp(-j / 12.0));
+  for (int n = 0; n < N; n++) {
+    double z[IN];
+    for (int j = 0; j < IN; j++) z[j] = gauss(&st);
+    for (int i = 0; i < IN; i++) {
+      double v = 0;
+      for (int j = 0; j < IN; j++) v += mix[i * IN + j] * z[j];
+      x[n * IN + i] = (float)v;
+    }
+  }
+  gr_corda_cov cov;
+  CHECK_OK(gr_corda_cov_init(&cov, IN));
+  CHECK_OK(gr_corda_cov_add(&cov, x, N, "source"));
+  CHECK_OK(gr_corda_cov_finish(&cov));
+  gr_model *m = test_mlp(5, IN, OUT, 3);
+  gr_lora_opts o = {.r = R, .alpha = 2 * R};
+  CHECK_OK(gr_lora_wrap(m, "layers.0", &o));
+  gr_module *lora = gr_module_find(m->root, "layers.0");
+  const float *w = gr_module_param_get(gr_module_find(lora, "base_layer"), "weight")->data;
+  double e_lora = row_energy(gr_module_param_get(gr_module_find(lora, "lora_A"), "weight")->data, R, IN, cov.c);
+  float a[2][R * IN], b[2][OUT * R], wres[OUT * IN];
+  double e[2], part[2];
+  for (int mode = 0; mode < 2; mode++) {
+    CHECK_OK(gr_corda_decompose(w, OUT, IN, cov.c, R, 2.0f, mode, true, a[mode], b[mode], wres, NULL));
+    e[mode] = row_energy(a[mode], R, IN, cov.c);
+    part[mode] = 0; /* |s B A C|_F: the adapter's share of W C */
+    for (int oo = 0; oo < OUT; oo++)
+      for (int j = 0; j < IN; j++) {
+        double v = 0;
+        for (int i = 0; i < IN; i++) {
+          double ba = 0;
+          for (int k = 0; k < R; k++) ba += (double)b[mode][oo * R + k] * a[mode][k * IN + i];
+          v += 2.0 * ba * cov.c[i * IN + j];
+        }
+        part[mode] += v * v;
+      }
+  }
+  CHECK_MSG(e[GR_CORDA_KPM] < e_lora / 4 && e[GR_CORDA_KPM] < e[GR_CORDA_IPM] / 4,
+            "source energy per unit A row: KP %g, LoRA init %g, IP %g", e[GR_CORDA_KPM], e_lora, e[GR_CORDA_IPM]);
+  CHECK_MSG(part[GR_CORDA_KPM] < part[GR_CORDA_IPM] / 16, "|s B A C|^2: KP %g, IP %g", part[0], part[1]);
+  gr_corda_cov_free(&cov);
+  gr_model_free(m);
+}
+
+/* The corda-kp registry row calibrates on the SOURCE data; "freeze_a=1"
+ * leaves lora_A frozen at its init (B and the head train); bad values fail. */
+static void registry_row(void) {
+  gr_dataset *src_data = gr_dataset_new(16, 1, 1, 6, 5);
+  for (int64_t i = 0; i < src_data->n * src_data->dim; i++) src_data->x[i] = (float)((i * 37) % 11) / 11.0f - 0.4f;
+  const gr_transfer_method *kp = gr_transfer_find("corda-kp");
+  CHECK(kp != NULL);
+  for (int fa = 0; fa < 3 && kp; fa++) {
+    gr_model *src = test_mlp(1, 6, 8, 5), *dst = test_mlp(2, 6, 8, 5);
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    const char *opts[] = {"r=2", "r=2,freeze_a=1", "r=2,freeze_a=2"};
+    gr_transfer_run run = {dst, src, "layers.2", NULL, opts[fa], &cfg, &oc, false, NULL, NULL};
+    CHECK_FAILS(gr_transfer_prepare(kp, &run) == GR_OK, GR_EARG); /* no source data */
+    gr_model_free(dst);
+    run.model = dst = test_mlp(2, 6, 8, 5), run.source_data = src_data;
+    if (fa == 2) {
+      CHECK_FAILS(gr_transfer_prepare(kp, &run) == GR_OK, GR_EARG);
+      CHECK(strstr(gr_last_error(), "freeze_a") != NULL);
+    } else {
+      CHECK_OK(gr_transfer_prepare(kp, &run));
+      gr_tensor *a = gr_model_find(dst, "layers.0.lora_A.weight"), *b = gr_model_find(dst, "layers.0.lora_B.weight");
+      CHECK(a && b && a->requires_grad == (fa == 0) && b->requires_grad);
+      CHECK(gr_model_find(dst, "layers.0.base_layer.weight")->requires_grad == false);
+    }
+    gr_model_free(src), gr_model_free(dst);
+  }
+  gr_dataset_free(src_data);
+}
+
 int main(void) {
   array_case("corda_tall", 3, 2.0f);
   array_case("corda_wide", 4, 0.5f);
@@ -196,5 +309,7 @@ int main(void) {
   cnn_case();
   hook_api();
   bad_input();
+  knowledge_preserved_directions();
+  registry_row();
   return test_summary();
 }

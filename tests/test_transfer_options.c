@@ -3,7 +3,9 @@
  * numeric option out of an options string, and "lr=X" in a run's options
  * sets that run's learning rate and "adapter_lr=K" multiplies the adapter
  * parameters' lr while the method still gets its own options (LoRA's r) and
- * setup_optim never sees either; bad values are errors naming the option. */
+ * setup_optim never sees either; "adamw=1,warmup=N,cosine=1" switch the
+ * run to AdamW with a warmup and cosine-decayed lr; bad values are errors
+ * naming the option. */
 #include <math.h>
 #include <string.h>
 
@@ -129,9 +131,53 @@ static void prepare_with_lr(void) {
   gr_model_free(src), gr_model_free(dst), gr_model_free(d2), gr_model_free(d3);
 }
 
+/* The PEFT recipe options: AdamW at the run's lr (weight decay 0), linear
+ * warmup from 0 over N steps, cosine decay to 0; LoRA still gets r; a second
+ * pass (prepare_optim) changes neither config. */
+static void prepare_recipe(void) {
+  gr_model *src = test_mlp(1, 6, 8, 5), *dst = test_mlp(2, 6, 8, 5);
+  gr_train_cfg cfg = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run run = {dst, src, "layers.2", NULL, "adamw=1,lr=0.003,warmup=10,r=2,cosine=1", &cfg, &oc, false,
+                         NULL, NULL};
+  const gr_transfer_method *meth = gr_transfer_find("lora");
+  CHECK_OK(gr_transfer_prepare(meth, &run));
+  CHECK(oc.kind == GR_OPT_ADAMW && oc.weight_decay == 0 && oc.beta1 == 0.9f && oc.beta2 == 0.999f);
+  CHECK_NEAR(oc.lr, 0.003, 1e-9);
+  CHECK(cfg.sched.kind == GR_SCHED_COSINE && cfg.sched.warmup_steps == 10 && cfg.sched.warmup_start == 0);
+  CHECK(cfg.sched.min_lr == 0);
+  CHECK(gr_lora_rank(gr_module_find(dst->root, "layers.0")) == 2);
+  gr_optim *o = gr_optim_new(dst, &oc);
+  CHECK(o != NULL);
+  gr_train_cfg before = cfg;
+  if (o) CHECK_OK(gr_transfer_prepare_optim(meth, &run, o));
+  CHECK(o && o->cfg.kind == GR_OPT_ADAMW && oc.kind == GR_OPT_ADAMW && !memcmp(&before, &cfg, sizeof cfg));
+  gr_optim_free(o);
+  /* without the options nothing changes: SGD, constant lr */
+  gr_model *d2 = test_mlp(3, 6, 8, 5);
+  gr_train_cfg cfg2 = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc2 = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run r2 = {d2, src, "layers.2", NULL, "r=2", &cfg2, &oc2, false, NULL, NULL};
+  CHECK_OK(gr_transfer_prepare(meth, &r2));
+  CHECK(oc2.kind == GR_OPT_SGD && oc2.momentum == 0.9f && cfg2.sched.kind == GR_SCHED_CONSTANT);
+  CHECK(cfg2.sched.warmup_steps == 0);
+  /* bad values name the option and leave the model alone */
+  const char *bad[] = {"adamw=2", "cosine=0.5", "warmup=1.5", "warmup=-3"};
+  for (int i = 0; i < 4; i++) {
+    gr_model *d3 = test_mlp(4, 6, 8, 5);
+    gr_transfer_run r3 = {d3, src, "layers.2", NULL, bad[i], &cfg2, &oc2, false, NULL, NULL};
+    CHECK_FAILS(gr_transfer_prepare(meth, &r3) == GR_OK, GR_EARG);
+    CHECK_MSG(strstr(gr_last_error(), "adamw=") != NULL, "%s: %s", bad[i], gr_last_error());
+    CHECK(!gr_lora_is(gr_module_find(d3->root, "layers.0")));
+    gr_model_free(d3);
+  }
+  gr_model_free(src), gr_model_free(dst), gr_model_free(d2);
+}
+
 int main(void) {
   take_option();
   find_spec();
   prepare_with_lr();
+  prepare_recipe();
   return test_summary();
 }

@@ -13,7 +13,7 @@
 
 /* The option keys of the PEFT rows (see peft_methods.c parse_options) and of CorDA (corda.c). */
 #define PEFT_KEYS "r,alpha,scale,targets,feedforward"
-#define CORDA_KEYS "samples,balanced," PEFT_KEYS
+#define CORDA_KEYS "samples,balanced,freeze_a," PEFT_KEYS
 
 static const gr_transfer_method methods[] = {
     {"scratch", "train the target model from random init (no transfer)", false, NULL, NULL, NULL},
@@ -58,7 +58,7 @@ const gr_transfer_method *gr_transfer_at(int i) {
 }
 
 /* The keys every method takes (take_common below). */
-static const char common_keys[] = "lr,clip,adapter_lr";
+static const char common_keys[] = "lr,clip,adapter_lr,adamw,warmup,cosine";
 
 static bool key_in(const char *key, size_t len, const char *list) {
   for (const char *p = list; p && *p;) {
@@ -155,18 +155,43 @@ gr_status gr_transfer_take_option(const char *opts, const char *key, char *rest,
   return GR_OK;
 }
 
+/* "adamw=1": AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0) at the
+ * run's lr instead of the given optimizer; "warmup=N": linear warmup from 0
+ * over the first N steps; "cosine=1": cosine decay to 0 over the run (the
+ * PEFT fine-tuning recipe: AdamW, warmup, decaying lr). Into run->optim and
+ * run->train->sched; rest gets the other options. */
+static gr_status take_recipe(const gr_transfer_method *m, gr_transfer_run *run, const char *opts, char *rest,
+                             size_t n) {
+  double adamw = 0, warmup = 0, cosine = 0;
+  char tmp[512], tmp2[512];
+  gr_status s = gr_transfer_take_option(opts, "adamw", tmp, sizeof tmp, &adamw, NULL);
+  if (!s) s = gr_transfer_take_option(tmp, "warmup", tmp2, sizeof tmp2, &warmup, NULL);
+  if (!s) s = gr_transfer_take_option(tmp2, "cosine", rest, n, &cosine, NULL);
+  if (!s && ((adamw != 0 && adamw != 1) || (cosine != 0 && cosine != 1) || !(warmup >= 0 && warmup <= 1e9) ||
+             warmup != floor(warmup)))
+    s = gr_error(GR_EARG, "transfer '%s': adamw=%g and cosine=%g must be 0 or 1, warmup=%g a whole number of steps",
+                 m->name, adamw, cosine, warmup);
+  if (s) return s;
+  if (adamw == 1) *run->optim = gr_adamw_cfg(run->optim->lr, 0);
+  if (warmup > 0) run->train->sched.warmup_steps = (int64_t)warmup, run->train->sched.warmup_start = 0;
+  if (cosine == 1) run->train->sched.kind = GR_SCHED_COSINE, run->train->sched.min_lr = 0;
+  return GR_OK;
+}
+
 /* The options every method takes: "lr=X" (the run's learning rate, into
- * run->optim), "clip=C" (global grad-norm clipping, into run->train) and
- * "adapter_lr=K" (into *adapter_lr, 1 when absent); the method's own
- * options into rest. */
+ * run->optim), "clip=C" (global grad-norm clipping, into run->train),
+ * "adapter_lr=K" (into *adapter_lr, 1 when absent) and take_recipe's; the
+ * method's own options into rest. */
 static gr_status take_common(const gr_transfer_method *m, gr_transfer_run *run, char *rest, size_t n,
                              double *adapter_lr) {
   double lr = run->optim->lr, clip = run->train->clip_norm;
-  char tmp[512], tmp2[512];
+  char tmp[512], tmp2[512], tmp3[512];
   *adapter_lr = 1;
   gr_status s = gr_transfer_take_option(run->options, "lr", tmp, sizeof tmp, &lr, NULL);
   if (!s) s = gr_transfer_take_option(tmp, "clip", tmp2, sizeof tmp2, &clip, NULL);
-  if (!s) s = gr_transfer_take_option(tmp2, "adapter_lr", rest, n, adapter_lr, NULL);
+  if (!s) s = gr_transfer_take_option(tmp2, "adapter_lr", tmp3, sizeof tmp3, adapter_lr, NULL);
+  if (!s) run->optim->lr = (float)lr; /* before the recipe, which keeps the lr */
+  if (!s) s = take_recipe(m, run, tmp3, rest, n);
   if (!s && !(lr > 0)) s = gr_error(GR_EARG, "transfer '%s': lr=%g must be > 0", m->name, lr);
   if (!s && !(clip >= 0)) s = gr_error(GR_EARG, "transfer '%s': clip=%g must be >= 0", m->name, clip);
   if (!s && !(*adapter_lr > 0)) s = gr_error(GR_EARG, "transfer '%s': adapter_lr=%g must be > 0", m->name, *adapter_lr);
@@ -209,9 +234,9 @@ gr_status gr_transfer_prepare_optim(const gr_transfer_method *m, gr_transfer_run
   char rest[512];
   double adapter_lr;
   gr_optim_cfg keep = *run->optim;
-  float keep_clip = run->train->clip_norm;
+  gr_train_cfg keep_train = *run->train;
   gr_status s = take_common(m, run, rest, sizeof rest, &adapter_lr);
-  *run->optim = keep, run->train->clip_norm = keep_clip; /* lr=, clip= were applied by gr_transfer_prepare */
+  *run->optim = keep, *run->train = keep_train; /* lr=, clip=, the recipe were applied by gr_transfer_prepare */
   const char *given = run->options;
   run->options = rest[0] ? rest : NULL;
   if (!s && m->setup_optim) s = m->setup_optim(run, o);
