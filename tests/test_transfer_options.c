@@ -4,7 +4,8 @@
  * sets that run's learning rate and "adapter_lr=K" multiplies the adapter
  * parameters' lr while the method still gets its own options (LoRA's r) and
  * setup_optim never sees either; "adamw=1,warmup=N,cosine=1" switch the
- * run to AdamW with a warmup and cosine-decayed lr; bad values are errors
+ * run to AdamW with a warmup and cosine-decayed lr, "train_bn=1" trains
+ * BatchNorm's affine parameters beside an adapter; bad values are errors
  * naming the option. */
 #include <math.h>
 #include <string.h>
@@ -174,10 +175,50 @@ static void prepare_recipe(void) {
   gr_model_free(src), gr_model_free(dst), gr_model_free(d2);
 }
 
+static gr_model *resnet8(uint64_t seed) {
+  gr_model *m = gr_model_new(seed);
+  gr_module *root = m ? gr_arch_build(m, "resnet8", 1, 28, 28, 5) : NULL;
+  CHECK(root && gr_model_set_root(m, root) == GR_OK);
+  return m;
+}
+
+/* "train_bn=1" on a PEFT row: ResNet8's BatchNorm affine parameters (16 +
+ * 2x16 + 3x32 + 3x64 channels, weight and bias: 672) train too; a model
+ * without BatchNorm or a value other than 0/1 is an error. */
+static void prepare_train_bn(void) {
+  const gr_arch_info *arch = gr_arch_lookup("resnet8");
+  const gr_transfer_method *lora = gr_transfer_find("lora");
+  int64_t trainable[2] = {0, 0};
+  gr_model *src = resnet8(1);
+  for (int bn = 0; bn < 2; bn++) {
+    gr_model *dst = resnet8(2);
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    gr_transfer_run run = {dst, src, arch->head, arch->early, bn ? "r=1,train_bn=1" : "r=1", &cfg, &oc, false, NULL, NULL};
+    CHECK_OK(gr_transfer_prepare(lora, &run));
+    trainable[bn] = gr_model_param_count(dst, true);
+    gr_model_free(dst);
+  }
+  CHECK_MSG(trainable[1] - trainable[0] == 672, "train_bn adds %lld", (long long)(trainable[1] - trainable[0]));
+  gr_model *mlp = test_mlp(2, 6, 8, 5), *msrc = test_mlp(1, 6, 8, 5);
+  gr_train_cfg cfg = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run run = {mlp, msrc, "layers.2", NULL, "r=2,train_bn=1", &cfg, &oc, false, NULL, NULL};
+  CHECK_FAILS(gr_transfer_prepare(lora, &run) == GR_OK, GR_ENOTFOUND);
+  CHECK(strstr(gr_last_error(), "BatchNorm2d") != NULL);
+  gr_model_free(mlp);
+  mlp = test_mlp(2, 6, 8, 5);
+  run.model = mlp, run.options = "r=2,train_bn=2";
+  CHECK_FAILS(gr_transfer_prepare(lora, &run) == GR_OK, GR_EARG);
+  CHECK(strstr(gr_last_error(), "train_bn") != NULL);
+  gr_model_free(mlp), gr_model_free(msrc), gr_model_free(src);
+}
+
 int main(void) {
   take_option();
   find_spec();
   prepare_with_lr();
   prepare_recipe();
+  prepare_train_bn();
   return test_summary();
 }

@@ -9,7 +9,9 @@
  * targets=NAME;NAME,feedforward=NAME;NAME" (IA3's feedforward_modules:
  * those scale their input; defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
  * adapters r 4 (LeNet's first conv has 6 channels), s 1, or 4 for the
- * scaled parallel adapter). */
+ * scaled parallel adapter). "train_bn=1" also trains every BatchNorm2d's
+ * affine weight and bias (counted as trainable; running statistics update
+ * in training mode as before). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,7 @@ typedef struct method_opts {
   size_t targets_len;
   const char *feedforward; /* IA3: ';'-separated feedforward_modules, or NULL */
   size_t feedforward_len;
+  double train_bn; /* 1: BatchNorm2d weight/bias trainable too */
 } method_opts;
 
 /* "r=4,alpha=8,scale=4,targets=a;b,feedforward=b" -> opts; unknown keys are
@@ -67,8 +70,10 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     if (eq && !strncmp(kv, "r=", 2)) mo->r = (int)strtol(eq + 1, &rest, 10);
     else if (eq && !strncmp(kv, "alpha=", 6)) mo->alpha = strtod(eq + 1, &rest);
     else if (eq && !strncmp(kv, "scale=", 6)) mo->scale = strtod(eq + 1, &rest);
+    else if (eq && !strncmp(kv, "train_bn=", 9)) mo->train_bn = strtod(eq + 1, &rest);
+    if (rest && (mo->train_bn != 0 && mo->train_bn != 1)) rest = eq; /* 0 or 1 only */
     if (!rest || *rest || rest == eq + 1)
-      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;...)", method, kv);
+      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;..., train_bn=0|1)", method, kv);
     p = end ? end + 1 : p + n;
   }
   return GR_OK;
@@ -100,6 +105,17 @@ static gr_status config_list(char ***dst, int *n_dst, const char *const *names, 
   return *dst && *n_dst == n ? GR_OK : gr_error(GR_ENOMEM, "PEFT method: out of memory");
 }
 
+/* train_bn=1: every BatchNorm2d weight and bias trainable again. */
+static gr_status unfreeze_batchnorm(gr_model *m, const char *method) {
+  int n = 0;
+  for (int i = 0; i < m->n_entries; i++) {
+    gr_named_tensor *e = &m->entries[i];
+    if (!e->buffer && e->owner && e->owner->kind && !strcmp(e->owner->kind, "BatchNorm2d"))
+      e->t->requires_grad = true, n++;
+  }
+  return n ? GR_OK : gr_error(GR_ENOTFOUND, "%s: train_bn=1 but the model has no BatchNorm2d", method);
+}
+
 /* The adapter config of a registry row: the method's type and options, the
  * targets, and the head as modules_to_save. */
 static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_type type, method_opts mo,
@@ -121,6 +137,7 @@ static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_ty
   }
   if (!s && tune) tune(cfg, &mo);
   if (!s) s = gr_peft_apply(run->model, cfg, GR_LORA_INIT_PEFT, NULL);
+  if (!s && mo.train_bn == 1) s = unfreeze_batchnorm(run->model, method);
   gr_peft_config_free(cfg);
   gr_free(t);
   return s;
