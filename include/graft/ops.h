@@ -56,6 +56,15 @@ gr_tensor *gr_causal_softmax(gr_ctx *c, gr_tensor *scores);
  * positions attend to each other both ways, later ones causally. p = 0 is
  * gr_causal_softmax; p > S is GR_EARG. (core/ops_prefix_softmax.c) */
 gr_tensor *gr_prefix_softmax(gr_ctx *c, gr_tensor *scores, int64_t prefix);
+/* Multi-head self-attention straight from the fused projection qkv [B,T,3C]
+ * (q, k, v side by side on the last dim, each n_head heads of hd = C/n_head):
+ * y[b,t,h*hd:(h+1)*hd] = prefix_softmax(q_h k_h^T / sqrt(hd), prefix) v_h,
+ * heads merged into y [B,T,C]. The composition of slices, permutes, two
+ * matmuls, scale and gr_prefix_softmax without their copies: strided gemms
+ * per head, one [T,T] probability block per head kept for backward.
+ * prefix 0 is causal; prefix > T or C % n_head: GR_EARG/GR_ESHAPE.
+ * (core/ops_attention.c) */
+gr_tensor *gr_causal_attention(gr_ctx *c, gr_tensor *qkv, int64_t n_head, int64_t prefix);
 /* mean over rows n with target[n] != ignore_index of
  * -sum_k q_nk log softmax(logits_n)_k, q = (1-eps) onehot + eps/C.
  * logits [N,C]; scalar result (PyTorch CrossEntropyLoss semantics). A target

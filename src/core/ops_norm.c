@@ -178,31 +178,54 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
 }
 
 /* ---- layer norm -------------------------------------------------------- */
+/* gamma (or ones) and beta (or zeros) as plain arrays, so the row loops
+ * below have no per-element branch and vectorize. */
+static bool ln_affine(gr_ctx *c, const gr_tensor *gamma, const gr_tensor *beta, int64_t D, const float **g,
+                      const float **b) {
+  float *ones = gamma ? NULL : gr_scratch_uninit(c, (size_t)D * sizeof(float));
+  *g = gamma ? gamma->data : ones;
+  *b = beta ? beta->data : gr_scratch(c, (size_t)D * sizeof(float));
+  if (ones)
+    for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
+  return *g && *b;
+}
+
+/* One pass per row for sum(dy*g) and sum(dy*g*xhat), one for
+ * dx = is*(dy*g) - is*mean(dy*g) - xhat*is*mean(dy*g*xhat) (assigned when
+ * the grad is fresh); dgamma/dbeta accumulate row by row. */
 static void ln_backward(gr_ctx *c, gr_node *n) {
   gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
   const norm_saved *s = n->saved;
   int64_t D = x->shape[x->ndim - 1], rows = D ? x->numel / D : 0;
-  const float *dy = n->out->grad;
-  float *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  const float *dy = n->out->grad, *g, *unused;
+  bool fresh = false;
+  float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
   float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
   float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
+  GR_ASSERT(ln_affine(c, gamma, NULL, D, &g, &unused));
   for (int64_t r = 0; r < rows; r++) {
     const float *xp = x->data + r * D, *gp = dy + r * D;
     float mu = s->mean[r], is = s->invstd[r];
-    double sg = 0, sgx = 0;
-    for (int64_t i = 0; i < D; i++) {
-      float xh = (xp[i] - mu) * is, gi = gp[i] * (gamma ? gamma->data[i] : 1.0f);
-      if (dg) dg[i] += gp[i] * xh;
-      if (db) db[i] += gp[i];
-      sg += gi;
-      sgx += (double)gi * xh;
-    }
+    if (dg)
+#pragma omp simd
+      for (int64_t i = 0; i < D; i++) dg[i] += gp[i] * ((xp[i] - mu) * is);
+    if (db)
+#pragma omp simd
+      for (int64_t i = 0; i < D; i++) db[i] += gp[i];
     if (!dx) continue;
-    float *dp = dx + r * D;
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
     for (int64_t i = 0; i < D; i++) {
-      double xh = (xp[i] - mu) * is, gi = gp[i] * (gamma ? gamma->data[i] : 1.0f);
-      dp[i] += (float)(is * (gi - sg / D - xh * sgx / D));
+      float gi = gp[i] * g[i];
+      sg += gi;
+      sgx += (double)(gi * ((xp[i] - mu) * is));
     }
+    float a = (float)(is * sg / (double)D), b = (float)(is * sgx / (double)D);
+    float *dp = dx + r * D;
+    if (fresh)
+      for (int64_t i = 0; i < D; i++) dp[i] = is * (gp[i] * g[i]) - a - ((xp[i] - mu) * is) * b;
+    else
+      for (int64_t i = 0; i < D; i++) dp[i] += is * (gp[i] * g[i]) - a - ((xp[i] - mu) * is) * b;
   }
 }
 
@@ -228,23 +251,25 @@ gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
     gr_error(GR_EARG, "layer_norm: eps %g must be > 0", eps);
     return NULL;
   }
-  gr_tensor *y = gr_tensor_like(c, x);
+  gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)),
                   gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false};
-  if (!y || !s.mean || !s.invstd) return NULL;
+  const float *g, *b;
+  if (!y || !s.mean || !s.invstd || !ln_affine(c, gamma, beta, D, &g, &b)) return NULL;
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *xp = x->data + r * D;
     float *yp = y->data + r * D;
     double sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < D; i++) sum += xp[i];
     double mu = sum / D;
+#pragma omp simd reduction(+ : sq)
     for (int64_t i = 0; i < D; i++) sq += (xp[i] - mu) * (xp[i] - mu);
     float is = (float)(1.0 / sqrt(sq / D + eps)), m = (float)mu;
     s.mean[r] = m;
     s.invstd[r] = is;
-    for (int64_t i = 0; i < D; i++)
-      yp[i] = (xp[i] - m) * is * (gamma ? gamma->data[i] : 1.0f) + (beta ? beta->data[i] : 0.0f);
+    for (int64_t i = 0; i < D; i++) yp[i] = (xp[i] - m) * is * g[i] + b[i];
   }
   gr_node *n = gr_tape_record(c, &OP_LAYERNORM, y, 3, (gr_tensor *[]){x, gamma, beta});
   if (n) {

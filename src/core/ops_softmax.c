@@ -9,32 +9,46 @@
 
 #include "core/op.h"
 
+/* e^d for d <= 0 (a max-subtracted logit): the vectorizable polynomial of
+ * op.h, exactly 0 below its clamp (e^-87.3 ~ 1e-38), as libm's expf gives
+ * for masked (-inf) scores. */
+static inline float exp_nonpos(float d) { return d < -87.3f ? 0.0f : gr_expf_poly(d); }
+
 void gr_softmax_row(const float *x, float *y, int64_t n, int64_t stride, bool take_log) {
   float m = -INFINITY;
-  for (int64_t k = 0; k < n; k++) m = fmaxf(m, x[k * stride]);
+#pragma omp simd reduction(max : m)
+  for (int64_t k = 0; k < n; k++) m = x[k * stride] > m ? x[k * stride] : m; /* NaN ignored, as fmaxf */
   double s = 0;
-  for (int64_t k = 0; k < n; k++) {
-    float e = expf(x[k * stride] - m);
-    if (!take_log) y[k * stride] = e;
-    s += e;
-  }
   if (take_log) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < n; k++) s += exp_nonpos(x[k * stride] - m);
     float lse = m + (float)log(s);
     for (int64_t k = 0; k < n; k++) y[k * stride] = x[k * stride] - lse;
-  } else {
-    float inv = (float)(1.0 / s);
-    for (int64_t k = 0; k < n; k++) y[k * stride] *= inv;
+    return;
   }
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < n; k++) {
+    float e = exp_nonpos(x[k * stride] - m);
+    y[k * stride] = e;
+    s += e;
+  }
+  float inv = (float)(1.0 / s);
+  for (int64_t k = 0; k < n; k++) y[k * stride] *= inv;
 }
 
 void gr_softmax_row_backward(const float *y, const float *dy, float *dx, int64_t n, int64_t stride, bool take_log) {
   double s = 0;
-  for (int64_t k = 0; k < n; k++) s += take_log ? dy[k * stride] : dy[k * stride] * y[k * stride];
-  float sf = (float)s;
-  for (int64_t k = 0; k < n; k++) {
-    int64_t j = k * stride;
-    dx[j] += take_log ? dy[j] - expf(y[j]) * sf : y[j] * (dy[j] - sf);
+  if (take_log) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < n; k++) s += dy[k * stride];
+    float sf = (float)s;
+    for (int64_t k = 0; k < n; k++) dx[k * stride] += dy[k * stride] - exp_nonpos(y[k * stride]) * sf;
+    return;
   }
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < n; k++) s += dy[k * stride] * y[k * stride];
+  float sf = (float)s;
+  for (int64_t k = 0; k < n; k++) dx[k * stride] += y[k * stride] * (dy[k * stride] - sf);
 }
 
 /* Row r of the [outer, n, inner] view starts at (r / inner) * n * inner + r % inner. */

@@ -200,6 +200,8 @@ static gr_tensor *attention(gr_ctx *c, const fwd_state *s, gr_module *attn, gr_t
   int64_t C = s->g->cfg.n_embd, H = s->g->cfg.n_head;
   gr_tensor *qkv = call(attn, "c_attn", c, x);
   if (!qkv) return NULL;
+  if (!s->cache && !s->prefix_kv) /* training and full recomputation: the fused op, no head copies */
+    return call(attn, "c_proj", c, gr_causal_attention(c, qkv, H, s->prefix));
   gr_tensor *q = split_heads(c, s, qkv, 0), *k = split_heads(c, s, qkv, 1), *v = split_heads(c, s, qkv, 2);
   if (!q || !k || !v) return NULL;
   if (s->cache) {
