@@ -577,6 +577,7 @@ static gr_status pick_candidate(const bb_cfg *c, bb_state *st, const char *metho
       if (!s && p.cv > best) best = p.cv, *pick = p;
     }
     gr_dataset_free(own);
+    fflush(stdout); /* progress in a log file */
   }
   return s;
 }
@@ -615,10 +616,11 @@ static gr_status probe_run(const bb_cfg *c, bb_state *st, const char *method, co
   if (!s && c->export_dir) s = export_csv(fte, c->export_dir, name);
   lin_job j = {ftr, fte, c->probe_c[p.ci], st->seed, label, false, NULL};
   if (!s) s = linear_run(&j, c, res, params);
+  bool raw = !strcmp(method, "raw-linear");
   if (!s && !isnan(p.cv)) {
     printf("  %s seed %llu picked: backbone %s, features_at %s, pad %d, C %g (cv %.2f%%)\n", method,
-           (unsigned long long)st->seed, c->backbones[p.b], c->cuts[p.cut] ? c->cuts[p.cut] : "(default)",
-           c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
+           (unsigned long long)st->seed, raw ? "(pixels)" : c->backbones[p.b],
+           raw || !c->cuts[p.cut] ? "(default)" : c->cuts[p.cut], raw ? 0 : c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
     s = gr_run_result_set_extra(r, "cv_accuracy", p.cv);
     if (!s) s = gr_run_result_set_extra(r, "candidate", (double)(((p.b * c->n_cuts + p.cut) * c->n_pads + p.pad) * c->n_c + p.ci));
   }
