@@ -20,18 +20,23 @@
  * Hq = ceil(Hp/sh), Wq = ceil(Wp/sw), so a strided tap reads phase
  * (ki*dh % sh, kj*dw % sw) from row ki*dh/sh, column kj*dw/sw on, and is a
  * slice again. Backward adds the phases back into dx.
+ * Same-size convolutions (stride 1, OH = H, OW = W: LeNet's padded first
+ * conv, every stride-1 conv of a ResNet) take neither path: see "same-size
+ * convolutions" below.
  * Copy loops run under OpenMP (over col rows, and over input channels for
  * col2im so no two threads write the same element); BLAS is called outside
  * those regions. Not here: transposed convolution. */
 #include <cblas.h>
 #include <string.h>
 
+#include "core/conv_direct.h"
 #include "core/op.h"
 
 typedef struct conv_geom {
   int64_t N, C, H, W, O, kh, kw, OH, OW;
   int64_t sh, sw, ph, pw, dh, dw, g, Cg, Og;
   int64_t K;  /* Cg*kh*kw: rows of col */
+  bool same;        /* stride 1, OH = H, OW = W: the shifted-plane path (file comment) */
   bool copy;        /* planes are a padded, phase-split copy (else x itself) */
   int64_t Hq, Wq;   /* one phase plane (file comment); H, W without copy */
   int64_t cplane;   /* floats per input channel: sh*sw*Hq*Wq */
@@ -76,6 +81,7 @@ static bool conv_geometry(const gr_tensor *x, const gr_tensor *w, const gr_tenso
   g->Cg = g->C / g->g;
   g->Og = g->O / g->g;
   g->K = g->Cg * g->kh * g->kw;
+  g->same = g->sh == 1 && g->sw == 1 && g->OH == g->H && g->OW == g->W;
   g->copy = g->sh != 1 || g->sw != 1 || g->ph || g->pw;
   g->Hq = (g->H + 2 * g->ph + g->sh - 1) / g->sh;
   g->Wq = (g->W + 2 * g->pw + g->sw - 1) / g->sw;
@@ -299,6 +305,132 @@ static float *pad_scratch(gr_ctx *c, const conv_geom *g, bool *ok) {
   return p;
 }
 
+/* ---- same-size convolutions -------------------------------------------------
+ * With stride 1, OH = H and OW = W, output (h, w) reads input
+ * (h + ki*dh - ph, w + kj*dw - pw), and one sample's output planes are
+ * [Og, H*W] with no garbage columns, so these convolutions run a sample
+ * and group at a time (which also keeps a data-parallel split of the batch
+ * on the same shapes) and need no relayout. With AVX2 the direct kernels of
+ * conv_direct.c compute them from a zero-padded copy of the sample's planes
+ * (no lowering, no gemm packing); otherwise, and for 1x1 kernels, a gemm
+ * against the shifted-plane lowering: the row of col for (c, ki, kj) is
+ * plane c shifted by (ki*dh - ph)*W + kj*dw - pw floats, zero where the
+ * shifted position leaves the plane (whole rows at the top or bottom, the
+ * first or last |kj*dw - pw| columns of each row); a 1x1 kernel lowers to
+ * the planes themselves. dx is the same convolution of dY with the kernel
+ * flipped and transposed, wflip[c, o, ki, kj] = w[o, c, kh-1-ki, kw-1-kj]
+ * (same padding: 2*ph = dh*(kh-1)). dW = dY col^T is a gemm. */
+
+/* col[r, q] for rows r = (c, ki, kj), c < nch, of planes src [nch, H, W]:
+ * src[c] shifted by ki*dh - ph rows and kj*dw - pw columns, 0 where that
+ * falls outside the plane. */
+static void shift_lower(const conv_geom *g, const float *src, int64_t nch, float *col) {
+  int64_t H = g->H, W = g->W, HW = H * W, kk = g->kh * g->kw;
+#pragma omp parallel for schedule(static) if (nch * kk * HW > GR_PAR_MIN)
+  for (int64_t r = 0; r < nch * kk; r++) {
+    int64_t t = r % kk, dr = (t / g->kw) * g->dh - g->ph, dc = (t % g->kw) * g->dw - g->pw;
+    int64_t off = dr * W + dc, h0 = dr < 0 ? -dr : 0, h1 = H - (dr > 0 ? dr : 0); /* rows h: h + dr inside */
+    if (h0 > H) h0 = H;
+    if (h1 < h0) h1 = h0;
+    /* q + off must stay in the plane: a shifted first or last column may
+     * not be (it is an edge column, zeroed below) */
+    int64_t q0 = h0 * W > -off ? h0 * W : -off, q1 = h1 * W < HW - off ? h1 * W : HW - off;
+    if (q1 < q0) q1 = q0;
+    const float *s = src + (r / kk) * HW;
+    float *d = col + r * HW;
+    memset(d, 0, (size_t)q0 * sizeof(float));
+    if (q1 > q0) memcpy(d + q0, s + q0 + off, (size_t)(q1 - q0) * sizeof(float));
+    memset(d + q1, 0, (size_t)(HW - q1) * sizeof(float));
+    int64_t edge = dc < 0 ? -dc : dc;
+    if (edge > W) edge = W;
+    for (int64_t h = h0; edge && h < h1; h++) {
+      float *e = d + h * W + (dc < 0 ? 0 : W - edge);
+      for (int64_t i = 0; i < edge; i++) e[i] = 0.0f;
+    }
+  }
+}
+
+static bool same_direct(const conv_geom *g) { return g->kh * g->kw > 1 && gr_conv_direct_available(); }
+
+static gr_conv_direct same_direct_geom(const conv_geom *g, int64_t cin, int64_t cout) {
+  return (gr_conv_direct){cin, cout, g->H, g->W, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw};
+}
+
+/* Floats of same_conv_group's scratch for cin input planes. */
+static int64_t same_scratch_floats(const conv_geom *g, int64_t cin) {
+  if (same_direct(g)) {
+    gr_conv_direct d = same_direct_geom(g, cin, 1);
+    return gr_conv_direct_pad_floats(&d);
+  }
+  return g->kh * g->kw > 1 ? cin * g->kh * g->kw * g->H * g->W : 0;
+}
+
+/* One sample's group: y [cout, H, W] (+= when accumulate) conv(x [cin, H, W],
+ * wk [cout, cin, kh, kw]) + b; scratch as same_scratch_floats. */
+static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const float *x, const float *wk,
+                            const float *b, bool accumulate, float *scratch, float *y) {
+  int64_t HW = g->H * g->W, kk = g->kh * g->kw;
+  if (same_direct(g)) {
+    gr_conv_direct d = same_direct_geom(g, cin, cout);
+    gr_conv_direct_pad(&d, x, scratch);
+    gr_conv_direct_run(&d, scratch, wk, b, accumulate, y);
+    return;
+  }
+  if (kk > 1) shift_lower(g, x, cin, scratch);
+  for (int64_t o = 0; b && o < cout; o++) /* the bias first, the gemm adds (no bias when accumulating) */
+    for (int64_t q = 0; q < HW; q++) y[o * HW + q] = b[o];
+  gr_sgemm_rm(false, false, cout, HW, cin * kk, wk, cin * kk, kk > 1 ? scratch : x, HW, b || accumulate ? 1 : 0, y,
+              HW);
+}
+
+static void same_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *scratch,
+                         float *y) {
+  int64_t HW = g->H * g->W;
+  for (int64_t n = 0; n < g->N; n++)
+    for (int64_t gi = 0; gi < g->g; gi++)
+      same_conv_group(g, g->Cg, g->Og, x + (n * g->C + gi * g->Cg) * HW, w + gi * g->Og * g->K,
+                      b ? b + gi * g->Og : NULL, false, scratch, y + (n * g->O + gi * g->Og) * HW);
+}
+
+/* wflip[gi][c][o][kh-1-ki][kw-1-kj] = w[gi*Og + o][c][ki][kj]: each group's kernel for dx. */
+static void same_kernel_for_dx(const conv_geom *g, const float *w, float *wflip) {
+  int64_t kk = g->kh * g->kw;
+  for (int64_t gi = 0; gi < g->g; gi++)
+    for (int64_t ch = 0; ch < g->Cg; ch++)
+      for (int64_t o = 0; o < g->Og; o++)
+        for (int64_t t = 0; t < kk; t++)
+          wflip[((gi * g->Cg + ch) * g->Og + o) * kk + kk - 1 - t] = w[((gi * g->Og + o) * g->Cg + ch) * kk + t];
+}
+
+/* dW_g += dY_g col_g^T and dx_g (=, when fresh, else +=) conv(dY_g, wflip_g),
+ * a sample and group at a time (the bias gradient is done by the caller). */
+static void same_backward(gr_ctx *c, gr_node *nd) {
+  gr_tensor *x = nd->in[0], *w = nd->in[1];
+  const conv_geom *g = nd->saved;
+  const float *dy = nd->out->grad;
+  int64_t HW = g->H * g->W, kk = g->kh * g->kw;
+  bool fresh = false;
+  float *col = w->requires_grad && kk > 1 ? gr_scratch_uninit(c, (size_t)(g->K * HW) * sizeof(float)) : NULL;
+  float *sx = x->requires_grad ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
+                               : NULL;
+  float *wflip = x->requires_grad ? gr_scratch_uninit(c, (size_t)w->numel * sizeof(float)) : NULL;
+  float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL;
+  float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
+  GR_ASSERT((col || !dw || kk == 1) && (sx || !dx) && (wflip || !dx));
+  if (dx) same_kernel_for_dx(g, w->data, wflip);
+  for (int64_t n = 0; n < g->N; n++)
+    for (int64_t gi = 0; gi < g->g; gi++) {
+      const float *dys = dy + (n * g->O + gi * g->Og) * HW, *xs = x->data + (n * g->C + gi * g->Cg) * HW;
+      if (dw) {
+        if (kk > 1) shift_lower(g, xs, g->Cg, col);
+        gr_sgemm_rm(false, true, g->Og, g->K, HW, dys, HW, kk > 1 ? col : xs, HW, 1, dw + gi * g->Og * g->K, g->K);
+      }
+      if (dx)
+        same_conv_group(g, g->Og, g->Cg, dys, wflip + gi * g->Cg * g->Og * kk, NULL, !fresh, sx,
+                        dx + (n * g->C + gi * g->Cg) * HW);
+    }
+}
+
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
  * cache, than keeping the whole batch's columns from forward), then
  * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). */
@@ -308,6 +440,10 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
   const float *dy = nd->out->grad;
   if (b && b->requires_grad) conv_bias_backward(g, dy, gr_grad_buf(c, b));
   if (!x->requires_grad && !w->requires_grad) return;
+  if (g->same) {
+    same_backward(c, nd);
+    return;
+  }
   int64_t nb = chunk_samples(g), width = nb * g->cols;
   bool ok = true;
   float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
@@ -355,14 +491,21 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
   GR_NEED("conv2d", w);
   conv_geom g;
   if (!conv_geometry(x, w, b, o, &g)) return NULL;
-  gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* relayout fills it */
-  int64_t width = chunk_samples(&g) * g.cols;
-  float *col = y ? gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float)) : NULL;
-  float *yg = col ? gr_scratch_uninit(c, (size_t)(g.Og * width) * sizeof(float)) : NULL;
-  bool ok = yg != NULL;
-  float *xp = pad_scratch(c, &g, &ok);
-  if (!ok) return NULL;
-  conv_forward(&g, x->data, w->data, b ? b->data : NULL, xp, col, yg, y->data);
+  gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* every element written below */
+  if (!y) return NULL;
+  if (g.same) {
+    float *scratch = gr_scratch_uninit(c, (size_t)(same_scratch_floats(&g, g.Cg) + 1) * sizeof(float));
+    if (!scratch) return NULL;
+    same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, y->data);
+  } else {
+    int64_t width = chunk_samples(&g) * g.cols;
+    float *col = gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float));
+    float *yg = col ? gr_scratch_uninit(c, (size_t)(g.Og * width) * sizeof(float)) : NULL;
+    bool ok = yg != NULL;
+    float *xp = pad_scratch(c, &g, &ok);
+    if (!ok) return NULL;
+    conv_forward(&g, x->data, w->data, b ? b->data : NULL, xp, col, yg, y->data);
+  }
   gr_node *nd = gr_tape_record(c, &OP_CONV2D, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   if (nd) {
     nd->saved = gr_scratch(c, sizeof g);
