@@ -2,6 +2,7 @@
  * (forward + backward), finite-difference gradients, bad input. */
 #include <math.h>
 
+#include "core/conv_direct.h"
 #include "gradcheck.h"
 #include "refdata.h"
 
@@ -10,6 +11,12 @@ static gr_tensor *f_conv(gr_ctx *c, gr_tensor **in, void *ud) {
 }
 static gr_tensor *f_conv_nb(gr_ctx *c, gr_tensor **in, void *ud) {
   return gr_conv2d(c, in[0], in[1], NULL, (const gr_conv2d_opts *)ud);
+}
+/* x used twice: the second backward into x accumulates (the first one's grad is fresh). */
+static gr_tensor *f_conv_twice(gr_ctx *c, gr_tensor **in, void *ud) {
+  gr_tensor *a = gr_conv2d(c, in[0], in[1], in[2], (const gr_conv2d_opts *)ud);
+  gr_tensor *b = gr_conv2d(c, in[0], in[3], NULL, (const gr_conv2d_opts *)ud);
+  return a && b ? gr_add(c, a, b) : NULL;
 }
 static gr_tensor *f_max(gr_ctx *c, gr_tensor **in, void *ud) { return gr_max_pool2d(c, in[0], ud); }
 static gr_tensor *f_avg(gr_ctx *c, gr_tensor **in, void *ud) { return gr_avg_pool2d(c, in[0], ud); }
@@ -27,7 +34,9 @@ static void conv_refs(void) {
   static const char *names[] = {"conv_basic", "conv_pad_stride", "conv_dilated", "conv_groups",
                                 "conv_depthwise", "conv_1x1", "conv_lenet2", "conv_edge1",
                                 "conv_chunks", "conv_chunks_groups", "conv_lenet1", "conv_wide_odd",
-                                "conv_wide_groups_chunks", "conv_resnet3x3", "conv_stride3_dil", "conv_1x1_s2"};
+                                "conv_wide_groups_chunks", "conv_resnet3x3", "conv_stride3_dil", "conv_1x1_s2",
+                                "conv_same_thin", "conv_same_flat", "conv_same_dil_groups", "conv_same_wide",
+                                "conv_same_k5", "conv_same_k7"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;
@@ -81,6 +90,12 @@ static void gradchecks(void) {
   gr_conv2d_opts nopad = {.groups = 2};
   CHECK_GRAD("conv2d stride 1, no padding, groups 2", f_conv, &nopad, 3, wi);
   for (int k = 0; k < 3; k++) gc_input_free(&wi[k]);
+  /* same size (direct kernels or shifted planes): groups, dilation, x read by two convolutions */
+  gr_conv2d_opts same = {.pad_h = 2, .pad_w = 1, .dil_h = 2, .groups = 2};
+  gc_input si[4] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 9), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 3), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 3), -1, 1, true)};
+  CHECK_GRAD("conv2d same size, pad 2x1, dil 2x1, groups 2, x used twice", f_conv_twice, &same, 4, si);
+  for (int k = 0; k < 4; k++) gc_input_free(&si[k]);
   /* max pool: values spaced 0.05 apart so eps = 1e-2 never flips a window's max */
   gc_input mp = gc_rand(&r, 4, GR_SHAPE(1, 2, 5, 5), 0, 1, true);
   int64_t perm[50];
@@ -165,6 +180,11 @@ int main(void) {
   conv_refs();
   pool_refs();
   gradchecks();
+  /* again on the gemm path that machines without AVX2 take (the same on those) */
+  gr_conv_direct_set_enabled(false);
+  conv_refs();
+  gradchecks();
+  gr_conv_direct_set_enabled(true);
   maxpool_2x2_ties_and_nans();
   bad_input();
   return test_summary();

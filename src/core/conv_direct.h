@@ -19,6 +19,9 @@ typedef struct gr_conv_direct {
 } gr_conv_direct;
 
 bool gr_conv_direct_available(void);
+/* Tests only: off makes gr_conv_direct_available() false, so the gemm path
+ * runs on this machine too (not thread-safe; set before any convolution). */
+void gr_conv_direct_set_enabled(bool on);
 /* Floats of the padded copy of one input (gr_conv_direct_pad's xp). */
 int64_t gr_conv_direct_pad_floats(const gr_conv_direct *d);
 /* xp = x [cin, H, W] zero-padded (and with zero columns on the right that
@@ -29,5 +32,11 @@ void gr_conv_direct_pad(const gr_conv_direct *d, const float *x, float *xp);
  * (x zero outside), xp from gr_conv_direct_pad, wk [cout, cin, kh, kw]. */
 void gr_conv_direct_run(const gr_conv_direct *d, const float *xp, const float *wk, const float *bias,
                         bool accumulate, float *y);
+/* dw[o, c, ki, kj] += sum over h, w of dy[o, h, w] * x[c, h + ki*dh - ph, w + kj*dw - pw]:
+ * the kernel's gradient, from xp = gr_conv_direct_pad(d, x) and dyp, dy
+ * [cout, H, W] padded as an input of the same geometry with cin = cout
+ * (gr_conv_direct_pad of {cout, cin, ...}; its zero columns past W make
+ * the columns computed there add nothing). */
+void gr_conv_direct_wgrad(const gr_conv_direct *d, const float *xp, const float *dyp, float *dw);
 
 #endif

@@ -36,6 +36,15 @@ CONV = [
     # strided: the input split into stride phases (odd sizes, dilation, a 1x1 downsample)
     ("conv_stride3_dil", 2, 3, 11, 10, 4, 3, 2, 3, 2, 2, 1, True),
     ("conv_1x1_s2", 3, 4, 9, 8, 5, 1, 1, 2, 0, 1, 1, False),
+    # same size (stride 1, OH = H, OW = W): direct kernels and the shifted-plane
+    # gemm path. Planes thinner or flatter than the padding, rows with a partial
+    # last vector, output channels not a multiple of a tile, 5x5 and 7x7 kernels
+    ("conv_same_thin", 2, 3, 3, 1, 2, 3, 3, 1, 1, 1, 1, True),
+    ("conv_same_flat", 2, 2, 1, 5, 3, 3, 3, 1, 1, 1, 1, True),
+    ("conv_same_dil_groups", 3, 4, 6, 9, 6, 3, 3, 1, 2, 2, 2, True),
+    ("conv_same_wide", 2, 3, 5, 37, 5, 3, 3, 1, 1, 1, 1, False),
+    ("conv_same_k5", 2, 3, 7, 19, 7, 5, 5, 1, 2, 1, 1, True),
+    ("conv_same_k7", 1, 2, 8, 8, 7, 7, 7, 1, 3, 1, 1, True),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
