@@ -367,13 +367,14 @@ static int64_t same_scratch_floats(const conv_geom *g, int64_t cin) {
 }
 
 /* One sample's group: y [cout, H, W] (+= when accumulate) conv(x [cin, H, W],
- * wk [cout, cin, kh, kw]) + b; scratch as same_scratch_floats. */
+ * wk [cout, cin, kh, kw]) + b; scratch as same_scratch_floats, already
+ * holding a padded input of this geometry when `reused`. */
 static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const float *x, const float *wk,
-                            const float *b, bool accumulate, float *scratch, float *y) {
+                            const float *b, bool accumulate, float *scratch, bool reused, float *y) {
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   if (same_direct(g)) {
     gr_conv_direct d = same_direct_geom(g, cin, cout);
-    gr_conv_direct_pad(&d, x, scratch);
+    gr_conv_direct_pad(&d, x, scratch, reused);
     gr_conv_direct_run(&d, scratch, wk, b, accumulate, y);
     return;
   }
@@ -390,7 +391,7 @@ static void same_forward(const conv_geom *g, const float *x, const float *w, con
   for (int64_t n = 0; n < g->N; n++)
     for (int64_t gi = 0; gi < g->g; gi++)
       same_conv_group(g, g->Cg, g->Og, x + (n * g->C + gi * g->Cg) * HW, w + gi * g->Og * g->K,
-                      b ? b + gi * g->Og : NULL, false, scratch, y + (n * g->O + gi * g->Og) * HW);
+                      b ? b + gi * g->Og : NULL, false, scratch, n + gi > 0, y + (n * g->O + gi * g->Og) * HW);
 }
 
 /* wflip[gi][c][o][kh-1-ki][kw-1-kj] = w[gi*Og + o][c][ki][kj]: each group's kernel for dx. */
@@ -478,8 +479,8 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
       float *dwg = dw ? tree.part + gi * g->Og * g->K : NULL, *dxs = dx ? dx + (n * g->C + gi * g->Cg) * HW : NULL;
       const float *wfg = wflip ? wflip + gi * g->Cg * g->Og * kk : NULL;
       if (direct) {
-        gr_conv_direct_pad(&bw, dys, ypad);
-        if (dwg) gr_conv_direct_pad(&fw, xs, xpad);
+        gr_conv_direct_pad(&bw, dys, ypad, n + gi > 0);
+        if (dwg) gr_conv_direct_pad(&fw, xs, xpad, n + gi > 0);
         if (dwg) gr_conv_direct_wgrad(&fw, xpad, ypad, dwg);
         if (dxs) gr_conv_direct_run(&bw, ypad, wfg, NULL, !fresh, dxs);
         continue;
@@ -488,7 +489,7 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
         if (kk > 1) shift_lower(g, xs, g->Cg, col);
         gr_sgemm_rm(false, true, g->Og, g->K, HW, dys, HW, kk > 1 ? col : xs, HW, 0, dwg, g->K);
       }
-      if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, !fresh, ypad, dxs);
+      if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, !fresh, ypad, false, dxs);
     }
     if (dw) sample_tree_push(&tree);
   }
