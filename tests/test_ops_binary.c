@@ -14,6 +14,13 @@ static gr_tensor *f_binary(gr_ctx *c, gr_tensor **in, void *ud) { return ((binar
 static gr_tensor *f_scale(gr_ctx *c, gr_tensor **in, void *ud) { return gr_scale(c, in[0], *(float *)ud); }
 static gr_tensor *f_add_scalar(gr_ctx *c, gr_tensor **in, void *ud) { return gr_add_scalar(c, in[0], *(float *)ud); }
 static gr_tensor *f_square(gr_ctx *c, gr_tensor **in, void *ud) { return gr_mul(c, in[0], in[0]); }
+/* add/sub of intermediates (no grad yet when their backward runs: the fresh
+ * same-shape path that copies dy), one of them used twice, one broadcast. */
+static gr_tensor *f_fresh(gr_ctx *c, gr_tensor **in, void *ud) {
+  gr_tensor *u = gr_scale(c, in[0], 2.0f), *v = gr_scale(c, in[1], 3.0f);
+  gr_tensor *w = gr_add(c, gr_sub(c, u, v), gr_add(c, u, gr_scale(c, in[2], -1.0f)));
+  return gr_mul(c, w, gr_sub(c, v, w));
+}
 
 /* Must match SHAPES in tests/ref/ref_ops_binary.py. */
 static const char *const SHAPES[] = {"same", "row", "chan", "scalar0", "scalar1", "outer",
@@ -65,6 +72,10 @@ static void test_gradients(void) {
   CHECK_GRAD("scale", f_scale, &s, 1, sq);
   CHECK_GRAD("add_scalar", f_add_scalar, &s, 1, sq);
   gc_input_free(&sq[0]);
+  gc_input fr[3] = {gc_rand(&r, 2, GR_SHAPE(3, 4), -1, 1, true), gc_rand(&r, 2, GR_SHAPE(3, 4), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true)};
+  CHECK_GRAD("add/sub of intermediates (fresh grads)", f_fresh, NULL, 3, fr);
+  for (int k = 0; k < 3; k++) gc_input_free(&fr[k]);
 }
 
 static void test_bad_input(void) {

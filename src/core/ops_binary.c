@@ -197,8 +197,17 @@ static void binary_backward(gr_ctx *c, gr_node *n) {
   bc_plan p;
   plan_build(a, b, n->out->ndim, n->out->shape, &p);
   bin_kind k = (bin_kind)n->i[0];
-  if (a->requires_grad) bin_grad(k, 0, &p, a, gr_grad_buf(c, a), n->out->grad, a->data, b->data);
-  if (b->requires_grad) bin_grad(k, 1, &p, b, gr_grad_buf(c, b), n->out->grad, a->data, b->data);
+  gr_tensor *in[2] = {a, b};
+  for (int which = 0; which < 2; which++) {
+    gr_tensor *t = in[which];
+    if (!t->requires_grad) continue;
+    bool fresh = false;
+    if ((k == BIN_ADD || (k == BIN_SUB && which == 0)) && t->numel == p.numel) { /* d = dy (residual adds) */
+      float *d = gr_grad_buf_fresh(c, t, &fresh);
+      if (fresh) memcpy(d, n->out->grad, (size_t)t->numel * sizeof(float)); /* not zero-fill + accumulate */
+    }
+    if (!fresh) bin_grad(k, which, &p, t, gr_grad_buf(c, t), n->out->grad, a->data, b->data);
+  }
 }
 
 static const gr_op_def OP_ADD = {"add", binary_backward};
@@ -213,7 +222,7 @@ static gr_tensor *binary(gr_ctx *c, bin_kind k, const gr_op_def *def, gr_tensor 
   int nd;
   int64_t shape[GR_MAX_DIMS];
   if (!broadcast_shape(def->name, a, b, &nd, shape)) return NULL;
-  gr_tensor *y = gr_tensor_new(c, nd, shape);
+  gr_tensor *y = gr_tensor_new_uninit(c, nd, shape); /* the plan's segments write every element */
   if (!y) return NULL;
   bc_plan p;
   plan_build(a, b, nd, shape, &p);
