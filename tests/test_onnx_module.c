@@ -285,6 +285,7 @@ static void check_feature_cache(void) {
   if (f && f2) CHECK_CLOSE("reloaded features", f2->x, f->x, 28, 0, 0);
   /* a backbone of another width: cut at the graph input (2 channels pooled) */
   CHECK_OK(gr_onnx_module_set_head(wide, "x", 3));
+  gr_dataset_free(f2), f2 = NULL;
   d->x[3] += 0.5f; /* image 0 now new: must be extracted, and its width differs */
   CHECK_FAILS(gr_onnx_features_cached(wide, fc, d, 2, &f2) == GR_OK, GR_ESHAPE);
   gr_feature_cache_free(fc);
