@@ -14,7 +14,7 @@ bench_pkgs="python3-torch python3-numpy hyperfine"
 fuzz_pkgs="clang libclang-rt-14-dev"
 onnx_pkgs="libonnx-testdata"
 text_pkgs="bible-kjv bible-kjv-text wordnet-base libc6-dev"
-extra_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox chromium"
+extra_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox chromium python3-sklearn"  # sklearn: docs/studies/mnv2_sklearn_probe.py
 
 case "$want" in
   build) pkgs="$build_pkgs" ;;
