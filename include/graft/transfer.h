@@ -47,10 +47,12 @@ typedef struct gr_transfer_method {
   gr_status (*setup)(gr_transfer_run *run);                 /* may be NULL */
   gr_status (*setup_optim)(gr_transfer_run *run, gr_optim *o); /* may be NULL */
   const char *keys;         /* the option keys setup reads, ',' separated; NULL: none
-                               (every method also takes lr, clip and adapter_lr) */
+                               (every method also takes gr_transfer_common_keys()) */
 } gr_transfer_method;
 
 int gr_transfer_count(void);
+/* The option keys every method takes, ',' separated ("lr,clip,..."). */
+const char *gr_transfer_common_keys(void);
 const gr_transfer_method *gr_transfer_at(int i);
 /* NULL with GR_ENOTFOUND listing the known names. A method spec
  * "name:key=value:..." (demo/study --methods) finds "name"; the options

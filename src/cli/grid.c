@@ -168,7 +168,8 @@ static gr_status grid_seed_run(const runs_grid *g, const gr_transfer_method *con
 }
 
 void runs_print_methods(FILE *fp) {
-  fprintf(fp, "\nmethods (name, or name:key=value:... with lr, clip, adapter_lr or the method's own keys):\n");
+  fprintf(fp, "\nmethods (name, or name:key=value:... with a key of every method (%s) or the method's own):\n",
+          gr_transfer_common_keys());
   for (int i = 0; i < gr_transfer_count(); i++) {
     const gr_transfer_method *m = gr_transfer_at(i);
     fprintf(fp, "  %-24s %s%s%s%s\n", m->name, m->about, m->keys ? " [" : "", m->keys ? m->keys : "",

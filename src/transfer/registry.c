@@ -51,14 +51,16 @@ static const gr_transfer_method methods[] = {
      gr_method_scalearn_uniform_pp_setup, NULL, PEFT_KEYS},
 };
 
+/* The keys every method takes (take_common below). */
+static const char common_keys[] = "lr,clip,adapter_lr,adamw,warmup,cosine";
+
+const char *gr_transfer_common_keys(void) { return common_keys; }
+
 int gr_transfer_count(void) { return (int)(sizeof methods / sizeof methods[0]); }
 
 const gr_transfer_method *gr_transfer_at(int i) {
   return i >= 0 && i < gr_transfer_count() ? &methods[i] : NULL;
 }
-
-/* The keys every method takes (take_common below). */
-static const char common_keys[] = "lr,clip,adapter_lr,adamw,warmup,cosine";
 
 static bool key_in(const char *key, size_t len, const char *list) {
   for (const char *p = list; p && *p;) {
