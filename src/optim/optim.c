@@ -98,10 +98,8 @@ static void sgd_update(const gr_optim_cfg *c, float lr, float wd, bool first, fl
   }
   for (int64_t j = 0; j < n; j++) {
     float d = g[j] + wd * p[j];
-    if (mu != 0) {
-      b[j] = first ? d : mu * b[j] + damp * d;
-      d = c->nesterov ? d + mu * b[j] : b[j];
-    }
+    b[j] = first ? d : mu * b[j] + damp * d;
+    d = c->nesterov ? d + mu * b[j] : b[j];
     p[j] -= lr * d;
   }
 }
