@@ -178,16 +178,14 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
 }
 
 /* ---- layer norm -------------------------------------------------------- */
-/* gamma (or ones) and beta (or zeros) as plain arrays, so the row loops
- * below have no per-element branch and vectorize. */
-static bool ln_affine(gr_ctx *c, const gr_tensor *gamma, const gr_tensor *beta, int64_t D, const float **g,
-                      const float **b) {
-  float *ones = gamma ? NULL : gr_scratch_uninit(c, (size_t)D * sizeof(float));
-  *g = gamma ? gamma->data : ones;
-  *b = beta ? beta->data : gr_scratch(c, (size_t)D * sizeof(float));
-  if (ones)
-    for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
-  return *g && *b;
+/* t's values, or (t NULL) D copies of fill in step scratch: gamma as ones
+ * and beta as zeros, so the row loops below have no per-element branch and
+ * vectorize. NULL when the scratch is exhausted. */
+static const float *ln_affine(gr_ctx *c, const gr_tensor *t, int64_t D, float fill) {
+  if (t) return t->data;
+  float *v = gr_scratch_uninit(c, (size_t)(D ? D : 1) * sizeof(float));
+  for (int64_t i = 0; v && i < D; i++) v[i] = fill;
+  return v;
 }
 
 /* One pass per row for sum(dy*g) and sum(dy*g*xhat), one for
@@ -197,12 +195,12 @@ static void ln_backward(gr_ctx *c, gr_node *n) {
   gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
   const norm_saved *s = n->saved;
   int64_t D = x->shape[x->ndim - 1], rows = D ? x->numel / D : 0;
-  const float *dy = n->out->grad, *g, *unused;
+  const float *dy = n->out->grad, *g = ln_affine(c, gamma, D, 1.0f);
   bool fresh = false;
   float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
   float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
   float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
-  GR_ASSERT(ln_affine(c, gamma, NULL, D, &g, &unused));
+  GR_ASSERT(g != NULL); /* step arena exhausted mid-backward */
   for (int64_t r = 0; r < rows; r++) {
     const float *xp = x->data + r * D, *gp = dy + r * D;
     float mu = s->mean[r], is = s->invstd[r];
@@ -254,8 +252,8 @@ gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
   gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)),
                   gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false};
-  const float *g, *b;
-  if (!y || !s.mean || !s.invstd || !ln_affine(c, gamma, beta, D, &g, &b)) return NULL;
+  const float *g = ln_affine(c, gamma, D, 1.0f), *b = ln_affine(c, beta, D, 0.0f);
+  if (!y || !s.mean || !s.invstd || !g || !b) return NULL;
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t r = 0; r < rows; r++) {
     const float *xp = x->data + r * D;
