@@ -16,6 +16,15 @@ typedef struct lr_prob {
   double *logits; /* [k] scratch */
 } lr_prob;
 
+/* log(sum exp v[0..k)), computed from the largest entry; its index into *best. */
+static double log_sum_exp(const double *v, int k, int *best) {
+  double mx = -INFINITY, z = 0;
+  for (int c = 0; c < k; c++)
+    if (v[c] > mx) mx = v[c], *best = c;
+  for (int c = 0; c < k; c++) z += exp(v[c] - mx);
+  return mx + log(z);
+}
+
 /* f(theta), and its gradient into g (when not NULL). */
 static double objective(const lr_prob *p, const double *th, double *g) {
   const int64_t d = p->d, nw = (int64_t)p->k * d;
@@ -23,16 +32,16 @@ static double objective(const lr_prob *p, const double *th, double *g) {
   if (g) memset(g, 0, (size_t)(nw + p->k) * sizeof *g);
   for (int64_t i = 0; i < p->n; i++) {
     const float *xi = p->x + i * d;
-    double mx = -INFINITY, z = 0;
     for (int c = 0; c < p->k; c++) {
       double s = th[nw + c];
       for (int64_t j = 0; j < d; j++) s += th[c * d + j] * xi[j];
-      p->logits[c] = s, mx = s > mx ? s : mx;
+      p->logits[c] = s;
     }
-    for (int c = 0; c < p->k; c++) z += exp(p->logits[c] - mx);
-    f += mx + log(z) - p->logits[p->y[i]];
+    int best = 0;
+    double lse = log_sum_exp(p->logits, p->k, &best);
+    f += lse - p->logits[p->y[i]];
     for (int c = 0; g && c < p->k; c++) {
-      double r = (exp(p->logits[c] - mx) / z - (c == p->y[i])) / (double)p->n;
+      double r = (exp(p->logits[c] - lse) - (c == p->y[i])) / (double)p->n;
       for (int64_t j = 0; j < d; j++) g[c * d + j] += r * xi[j];
       g[nw + c] += r;
     }
@@ -153,16 +162,13 @@ gr_status gr_logreg_eval(const float *x, const int32_t *y, int64_t n, int64_t d,
   double total = 0, logits[256];
   if (k > 256) return gr_error(GR_EARG, "logreg eval: more than 256 classes");
   for (int64_t i = 0; i < n; i++) {
-    int best = 0;
-    double mx = -INFINITY, z = 0;
     for (int c = 0; c < k; c++) {
       double v = b[c];
       for (int64_t j = 0; j < d; j++) v += (double)w[c * d + j] * x[i * d + j];
       logits[c] = v;
-      if (v > mx) mx = v, best = c;
     }
-    for (int c = 0; c < k; c++) z += exp(logits[c] - mx);
-    total += mx + log(z) - logits[y[i]];
+    int best = 0;
+    total += log_sum_exp(logits, k, &best) - logits[y[i]];
     right += best == y[i];
   }
   *accuracy = (double)right / (double)n, *loss = total / (double)n;
