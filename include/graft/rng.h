@@ -6,6 +6,7 @@
 #ifndef GRAFT_RNG_H
 #define GRAFT_RNG_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct gr_rng {
@@ -25,5 +26,11 @@ uint64_t gr_rng_below(gr_rng *r, uint64_t n); /* uniform in [0, n), unbiased */
 void gr_rng_permutation(gr_rng *r, int64_t n, int64_t *out); /* Fisher-Yates */
 void gr_rng_fill_uniform(gr_rng *r, float *x, int64_t n, float lo, float hi);
 void gr_rng_fill_normal(gr_rng *r, float *x, int64_t n, float mean, float std);
+
+/* FNV-1a over the bytes p[0..n), continued from h (a new hash starts at
+ * GR_FNV1A_OFFSET): names, cache keys and content hashes (not random, but
+ * the one hash of bytes beside the generator). */
+#define GR_FNV1A_OFFSET 1469598103934665603ull
+uint64_t gr_fnv1a(uint64_t h, const void *p, size_t n);
 
 #endif

@@ -57,6 +57,7 @@
 #include "graft/fileio.h"
 #include "graft/logreg.h"
 #include "graft/onnx.h"
+#include "graft/rng.h"
 
 #define BB_MAX_CAND 8   /* candidates per list (backbones, cuts, C values) */
 #define BB_MAX_SOURCES 64
@@ -334,13 +335,6 @@ static void source_key(const bb_cfg *c, const char *dir, const char *cut, int pa
              c->recal_images ? "unlabelled:" : "draw", c->recal_images, c->batch, pad);
 }
 
-/* FNV-1a of a key string (names its cache file). */
-static uint64_t key_hash(const char *key) {
-  uint64_t h = 1469598103934665603ull;
-  for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ull;
-  return h;
-}
-
 /* The source for (dir, cut, random), loaded on first use. A random network
  * recalibrated on the labelled draw is one per seed (its key says so). */
 static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, const char *cut, int pad, bool random,
@@ -357,7 +351,7 @@ static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, cons
   char file[1200] = "";
   if (c->feature_cache)
     snprintf(file, sizeof file, "%s/%016llx.grfc", c->feature_cache,
-             (unsigned long long)key_hash(key));
+             (unsigned long long)gr_fnv1a(GR_FNV1A_OFFSET, key, strlen(key))); /* names the file */
   gr_status s = gr_feature_cache_open(c->feature_cache ? file : NULL, key, &src->fc);
   if (!s) s = load_backbone(c, dir, cut, pad, random, train, mseed, &src->m, &src->fbatch);
   if (s) {

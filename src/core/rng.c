@@ -83,3 +83,9 @@ void gr_rng_fill_uniform(gr_rng *r, float *x, int64_t n, float lo, float hi) {
 void gr_rng_fill_normal(gr_rng *r, float *x, int64_t n, float mean, float std) {
   for (int64_t i = 0; i < n; i++) x[i] = mean + std * gr_rng_normal(r);
 }
+
+uint64_t gr_fnv1a(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}

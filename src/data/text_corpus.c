@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/text_internal.h"
+#include "graft/rng.h"
 #include "graft/tensor.h"
 
 /* ---- building ---------------------------------------------------------------- */
@@ -155,8 +156,7 @@ gr_status gr_text_spec_parse(const char *spec, gr_text_spec *out) {
 
 /* ---- splits ---------------------------------------------------------------------- */
 static uint64_t name_hash(const char *s, uint64_t seed) {
-  uint64_t h = 1469598103934665603ull ^ (seed * 0x9E3779B97F4A7C15ull);
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  uint64_t h = gr_fnv1a(GR_FNV1A_OFFSET ^ (seed * 0x9E3779B97F4A7C15ull), s, strlen(s));
   h ^= h >> 31; /* finalizer: spread FNV's low-entropy high bits */
   h *= 0xBF58476D1CE4E5B9ull;
   return h ^ (h >> 29);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graft/rng.h"
 #include "io/onnx_exec.h"
 
 /* ---- value table -------------------------------------------------------- */
@@ -19,11 +20,7 @@ typedef struct ox_table {
   size_t cap; /* power of two */
 } ox_table;
 
-static uint64_t name_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
+static uint64_t name_hash(const char *s) { return gr_fnv1a(GR_FNV1A_OFFSET, s, strlen(s)); }
 
 /* Slot of name: existing or the empty one where it would go. */
 static size_t table_slot(const ox_table *t, const char *name) {

@@ -18,6 +18,7 @@
 #include "graft/data.h"
 #include "graft/fileio.h"
 #include "graft/onnx.h"
+#include "graft/rng.h"
 
 #define FC_MAGIC "GRFCACHE"
 #define FC_VERSION 1u
@@ -37,13 +38,8 @@ struct gr_feature_cache {
 };
 
 uint64_t gr_feature_cache_hash(const float *x, int c, int h, int w) {
-  uint64_t hsh = 1469598103934665603ull;
   int32_t shape[3] = {c, h, w};
-  const unsigned char *p = (const unsigned char *)shape;
-  for (size_t i = 0; i < sizeof shape; i++) hsh = (hsh ^ p[i]) * 1099511628211ull;
-  p = (const unsigned char *)x;
-  for (size_t i = 0; i < (size_t)c * (size_t)h * (size_t)w * sizeof(float); i++) hsh = (hsh ^ p[i]) * 1099511628211ull;
-  return hsh;
+  return gr_fnv1a(gr_fnv1a(GR_FNV1A_OFFSET, shape, sizeof shape), x, (size_t)c * (size_t)h * (size_t)w * sizeof(float));
 }
 
 static int64_t *find_slot(const gr_feature_cache *fc, uint64_t h) {
