@@ -363,7 +363,6 @@ static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, cons
   return GR_OK;
 }
 
-
 /* ---- linear heads ---------------------------------------------------------------- */
 
 /* Per-feature standardization with the train statistics, applied to both;
@@ -549,6 +548,15 @@ static gr_status candidate_features(const bb_cfg *c, bb_state *st, const char *m
   return s;
 }
 
+/* One line naming candidate p of method and its cross-validation accuracy. */
+static void print_pick(const bb_cfg *c, const bb_state *st, const char *method, const char *what, const bb_pick *p) {
+  bool raw = !strcmp(method, "raw-linear");
+  printf("  %s seed %llu %s: backbone %s, features_at %s, pad %d, C %g (cv %.2f%%)\n", method,
+         (unsigned long long)st->seed, what, raw ? "(pixels)" : c->backbones[p->b],
+         raw || !c->cuts[p->cut] ? "(default)" : c->cuts[p->cut], raw ? 0 : c->pads[p->pad], c->probe_c[p->ci],
+         100 * p->cv);
+}
+
 /* The candidate with the best cross-validation accuracy on train alone. */
 static gr_status pick_candidate(const bb_cfg *c, bb_state *st, const char *method, const gr_dataset *train,
                                 bb_pick *pick) {
@@ -565,9 +573,7 @@ static gr_status pick_candidate(const bb_cfg *c, bb_state *st, const char *metho
     s = candidate_features(c, st, method, &p, train, train, &own, &f);
     for (p.ci = 0; p.ci < c->n_c && !s; p.ci++) {
       s = cv_accuracy(f, c->probe_c[p.ci], c, st->seed, &p.cv);
-      printf("  %s seed %llu cv: backbone %s, features_at %s, pad %d, C %g: %.2f%%\n", method,
-             (unsigned long long)st->seed, raw ? "(pixels)" : c->backbones[p.b],
-             raw || !c->cuts[p.cut] ? "(default)" : c->cuts[p.cut], raw ? 0 : c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
+      print_pick(c, st, method, "candidate", &p);
       if (!s && p.cv > best) best = p.cv, *pick = p;
     }
     gr_dataset_free(own);
@@ -610,11 +616,8 @@ static gr_status probe_run(const bb_cfg *c, bb_state *st, const char *method, co
   if (!s && c->export_dir) s = export_csv(fte, c->export_dir, name);
   lin_job j = {ftr, fte, c->probe_c[p.ci], st->seed, label, false, NULL};
   if (!s) s = linear_run(&j, c, res, params);
-  bool raw = !strcmp(method, "raw-linear");
   if (!s && !isnan(p.cv)) {
-    printf("  %s seed %llu picked: backbone %s, features_at %s, pad %d, C %g (cv %.2f%%)\n", method,
-           (unsigned long long)st->seed, raw ? "(pixels)" : c->backbones[p.b],
-           raw || !c->cuts[p.cut] ? "(default)" : c->cuts[p.cut], raw ? 0 : c->pads[p.pad], c->probe_c[p.ci], 100 * p.cv);
+    print_pick(c, st, method, "picked", &p);
     s = gr_run_result_set_extra(r, "cv_accuracy", p.cv);
     if (!s) s = gr_run_result_set_extra(r, "candidate", (double)(((p.b * c->n_cuts + p.cut) * c->n_pads + p.pad) * c->n_c + p.ci));
   }
