@@ -91,6 +91,12 @@ typedef struct gr_infill_eval {
 } gr_infill_eval;
 gr_status gr_lm_infill_eval(gr_gpt *g, gr_ctx *c, const gr_tokenizer *t, const gr_token_stream *s, gr_infill_format format,
                             int64_t n_cases, int64_t ctx, uint64_t seed, gr_infill_eval *out);
+/* The prompt of format f (the layouts above) for prefix[0..np) and
+ * suffix[0..ns) (unused left to right) into out (room for np + ns + 5);
+ * returns its length. The one definition of the inference layouts, shared
+ * by the evaluation and `graft generate --suffix`. */
+int64_t gr_lm_infill_prompt(const gr_tokenizer *t, const int32_t *prefix, int64_t np, const int32_t *suffix, int64_t ns,
+                            gr_infill_format f, int32_t *out);
 
 /* ---- GPT model directories ---------------------------------------------------- */
 typedef struct gr_gpt_meta {

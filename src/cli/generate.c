@@ -21,24 +21,8 @@ static gr_status build_prompt(const gr_tokenizer *t, const char *prompt, const c
   gr_status st = gr_tokenizer_encode(t, prompt, strlen(prompt), &p, &np);
   if (!st && suffix) st = gr_tokenizer_encode(t, suffix, strlen(suffix), &s, &ns);
   if (!st && !(*ids = gr_malloc((size_t)(np + ns + 5) * sizeof(int32_t)))) st = gr_error(GR_ENOMEM, "generate: out of memory");
-  if (!st && suffix && spm) {
-    int64_t w = 0;
-    (*ids)[w++] = t->mask[0];
-    memcpy(*ids + w, s, (size_t)ns * sizeof(int32_t));
-    w += ns;
-    (*ids)[w++] = t->sep;
-    memcpy(*ids + w, p, (size_t)np * sizeof(int32_t));
-    *n = w + np;
-  } else if (!st) {
-    memcpy(*ids, p, (size_t)np * sizeof(int32_t));
-    *n = np;
-    if (suffix) {
-      (*ids)[(*n)++] = t->mask[0];
-      memcpy(*ids + *n, s, (size_t)ns * sizeof(int32_t));
-      *n += ns;
-      (*ids)[(*n)++] = t->eos, (*ids)[(*n)++] = t->sep, (*ids)[(*n)++] = t->mask[0];
-    }
-  }
+  gr_infill_format f = !suffix ? GR_INFILL_LEFT_TO_RIGHT : spm ? GR_INFILL_SPM : GR_INFILL_PSM;
+  if (!st) *n = gr_lm_infill_prompt(t, p, np, s, ns, f, *ids);
   gr_free(p);
   gr_free(s);
   return st;

@@ -32,23 +32,27 @@ static bool pick_case(const gr_token_stream *s, const gr_tokenizer *t, int32_t n
 
 /* The prompt of a case into seq; *n its length, *first where the line's
  * tokens would start if appended. */
-static void build_prompt(const gr_token_stream *s, const gr_tokenizer *t, const infill_case *k, gr_infill_format f,
-                         int32_t *seq, int64_t *n) {
+int64_t gr_lm_infill_prompt(const gr_tokenizer *t, const int32_t *prefix, int64_t np, const int32_t *suffix, int64_t ns,
+                            gr_infill_format f, int32_t *out) {
   int64_t w = 0;
   if (f == GR_INFILL_SPM) {
-    seq[w++] = t->mask[0];
-    for (int64_t i = k->b; i < k->suf; i++) seq[w++] = s->ids[i];
-    seq[w++] = t->sep;
+    out[w++] = t->mask[0];
+    for (int64_t i = 0; i < ns; i++) out[w++] = suffix[i];
+    out[w++] = t->sep;
   }
-  for (int64_t i = k->pre; i < k->a; i++) seq[w++] = s->ids[i];
+  for (int64_t i = 0; i < np; i++) out[w++] = prefix[i];
   if (f == GR_INFILL_PSM) {
-    seq[w++] = t->mask[0];
-    for (int64_t i = k->b; i < k->suf; i++) seq[w++] = s->ids[i];
-    seq[w++] = t->eos;
-    seq[w++] = t->sep;
-    seq[w++] = t->mask[0];
+    out[w++] = t->mask[0];
+    for (int64_t i = 0; i < ns; i++) out[w++] = suffix[i];
+    out[w++] = t->eos, out[w++] = t->sep, out[w++] = t->mask[0];
   }
-  *n = w;
+  return w;
+}
+
+/* Case k's prompt (its prefix and suffix out of s) into seq. */
+static void build_prompt(const gr_token_stream *s, const gr_tokenizer *t, const infill_case *k, gr_infill_format f,
+                         int32_t *seq, int64_t *n) {
+  *n = gr_lm_infill_prompt(t, s->ids + k->pre, k->a - k->pre, s->ids + k->b, k->suf - k->b, f, seq);
 }
 
 static double case_nll(gr_gpt *g, gr_ctx *c, const gr_token_stream *s, const infill_case *k, int32_t *seq,
