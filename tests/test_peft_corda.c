@@ -192,15 +192,6 @@ static void bad_input(void) {
 }
 
 /* ---- the KP mechanism ------------------------------------------------------ */
-static double gauss(uint64_t *st) { /* xorshift64* + Box-Muller */
-  double u[2];
-  for (int k = 0; k < 2; k++) {
-    *st ^= *st >> 12, *st ^= *st << 25, *st ^= *st >> 27;
-    u[k] = ((double)((*st * 2685821657736338717ull) >> 11) + 0.5) / 9007199254740992.0;
-  }
-  return sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]);
-}
-
 /* Mean over the rows a of A of a C a^T / |a|^2: the source-data output energy
  * per unit norm of the input directions the adapter reads (a step of B acts on
  * the source through A x). */
@@ -225,13 +216,14 @@ static double row_energy(const float *a, int r, int64_t in, const double *c) {
  * of W C' is the r smallest singular values, IP's the r largest. */
 static void knowledge_preserved_directions(void) {
   enum { IN = 48, OUT = 24, R = 4, N = 2000 };
-  uint64_t st = 88172645463325252ull;
+  gr_rng st;
+  gr_rng_seed(&st, 88172645463325252ull);
   static float mix[IN * IN], x[N * IN];
   for (int i = 0; i < IN; i++)
-    for (int j = 0; j < IN; j++) mix[i * IN + j] = (float)(gauss(&st) * exp(-j / 12.0));
+    for (int j = 0; j < IN; j++) mix[i * IN + j] = (float)(gr_rng_normal(&st) * exp(-j / 12.0));
   for (int n = 0; n < N; n++) {
     double z[IN];
-    for (int j = 0; j < IN; j++) z[j] = gauss(&st);
+    for (int j = 0; j < IN; j++) z[j] = gr_rng_normal(&st);
     for (int i = 0; i < IN; i++) {
       double v = 0;
       for (int j = 0; j < IN; j++) v += mix[i * IN + j] * z[j];
