@@ -283,6 +283,7 @@ static void check_feature_cache(void) {
   CHECK(fc && gr_feature_cache_count(fc) == 6 && gr_feature_cache_dim(fc) == 4);
   CHECK_OK(gr_onnx_features_cached(wide, fc, d, 2, &f2));
   if (f && f2) CHECK_CLOSE("reloaded features", f2->x, f->x, 28, 0, 0);
+  CHECK(wide->root->training && !wide->inference); /* extraction ran in eval mode without leaving it set */
   /* a backbone of another width: cut at the graph input (2 channels pooled) */
   CHECK_OK(gr_onnx_module_set_head(wide, "x", 3));
   gr_dataset_free(f2), f2 = NULL;

@@ -13,6 +13,7 @@
  * hash); each failure is GR_EFORMAT naming the file and field. Saving goes
  * through gr_write_file_atomic. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graft/data.h"
@@ -208,21 +209,54 @@ gr_status gr_feature_cache_save(gr_feature_cache *fc) {
 /* ---- features through a graph module ------------------------------------------- */
 
 /* Extracts the images of d that are not cached (batch at a time, eval mode). */
+typedef struct {
+  uint64_t hash;
+  int64_t index;
+} hashed_index;
+
+static int by_hash_then_index(const void *a, const void *b) {
+  const hashed_index *p = a, *q = b;
+  if (p->hash != q->hash) return p->hash < q->hash ? -1 : 1;
+  return (p->index > q->index) - (p->index < q->index);
+}
+
+/* The indices of d's samples whose hash is not cached yet, each hash once
+ * (its first sample), in sample order; *n_todo of them. */
+static int64_t *missing_samples(const gr_feature_cache *fc, const gr_dataset *d, const uint64_t *hash,
+                                int64_t *n_todo) {
+  hashed_index *cand = gr_malloc((size_t)d->n * sizeof *cand);
+  int64_t *todo = gr_malloc((size_t)d->n * sizeof *todo), n_cand = 0, n = 0;
+  bool *first = gr_calloc((size_t)d->n, sizeof *first);
+  if (!cand || !todo || !first) {
+    gr_free(cand), gr_free(todo), gr_free(first);
+    gr_error(GR_ENOMEM, "feature cache: out of memory");
+    return NULL;
+  }
+  for (int64_t i = 0; i < d->n; i++)
+    if (!gr_feature_cache_get(fc, hash[i])) cand[n_cand++] = (hashed_index){hash[i], i};
+  qsort(cand, (size_t)n_cand, sizeof *cand, by_hash_then_index);
+  for (int64_t k = 0; k < n_cand; k++)
+    if (k == 0 || cand[k].hash != cand[k - 1].hash) first[cand[k].index] = true;
+  for (int64_t i = 0; i < d->n; i++)
+    if (first[i]) todo[n++] = i;
+  gr_free(cand), gr_free(first);
+  *n_todo = n;
+  return todo;
+}
+
+/* Runs m (in eval mode, restored after) over the uncached samples of d and
+ * adds their rows to fc. */
 static gr_status fill_missing(gr_model *m, gr_feature_cache *fc, const gr_dataset *d, int64_t batch,
                               const uint64_t *hash) {
-  int64_t *todo = gr_malloc((size_t)d->n * sizeof *todo), n_todo = 0;
+  int64_t n_todo = 0, *todo = missing_samples(fc, d, hash, &n_todo);
   gr_dataset *sub = NULL;
-  if (!todo) return gr_error(GR_ENOMEM, "feature cache: out of memory");
-  for (int64_t i = 0; i < d->n; i++) {
-    bool seen = gr_feature_cache_get(fc, hash[i]) != NULL;
-    for (int64_t k = 0; k < n_todo && !seen; k++) seen = hash[todo[k]] == hash[i];
-    if (!seen) todo[n_todo++] = i;
-  }
+  if (!todo) return gr_last_status();
   gr_status s = GR_OK;
   gr_ctx *c = n_todo ? gr_ctx_new(16 << 20, 1) : NULL;
   if (n_todo && !c) s = gr_last_status();
   if (!s && n_todo && !(sub = gr_dataset_take(d, todo, n_todo))) s = gr_last_status();
-  if (c) gr_ctx_set_grad(c, false), gr_model_train(m, false);
+  bool was_inference = m->inference;
+  if (c) gr_ctx_set_grad(c, false), m->inference = true;
   for (int64_t start = 0; start < n_todo && !s; start += batch) {
     int64_t k = n_todo - start < batch ? n_todo - start : batch;
     gr_tensor *x;
@@ -237,6 +271,7 @@ static gr_status fill_missing(gr_model *m, gr_feature_cache *fc, const gr_datase
     for (int64_t j = 0; !s && j < k; j++) s = add_row(fc, hash[todo[start + j]], f->data + j * fc->dim);
     gr_ctx_reset(c);
   }
+  m->inference = was_inference;
   gr_ctx_free(c);
   gr_dataset_free(sub);
   gr_free(todo);
