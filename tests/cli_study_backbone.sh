@@ -5,7 +5,8 @@
 # finetune-random, lp-ft) in a tiny setting; results.jsonl and report.html are
 # written; candidates (two cuts, two C values) picked by cross-validation
 # with a feature cache on disk and exported features; a rerun reads every
-# feature from the cache and gives the same accuracies; bad configs fail
+# feature from the cache and gives the same accuracies, changed weights do
+# not; bad configs fail
 # with messages. Skips without the model or
 # digits.png (scripts/fetch_models.sh).
 set -u
@@ -51,7 +52,13 @@ sums1=$(cat "$T/cache"/*.grfc | md5sum)
 [ "$sums1" = "$(cat "$T/cache"/*.grfc | md5sum)" ] || fail "the rerun changed the caches"
 acc() { grep -o '"accuracy":[^,]*' "$1" | tr '\n' ' '; }
 [ "$(acc "$T/cv/results.jsonl")" = "$(acc "$T/cv2/results.jsonl")" ] || fail "rerun from the cache differs"
-for bad in '"pad": [0, -1]' '"probe_c": [1, -2]' '"init": "xavier"' '"cv_folds": 1' '"features_at": []' '"features_at": [1]'; do
+# other weights of the same size: the cache must not serve the old features
+n_caches=$(ls "$T/cache" | grep -c '\.grfc$')
+w="$T/cls/model.safetensors"
+printf '\001' | dd of="$w" bs=1 seek=$(($(stat -c %s "$w") - 1)) conv=notrunc 2>/dev/null
+"$G" study "$T/cv.json" --out "$T/cv4" --threads 1 > "$T/out" 2>&1 || fail "rerun, new weights: $(tail -5 "$T/out")"
+[ "$(ls "$T/cache" | grep -c '\.grfc$')" -gt "$n_caches" ] || fail "changed weights read from the old cache"
+for bad in '"pad": [0, -1]' '"pad": 1.5' '"pad": 1001' '"probe_c": [1, -2]' '"probe_c": 0' '"probe_c": []' '"init": "xavier"' '"cv_folds": 1' '"features_at": []' '"features_at": [1]'; do
   echo '{"backbone": "'"$T/cls"'", "data": "digits:path='"$DIGITS"'", '"$bad"'}' > "$T/bad3.json"
   "$G" study "$T/bad3.json" --out "$T/b3" > "$T/out" 2>&1
   [ $? -eq 1 ] && grep -q "bad3.json" "$T/out" || fail "bad config $bad: $(cat "$T/out")"

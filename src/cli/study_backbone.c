@@ -16,7 +16,9 @@
  * the bias is then not penalized, as in scikit-learn). Features come from a feature cache
  * (gr_onnx_features_cached): each image goes through a backbone once per
  * study however many seeds draw it; with "feature_cache": DIR the caches
- * persist across studies (DIR/<hash of the source>.grfc). Selection:
+ * persist across studies (DIR/<hash of the source>.grfc; the source's key
+ * includes a hash of the backbone's weights, so features of other weights
+ * are never reused). Selection:
  * "backbone", "features_at" (null: the default cut) and "probe_c" may be
  * arrays of candidates; a
  * probe (raw-linear: over probe_c only) then picks, for each seed, the
@@ -48,10 +50,10 @@
  * finetune_clip > 0 clips the global gradient norm of fine-tuning steps.
  * Writes results.jsonl and report.html like the grid study. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/runs.h"
 #include "graft/fileio.h"
@@ -100,16 +102,19 @@ static int bb_strings(const cJSON *it, const char *path, bool with_null, const c
   return CLI_OK;
 }
 
-/* A positive number or an array of 1..BB_MAX_CAND of them. */
-static int bb_numbers(const cJSON *it, const char *path, double *dst, int *n) {
+/* A number in lo..hi (an integer when integer is set), or an array of
+ * 1..BB_MAX_CAND of them; what names the rule in the error. */
+static int bb_numbers(const cJSON *it, const char *path, const char *what, double lo, double hi, bool integer,
+                      double *dst, int *n) {
   int k = 0;
   const cJSON *e = cJSON_IsArray(it) ? it->child : it;
   bool ok = cJSON_IsNumber(it) || (cJSON_IsArray(it) && cJSON_GetArraySize(it) >= 1 && cJSON_GetArraySize(it) <= BB_MAX_CAND);
   for (; ok && e; e = cJSON_IsArray(it) ? e->next : NULL) {
-    ok = cJSON_IsNumber(e) && e->valuedouble > 0 && isfinite(e->valuedouble);
-    if (ok) dst[k++] = e->valuedouble;
+    double v = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+    ok = isfinite(v) && v >= lo && v <= hi && (!integer || v == floor(v));
+    if (ok) dst[k++] = v;
   }
-  if (!ok) return cli_fail("%s: \"%s\" must be a positive number or an array of 1..%d of them", path, it->string, BB_MAX_CAND);
+  if (!ok) return cli_fail("%s: \"%s\" must be %s or an array of 1..%d of them", path, it->string, what, BB_MAX_CAND);
   *n = k;
   return CLI_OK;
 }
@@ -147,18 +152,11 @@ static int bb_budgets(const cJSON *it, const char *path, bb_cfg *c) {
   return CLI_OK;
 }
 
-/* An integer 0..1000 or an array of 1..BB_MAX_CAND of them. */
 static int bb_pads(const cJSON *it, const char *path, bb_cfg *c) {
-  const cJSON *e = cJSON_IsArray(it) ? it->child : it;
-  bool ok = cJSON_IsNumber(it) || (cJSON_IsArray(it) && cJSON_GetArraySize(it) >= 1 && cJSON_GetArraySize(it) <= BB_MAX_CAND);
-  int k = 0;
-  for (; ok && e; e = cJSON_IsArray(it) ? e->next : NULL) {
-    ok = cJSON_IsNumber(e) && e->valuedouble == floor(e->valuedouble) && e->valuedouble >= 0 && e->valuedouble <= 1000;
-    if (ok) c->pads[k++] = (int)e->valuedouble;
-  }
-  if (!ok) return cli_fail("%s: \"pad\" must be an integer in 0..1000 or an array of 1..%d of them", path, BB_MAX_CAND);
-  c->n_pads = k;
-  return CLI_OK;
+  double v[BB_MAX_CAND];
+  int rc = bb_numbers(it, path, "an integer in 0..1000", 0, 1000, true, v, &c->n_pads);
+  for (int k = 0; !rc && k < c->n_pads; k++) c->pads[k] = (int)v[k];
+  return rc;
 }
 
 static int bb_init(const cJSON *it, const char *path, gr_onnx_init *dst) {
@@ -192,7 +190,7 @@ static int bb_key(const cJSON *it, const char *path, bb_cfg *c) {
   if (ip) return bb_int(it, path, lo, hi, ip);
   if (!strcmp(k, "backbone")) return bb_strings(it, path, false, c->backbones, &c->n_backbones);
   if (!strcmp(k, "features_at")) return bb_strings(it, path, true, c->cuts, &c->n_cuts);
-  if (!strcmp(k, "probe_c")) return bb_numbers(it, path, c->probe_c, &c->n_c);
+  if (!strcmp(k, "probe_c")) return bb_numbers(it, path, "a positive number", DBL_MIN, DBL_MAX, false, c->probe_c, &c->n_c);
   if (!strcmp(k, "pad")) return bb_pads(it, path, c);
   if (!strcmp(k, "data")) return bb_string(it, path, &c->data);
   if (!strcmp(k, "test_data")) return bb_string(it, path, &c->test_data);
@@ -319,20 +317,31 @@ static gr_status load_backbone(const bb_cfg *c, const char *dir, const char *cut
   return s;
 }
 
-/* What identifies a source's features: directory, weights size, cut, init
- * and what a random network was recalibrated on (padded images differ in
- * content, so a pretrained source's cache serves every pad). */
+/* What names a source within a run: directory, cut, init and what a random
+ * network was recalibrated on (padded images differ in content, so a
+ * pretrained source's features serve every pad). */
 static void source_key(const bb_cfg *c, const char *dir, const char *cut, int pad, bool random, uint64_t mseed,
                        char *key, size_t cap) {
-  char w[1100];
-  struct stat sb;
-  snprintf(w, sizeof w, "%s/model.safetensors", dir);
-  long long size = stat(w, &sb) ? -1 : (long long)sb.st_size;
-  int n = snprintf(key, cap, "backbone=%s weights_bytes=%lld features_at=%s", dir, size, cut ? cut : "(default)");
+  int n = snprintf(key, cap, "backbone=%s features_at=%s", dir, cut ? cut : "(default)");
   if (random && n > 0 && (size_t)n < cap)
     snprintf(key + n, cap - (size_t)n, " random init=%s seed=%llu recalibrate=%s%d batch=%d pad=%d",
              c->init == GR_ONNX_INIT_TORCH_DEFAULT ? "pytorch" : "torchvision", (unsigned long long)mseed,
              c->recal_images ? "unlabelled:" : "draw", c->recal_images, c->batch, pad);
+}
+
+/* FNV-1a over the names and values of every backbone parameter and buffer
+ * (the new classifier "head.*" excluded: it does not shape the features).
+ * Part of the feature cache's key, so features of other weights (a model
+ * re-imported, another random init) are never read from a stale file. */
+static uint64_t backbone_hash(const gr_model *m) {
+  uint64_t h = GR_FNV1A_OFFSET;
+  for (int i = 0; i < m->n_entries; i++) {
+    const gr_named_tensor *e = &m->entries[i];
+    if (!strncmp(e->name, "head.", 5)) continue;
+    h = gr_fnv1a(h, e->name, strlen(e->name));
+    h = gr_fnv1a(h, e->t->data, (size_t)e->t->numel * sizeof(float));
+  }
+  return h;
 }
 
 /* The source for (dir, cut, random), loaded on first use. A random network
@@ -348,14 +357,15 @@ static gr_status get_source(const bb_cfg *c, bb_state *st, const char *dir, cons
   bb_source *src = &st->src[st->n_src];
   memset(src, 0, sizeof *src);
   snprintf(src->key, sizeof src->key, "%s", key);
-  char file[1200] = "";
+  gr_status s = load_backbone(c, dir, cut, pad, random, train, mseed, &src->m, &src->fbatch);
+  char file[1200] = "", cache_key[1300];
+  snprintf(cache_key, sizeof cache_key, "%s weights_fnv1a=%016llx", key, (unsigned long long)(s ? 0 : backbone_hash(src->m)));
   if (c->feature_cache)
     snprintf(file, sizeof file, "%s/%016llx.grfc", c->feature_cache,
-             (unsigned long long)gr_fnv1a(GR_FNV1A_OFFSET, key, strlen(key))); /* names the file */
-  gr_status s = gr_feature_cache_open(c->feature_cache ? file : NULL, key, &src->fc);
-  if (!s) s = load_backbone(c, dir, cut, pad, random, train, mseed, &src->m, &src->fbatch);
+             (unsigned long long)gr_fnv1a(GR_FNV1A_OFFSET, cache_key, strlen(cache_key))); /* names the file */
+  if (!s) s = gr_feature_cache_open(c->feature_cache ? file : NULL, cache_key, &src->fc);
   if (s) {
-    gr_feature_cache_free(src->fc);
+    gr_model_free(src->m);
     return s;
   }
   st->n_src++;
@@ -496,11 +506,7 @@ static gr_status cv_accuracy(const gr_dataset *d, double C, const bb_cfg *c, uin
   if (d->n_classes > 256) return gr_free(perm), gr_error(GR_EUNSUPPORTED, "cross-validation: more than 256 classes");
   gr_rng r;
   gr_rng_seed(&r, seed * 104729 + 17);
-  for (int64_t i = 0; i < d->n; i++) perm[i] = i;
-  for (int64_t i = d->n - 1; i > 0; i--) {
-    int64_t k = (int64_t)(gr_rng_uniform(&r) * (float)(i + 1)) % (i + 1), t = perm[i];
-    perm[i] = perm[k], perm[k] = t;
-  }
+  gr_rng_permutation(&r, d->n, perm);
   for (int64_t i = 0; i < d->n; i++) fold[perm[i]] = rank[d->y[perm[i]]]++ % c->cv_folds;
   gr_status s = GR_OK;
   for (int f = 0; f < c->cv_folds && !s; f++) {

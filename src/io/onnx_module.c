@@ -320,10 +320,6 @@ static gr_tensor *bound_weight(const ox_graph_module *g, const char *name) {
 }
 
 /* Sets t to N(0, std^2) (Box-Muller on the model's rng). */
-static void fill_normal(gr_rng *r, gr_tensor *t, double std) {
-  for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * gr_rng_normal(r));
-}
-
 static void fill_const(gr_tensor *t, float v) {
   for (int64_t i = 0; i < t->numel; i++) t->data[i] = v;
 }
@@ -349,21 +345,18 @@ static double weight_fan_in(const ox_graph_module *g, const gr_onnx_node *n) {
   return (double)w->shape[trans && w->ndim == 2 ? 1 : 0];
 }
 
-static void fill_uniform(gr_rng *r, gr_tensor *t, double bound) {
-  for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(bound * (2.0 * gr_rng_uniform(r) - 1.0));
-}
-
 /* Weight or bias t (role 'w' or 'z') of node n drawn as init says. */
 static void reinit_weight(const ox_graph_module *g, const gr_onnx_node *n, gr_tensor *t, char role, gr_onnx_init init,
                           gr_rng *r) {
   bool is_bias = role == 'z' && strcmp(n->op_type, "BatchNormalization");
   if (init == GR_ONNX_INIT_TORCH_DEFAULT && (role == 'w' || is_bias)) {
     double fan = weight_fan_in(g, n);
-    fill_uniform(r, t, fan > 0 ? 1.0 / sqrt(fan) : 0.0);
+    float bound = fan > 0 ? (float)(1.0 / sqrt(fan)) : 0.0f;
+    gr_rng_fill_uniform(r, t->data, t->numel, -bound, bound);
   } else if (role == 'w' && t->ndim == 4) {
-    fill_normal(r, t, sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
+    gr_rng_fill_normal(r, t->data, t->numel, 0.0f, (float)sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3])));
   } else if (role == 'w') {
-    fill_normal(r, t, 0.01);
+    gr_rng_fill_normal(r, t->data, t->numel, 0.0f, 0.01f);
   } else {
     fill_const(t, role == 'g' || role == 'v' ? 1.0f : 0.0f);
   }
