@@ -4,7 +4,8 @@
 # name; a diverging lr is recorded (accuracy null, extra diverged) and the
 # grid goes on; "holdout": N draws the label budgets from the rest of the
 # target training set; bad options and holdouts exit 1 naming them, bad
-# option keys before any training.
+# option keys before any training; "source_dir" reuses the source models
+# a study wrote instead of pretraining them.
 set -u
 G=$1
 T=${GRAFT_TMP:-/tmp}/cli_study_options.$$
@@ -65,5 +66,26 @@ check "study --help lists the methods with their option keys" 'grep -q "^  corda
 bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 127"
 bad_study "holdout >= the training set exits 1 naming it" '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' "holdout 6000"
 bad_study "negative holdout exits 1" '{"methods": ["finetune"], "holdout": -1}' "holdout"
+# "source_dir": the source model of each seed is loaded from DIR/source-seed<N>
+# (written by the first study) instead of pretrained: the same runs, no pretrain row
+cat > "$T/src.json" <<JSON
+{"arch": "mlp", "methods": ["finetune", "lora:adapter_lr=4"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01, "source_dir": "$T/s"}
+JSON
+"$G" study "$T/src.json" --out "$T/src" --quiet >"$T/o" 2>"$T/e"
+check "source_dir study exits 0" '[ $? -eq 0 ] || { cat "$T/e"; false; }'
+check "source_dir: the runs of the pretraining study, no pretrain row" '"$PY" - "$T/s/results.jsonl" "$T/src/results.jsonl" <<PYEOF
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:3])
+assert [r for r in b if r["phase"] == "pretrain"] == [] and len([r for r in a if r["phase"] == "pretrain"]) == 1
+ta = {r["method"]: r for r in a if r["phase"] == "transfer"}
+tb = {r["method"]: r for r in b if r["phase"] == "transfer"}
+assert list(tb) == ["finetune", "lora:adapter_lr=4"], list(tb)
+for m in tb:
+    assert tb[m]["loss"] == ta[m]["loss"] and tb[m]["accuracy"] == ta[m]["accuracy"], (m, tb[m]["loss"], ta[m]["loss"])
+    assert tb[m]["extra"]["source_accuracy"] == ta[m]["extra"]["source_accuracy"], m
+PYEOF'
+bad_study "source_dir without the seed's model exits 1 naming it" '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "seed": 7, "source_dir": "'"$T/s"'"}' "source-seed7"
+bad_study "source_dir of another arch exits 1 naming both" '{"arch": "lenet", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "source_dir": "'"$T/s"'"}' "mlp.*lenet"
+bad_study "source_dir not a string exits 1" '{"methods": ["finetune"], "source_dir": 3}' "source_dir"
 rm -rf "$T"
 exit $fail

@@ -5,8 +5,8 @@
  * parameters' lr while the method still gets its own options (LoRA's r) and
  * setup_optim never sees either; "adamw=1,warmup=N,cosine=1" switch the
  * run to AdamW with a warmup and cosine-decayed lr, "train_bn=1" trains
- * BatchNorm's affine parameters beside an adapter; bad values are errors
- * naming the option. */
+ * BatchNorm's affine parameters beside an adapter, "b_lr=K" multiplies the
+ * up factor's lr (LoRA+); bad values are errors naming the option. */
 #include <math.h>
 #include <string.h>
 
@@ -214,8 +214,80 @@ static void prepare_train_bn(void) {
   gr_model_free(mlp), gr_model_free(msrc), gr_model_free(src);
 }
 
+/* lr scale of each parameter after prepare + prepare_optim of spec on a
+ * fresh MLP; the scale of every entry into scale[] (NULL on failure). */
+static gr_status prepare_scales(const char *spec, const char *opts, float *scale, int n) {
+  gr_model *src = test_mlp(1, 6, 8, 5), *dst = test_mlp(2, 6, 8, 5);
+  gr_train_cfg cfg = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run run = {dst, src, "layers.2", NULL, opts, &cfg, &oc, false, NULL, NULL};
+  const gr_transfer_method *m = gr_transfer_find(spec);
+  gr_status s = m ? gr_transfer_prepare(m, &run) : gr_last_status();
+  gr_optim *o = s ? NULL : gr_optim_new(dst, &oc);
+  if (!s && !o) s = gr_last_status();
+  if (!s) s = gr_transfer_prepare_optim(m, &run, o);
+  for (int i = 0; !s && i < n; i++) scale[i] = i < o->n ? o->lr_scale[i] : -1;
+  CHECK(s || o->n <= n);
+  gr_optim_free(o);
+  gr_model_free(src), gr_model_free(dst);
+  return s;
+}
+
+/* "b_lr=K" (LoRA+): the up factor (lora_B, adapter_up) trains at K times
+ * the rest of the adapter, on top of adapter_lr; the head and the down
+ * factor keep theirs; a model without an up factor or K <= 0 is an error. */
+static void prepare_b_lr(void) {
+  float sc[64];
+  gr_model *names = test_mlp(2, 6, 8, 5);
+  CHECK_OK(prepare_scales("lora", "r=2,adapter_lr=2,b_lr=4", sc, 64));
+  {
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    gr_model *src = test_mlp(1, 6, 8, 5);
+    gr_transfer_run run = {names, src, "layers.2", NULL, "r=2", &cfg, &oc, false, NULL, NULL};
+    CHECK_OK(gr_transfer_prepare(gr_transfer_find("lora"), &run));
+    gr_model_free(src);
+  }
+  int n_a = 0, n_b = 0;
+  for (int i = 0; i < names->n_entries && i < 64; i++) {
+    const char *nm = names->entries[i].name;
+    bool a = strstr(nm, ".lora_A.") != NULL, b = strstr(nm, ".lora_B.") != NULL;
+    n_a += a, n_b += b;
+    CHECK(gr_peft_param_is_up(&names->entries[i]) == b);
+    if (!names->entries[i].buffer)
+      CHECK_MSG(sc[i] == (b ? 8.0f : a ? 2.0f : 1.0f), "%s: lr scale %g", nm, sc[i]);
+  }
+  CHECK(n_a == 1 && n_b == 1);
+  gr_model_free(names);
+  /* the parallel adapter: adapter_up (weight and bias) at b_lr, adapter_down at 1 */
+  CHECK_OK(prepare_scales("adapter-par", "r=2,b_lr=3", sc, 64));
+  gr_model *ad = test_mlp(2, 6, 8, 5), *src = test_mlp(1, 6, 8, 5);
+  gr_train_cfg cfg = {.steps = 1, .batch = 4};
+  gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+  gr_transfer_run run = {ad, src, "layers.2", NULL, "r=2", &cfg, &oc, false, NULL, NULL};
+  CHECK_OK(gr_transfer_prepare(gr_transfer_find("adapter-par"), &run));
+  int n_up = 0;
+  for (int i = 0; i < ad->n_entries && i < 64; i++) {
+    bool up = strstr(ad->entries[i].name, ".adapter_up.") != NULL;
+    n_up += up;
+    if (!ad->entries[i].buffer)
+      CHECK_MSG(sc[i] == (up ? 3.0f : 1.0f), "%s: lr scale %g", ad->entries[i].name, sc[i]);
+  }
+  CHECK(n_up == 2);
+  gr_model_free(ad), gr_model_free(src);
+  /* no up factor to act on, or a factor <= 0: errors naming b_lr */
+  CHECK_FAILS(prepare_scales("finetune", "b_lr=2", sc, 64) == GR_OK, GR_EARG);
+  CHECK(strstr(gr_last_error(), "b_lr") != NULL);
+  CHECK_FAILS(prepare_scales("ia3", "b_lr=2", sc, 64) == GR_OK, GR_EARG);
+  CHECK_FAILS(prepare_scales("lora", "r=2,b_lr=0", sc, 64) == GR_OK, GR_EARG);
+  CHECK(strstr(gr_last_error(), "b_lr") != NULL);
+  CHECK_OK(prepare_scales("finetune", "b_lr=1", sc, 64)); /* 1 changes nothing, allowed anywhere */
+  CHECK(gr_transfer_find("lora:b_lr=16:lr=0.01") != NULL);
+}
+
 int main(void) {
   take_option();
+  prepare_b_lr();
   find_spec();
   prepare_with_lr();
   prepare_recipe();

@@ -115,6 +115,9 @@ int gr_lora_rank(const gr_module *mod);
 /* Whether the parameter is an adapter parameter (owned by a wrapper or by
  * one of its children other than base_layer). */
 bool gr_peft_param_is_adapter(const gr_named_tensor *e);
+/* Whether the parameter is in an adapter's up factor (lora_B, adapter_up):
+ * the factor LoRA+ trains at a larger lr. */
+bool gr_peft_param_is_up(const gr_named_tensor *e);
 
 /* Folds the adapter into base_layer's weight (and bias, IA3) or takes it out
  * again. Merging a merged module (or unmerging an unmerged one) is

@@ -30,7 +30,9 @@ typedef struct gr_transfer_run {
                                method "lr=X" sets the run's learning rate (optim->lr),
                                "clip=C" clips the global grad norm (train->clip_norm) and
                                "adapter_lr=K" multiplies the adapter parameters' lr by K
-                               (gr_peft_param_is_adapter; the new head keeps lr); "adamw=1"
+                               (gr_peft_param_is_adapter; the new head keeps lr), "b_lr=K"
+                               multiplies the up factors' (lora_B, adapter_up) lr by K
+                               more (LoRA+); "adamw=1"
                                (AdamW, weight decay 0), "warmup=N" (linear from 0 over N
                                steps), "cosine=1" (cosine decay to 0) set optim/train->sched */
   gr_train_cfg *train;      /* the method may adjust these before training */

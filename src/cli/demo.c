@@ -133,6 +133,21 @@ static gr_status demo_report(const demo_opts *o, const gr_results *rs, double se
   return gr_report_write_html(runs_path(path, sizeof path, o->out, "report.html"), &info, rs);
 }
 
+/* The source model of one seed from o->source_dir/source-seed<N> (written
+ * by an earlier demo or study), checked against the demo's arch and shapes. */
+static gr_status demo_load_source(const demo_opts *o, uint64_t seed, gr_model **out) {
+  char dir[1100];
+  snprintf(dir, sizeof dir, "%s/source-seed%llu", o->source_dir, (unsigned long long)seed);
+  gr_model_config mc;
+  gr_status s = gr_model_load_dir(dir, seed, &mc, out);
+  if (!s && (strcmp(mc.arch, o->arch) || mc.in_ch != 1 || mc.h != 28 || mc.w != 28 || mc.n_classes != 5)) {
+    s = gr_error(GR_EARG, "%s: source model is %s %dx%dx%d with %d classes, the study wants %s 1x28x28 with 5", dir,
+                 mc.arch, mc.in_ch, mc.h, mc.w, mc.n_classes, o->arch);
+    gr_model_free(*out), *out = NULL;
+  }
+  return s;
+}
+
 /* Every seed pretrains its own source model and transfers it, so the spread
  * over seeds includes the source model's (one shared source would make every
  * seed of a cell depend on one pretraining run). */
@@ -144,7 +159,7 @@ static gr_status demo_seeds(const demo_opts *o, const runs_grid *all, const demo
     g.seeds[0] = all->seeds[i], g.n_seeds = 1;
     g.source_train = d->src_train, g.source_test = d->src_test;
     gr_model *source = NULL;
-    s = demo_pretrain(o, g.seeds[0], d, &source, jl, rs);
+    s = o->source_dir ? demo_load_source(o, g.seeds[0], &source) : demo_pretrain(o, g.seeds[0], d, &source, jl, rs);
     if (!s) s = runs_grid_run(&g, source, d->tgt_train, d->tgt_test, jl, rs, stderr);
     gr_model_free(source);
   }

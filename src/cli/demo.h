@@ -11,6 +11,7 @@ typedef struct demo_opts {
   int64_t holdout; /* study: evaluate on held-out target training images (runs_grid.holdout) */
   double lr, momentum;
   const char *out, *arch, *methods, *budgets;
+  const char *source_dir; /* study: load DIR/source-seed<N> instead of pretraining (NULL: pretrain) */
 } demo_opts;
 
 void demo_opts_default(demo_opts *o);

@@ -4,7 +4,9 @@
  *   {"arch": "lenet", "methods": ["scratch", "finetune"], "budgets": [0.01, 1],
  *    "seed": 1, "seeds": 3, "source_epochs": 3, "target_epochs": 3,
  *    "min_steps": 100, "lr": 0.01, "momentum": 0.9, "batch": 64, "quick": false,
- *    "holdout": 0}
+ *    "holdout": 0, "source_dir": DIR}
+ * "source_dir": load each seed's source model from DIR/source-seed<N> (the
+ * model directory an earlier study or demo wrote) instead of pretraining it.
  * A method may carry options, "lora:lr=0.1:r=8" (graft/transfer.h); "holdout":
  * N > 0 evaluates on N held-out target training images instead of the test
  * set (runs_grid.holdout: for choosing settings such as the lr).
@@ -26,7 +28,7 @@
 int study_backbone_run(const cJSON *cfg, const char *path, const char *out, bool force);
 
 typedef struct study_strings {
-  char methods[1024], budgets[256], arch[32];
+  char methods[1024], budgets[256], arch[32], source_dir[512];
 } study_strings;
 
 static int join_array(const cJSON *a, char *out, size_t n, bool strings, const char *key, const char *path) {
@@ -84,6 +86,11 @@ static int study_apply(const cJSON *cfg, const char *path, demo_opts *o, study_s
       if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof st->arch) return cli_fail("%s: \"arch\" must be a name", path);
       snprintf(st->arch, sizeof st->arch, "%s", it->valuestring);
       o->arch = st->arch;
+    } else if (!strcmp(it->string, "source_dir")) {
+      if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= sizeof st->source_dir)
+        return cli_fail("%s: \"source_dir\" must be a directory name", path);
+      snprintf(st->source_dir, sizeof st->source_dir, "%s", it->valuestring);
+      o->source_dir = st->source_dir;
     } else if (!strcmp(it->string, "methods")) {
       if ((rc = join_array(it, st->methods, sizeof st->methods, true, "methods", path))) return rc;
       o->methods = st->methods;

@@ -52,7 +52,7 @@ static const gr_transfer_method methods[] = {
 };
 
 /* The keys every method takes (take_common below). */
-static const char common_keys[] = "lr,clip,adapter_lr,adamw,warmup,cosine";
+static const char common_keys[] = "lr,clip,adapter_lr,b_lr,adamw,warmup,cosine";
 
 const char *gr_transfer_common_keys(void) { return common_keys; }
 
@@ -182,41 +182,52 @@ static gr_status take_recipe(const gr_transfer_method *m, gr_transfer_run *run, 
 
 /* The options every method takes: "lr=X" (the run's learning rate, into
  * run->optim), "clip=C" (global grad-norm clipping, into run->train),
- * "adapter_lr=K" (into *adapter_lr, 1 when absent) and take_recipe's; the
- * method's own options into rest. */
+ * "adapter_lr=K" (into adapter_lr[0], 1 when absent), "b_lr=K" (LoRA+:
+ * the up factor's lr is K times the rest of the adapter's, adapter_lr[1])
+ * and take_recipe's; the method's own options into rest. */
 static gr_status take_common(const gr_transfer_method *m, gr_transfer_run *run, char *rest, size_t n,
-                             double *adapter_lr) {
+                             double adapter_lr[2]) {
   double lr = run->optim->lr, clip = run->train->clip_norm;
-  char tmp[512], tmp2[512], tmp3[512];
-  *adapter_lr = 1;
+  char tmp[512], tmp2[512], tmp3[512], tmp4[512];
+  adapter_lr[0] = adapter_lr[1] = 1;
   gr_status s = gr_transfer_take_option(run->options, "lr", tmp, sizeof tmp, &lr, NULL);
   if (!s) s = gr_transfer_take_option(tmp, "clip", tmp2, sizeof tmp2, &clip, NULL);
-  if (!s) s = gr_transfer_take_option(tmp2, "adapter_lr", tmp3, sizeof tmp3, adapter_lr, NULL);
+  if (!s) s = gr_transfer_take_option(tmp2, "adapter_lr", tmp3, sizeof tmp3, &adapter_lr[0], NULL);
+  if (!s) s = gr_transfer_take_option(tmp3, "b_lr", tmp4, sizeof tmp4, &adapter_lr[1], NULL);
   if (!s) run->optim->lr = (float)lr; /* before the recipe, which keeps the lr */
-  if (!s) s = take_recipe(m, run, tmp3, rest, n);
+  if (!s) s = take_recipe(m, run, tmp4, rest, n);
   if (!s && !(lr > 0)) s = gr_error(GR_EARG, "transfer '%s': lr=%g must be > 0", m->name, lr);
   if (!s && !(clip >= 0)) s = gr_error(GR_EARG, "transfer '%s': clip=%g must be >= 0", m->name, clip);
-  if (!s && !(*adapter_lr > 0)) s = gr_error(GR_EARG, "transfer '%s': adapter_lr=%g must be > 0", m->name, *adapter_lr);
+  for (int i = 0; i < 2 && !s; i++)
+    if (!(adapter_lr[i] > 0))
+      s = gr_error(GR_EARG, "transfer '%s': %s=%g must be > 0", m->name, i ? "b_lr" : "adapter_lr", adapter_lr[i]);
   if (!s) run->optim->lr = (float)lr, run->train->clip_norm = (float)clip;
   return s;
 }
 
 /* Multiplies the lr of every adapter parameter (gr_peft_param_is_adapter)
- * by k; GR_EARG when k != 1 and the model has none. */
-static gr_status scale_adapter_lr(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o, double k) {
-  int n = 0;
-  for (int i = 0; i < o->n && i < run->model->n_entries; i++)
-    if (gr_peft_param_is_adapter(&run->model->entries[i])) o->lr_scale[i] *= (float)k, n++;
-  if (n == 0 && k != 1)
-    return gr_error(GR_EARG, "transfer '%s': adapter_lr=%g but the model has no adapter parameter", m->name, k);
+ * by k[0] and that of the up factors' (gr_peft_param_is_up) by k[1] too;
+ * GR_EARG when a factor != 1 has no parameter to act on. */
+static gr_status scale_adapter_lr(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o, const double k[2]) {
+  int n = 0, n_up = 0;
+  for (int i = 0; i < o->n && i < run->model->n_entries; i++) {
+    const gr_named_tensor *e = &run->model->entries[i];
+    if (gr_peft_param_is_adapter(e)) o->lr_scale[i] *= (float)k[0], n++;
+    if (gr_peft_param_is_up(e)) o->lr_scale[i] *= (float)k[1], n_up++;
+  }
+  if (n == 0 && k[0] != 1)
+    return gr_error(GR_EARG, "transfer '%s': adapter_lr=%g but the model has no adapter parameter", m->name, k[0]);
+  if (n_up == 0 && k[1] != 1)
+    return gr_error(GR_EARG, "transfer '%s': b_lr=%g but the model has no up factor (lora_B, adapter_up)", m->name,
+                    k[1]);
   return GR_OK;
 }
 
 gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run) {
   if (!m || !run || !run->model || !run->train || !run->optim) return gr_error(GR_EARG, "transfer prepare: NULL argument");
   char rest[512];
-  double adapter_lr;
-  gr_status s = take_common(m, run, rest, sizeof rest, &adapter_lr);
+  double adapter_lr[2];
+  gr_status s = take_common(m, run, rest, sizeof rest, adapter_lr);
   if (s) return s;
   if (m->uses_source) {
     if (!run->source) return gr_error(GR_EARG, "transfer method '%s' needs a source model", m->name);
@@ -234,10 +245,10 @@ gr_status gr_transfer_prepare(const gr_transfer_method *m, gr_transfer_run *run)
 gr_status gr_transfer_prepare_optim(const gr_transfer_method *m, gr_transfer_run *run, gr_optim *o) {
   if (!m || !run || !o) return gr_error(GR_EARG, "transfer prepare_optim: NULL argument");
   char rest[512];
-  double adapter_lr;
+  double adapter_lr[2];
   gr_optim_cfg keep = *run->optim;
   gr_train_cfg keep_train = *run->train;
-  gr_status s = take_common(m, run, rest, sizeof rest, &adapter_lr);
+  gr_status s = take_common(m, run, rest, sizeof rest, adapter_lr);
   *run->optim = keep, *run->train = keep_train; /* lr=, clip=, the recipe were applied by gr_transfer_prepare */
   const char *given = run->options;
   run->options = rest[0] ? rest : NULL;

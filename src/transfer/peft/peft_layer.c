@@ -28,6 +28,13 @@ bool gr_peft_param_is_adapter(const gr_named_tensor *e) {
   return false;
 }
 
+bool gr_peft_param_is_up(const gr_named_tensor *e) {
+  if (!gr_peft_param_is_adapter(e) || peft_layer_of(e->owner)) return false;
+  const gr_module *child = e->owner;
+  while (child->parent && !peft_layer_of(child->parent)) child = child->parent;
+  return !strcmp(child->name, "lora_B") || !strcmp(child->name, "adapter_up");
+}
+
 gr_status peft_target_get(gr_model *m, const char *path, const char *method, peft_target *t) {
   if (!m || !m->root || !path) return gr_error(GR_EARG, "%s: NULL argument", method);
   memset(t, 0, sizeof *t);
