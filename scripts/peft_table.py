@@ -7,6 +7,11 @@
 #     the setting-selection table: per setting (method spec) and budget, the
 #     mean accuracy over seeds (on the held-out split when the study had
 #     "holdout") and the mean source accuracy; diverged runs counted as such.
+#   python3 scripts/peft_table.py --rule A.jsonl [B.jsonl ...]
+#     the selection rule of docs/RESULTS.md: per setting the mean, min and
+#     source accuracy over all its runs (seeds x budgets); per method (the
+#     name before the first ':') the setting with the highest mean among
+#     those where no run diverged and every run is above 50 %.
 import json, sys, statistics as st
 
 def load(paths):
@@ -40,12 +45,38 @@ def select_table(paths):
                          "%.2f" % st.mean(pct(r["extra"].get("source_accuracy")) for r in rs)]
         print("| %s | %s | %d |" % (m, " | ".join(cols), n))
 
+def rule_table(paths):
+    t = [r for r in load(paths) if r["phase"] == "transfer"]
+    settings = []
+    for r in t:
+        if r["method"] not in settings: settings.append(r["method"])
+    settings.sort(key=lambda m: (m.split(":")[0], m))
+    best = {}
+    print("| setting | held-out acc % (mean) | min | all > 50 % | source acc % (mean) | trainable | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for m in settings:
+        rs = [r for r in t if r["method"] == m]
+        bad = sum(1 for r in rs if r["extra"].get("diverged") or r["accuracy"] is None)
+        acc = [pct(r["accuracy"]) for r in rs if r["accuracy"] is not None]
+        ok = bad == 0 and min(acc) > 50
+        mean = st.mean(acc) if acc else float("nan")
+        src = [pct(r["extra"].get("source_accuracy")) for r in rs if r["accuracy"] is not None]
+        print("| %s | %s | %s | %s | %s | %d | %d |" % (
+            m, "%.2f" % mean if acc else "-", "%.2f" % min(acc) if acc else "-",
+            "yes" if ok else "no (%d diverged)" % bad if bad else "no", "%.2f" % st.mean(src) if src else "-",
+            rs[0]["trainable_params"], len(rs)))
+        fam = m.split(":")[0]
+        if ok and (fam not in best or mean > best[fam][1]): best[fam] = (m, mean)
+    for fam, (m, mean) in best.items():
+        print("chosen %s: %s (%.2f)" % (fam, m, mean))
+
 def study_table(path, ref):
     runs = load([path])
     pre = [r for r in runs if r["phase"] == "pretrain"]
     t = [r for r in runs if r["phase"] == "transfer"]
     src = {r["seed"]: r["accuracy"] for r in pre}
-    print("source models (pretrain, test acc on classes 0-4): " + ", ".join("seed %d %.2f%%" % (s, 100 * a) for s, a in sorted(src.items())))
+    n_seeds = len({r["seed"] for r in t})
+    if src: print("source models (pretrain, test acc on classes 0-4): " + ", ".join("seed %d %.2f%%" % (s, 100 * a) for s, a in sorted(src.items())))
     methods = []
     for r in t:
         if r["method"] not in methods: methods.append(r["method"])
@@ -55,7 +86,7 @@ def study_table(path, ref):
     ft = {b: st.mean([pct(r["accuracy"]) for r in cell(ref, b)]) for b in budgets}
     ftp = cell(ref, budgets[0])[0]["trainable_params"]
     print("| method | labels | acc %% (mean ± sd, %d seeds) | Δ vs %s | trainable | %% of %s | source acc %% (forgetting) | peak RSS MiB | s/run |"
-          % (len(src), ref, ref))
+          % (n_seeds, ref, ref))
     print("|---|---|---|---|---|---|---|---|---|")
     for b in budgets:
         for m in methods:
@@ -71,5 +102,7 @@ def study_table(path, ref):
 
 if len(sys.argv) > 1 and sys.argv[1] == "--select":
     select_table(sys.argv[2:])
+elif len(sys.argv) > 1 and sys.argv[1] == "--rule":
+    rule_table(sys.argv[2:])
 else:
     study_table(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--ref" else "finetune")
