@@ -125,9 +125,10 @@ gr_status gr_backward(gr_ctx *c, gr_tensor *loss);
 gr_status gr_backward_seed(gr_ctx *c, gr_tensor *out, const float *seed_grad);
 
 /* ---- threads ---------------------------------------------------------- */
-/* Sets both the OpenBLAS and the OpenMP thread count to n (n <= 0: default,
- * GRAFT_THREADS or the number of cores). BLAS is never called inside an OpenMP
- * parallel region, so the two pools never run at once: no oversubscription. */
+/* Sets graft's thread count to n (n <= 0: default, GRAFT_THREADS or the
+ * number of cores): the OpenMP threads of the ops, which also split large
+ * gemms; OpenBLAS itself runs single-threaded, so there is one pool and no
+ * oversubscription. */
 void gr_set_threads(int n);
 int gr_threads(void);
 

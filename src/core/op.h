@@ -108,6 +108,8 @@ static inline float gr_expf_poly(float x) {
 /* Element count above which elementwise and reduction loops use OpenMP
  * (below it, thread start-up costs more than the loop). */
 #define GR_PAR_MIN 32768
+/* Most threads an op keeps per-thread buffers for (more are not used). */
+#define GR_MAX_THREADS 32
 
 /* Input checks for forward functions: return NULL with GR_EARG on NULL. */
 #define GR_NEED(op, t)                                           \

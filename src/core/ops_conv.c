@@ -27,6 +27,7 @@
  * col2im so no two threads write the same element); BLAS is called outside
  * those regions. Not here: transposed convolution. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/conv_direct.h"
@@ -319,7 +320,11 @@ static float *pad_scratch(gr_ctx *c, const conv_geom *g, bool *ok) {
  * first or last |kj*dw - pw| columns of each row); a 1x1 kernel lowers to
  * the planes themselves. dx is the same convolution of dY with the kernel
  * flipped and transposed, wflip[c, o, ki, kj] = w[o, c, kh-1-ki, kw-1-kj]
- * (same padding: 2*ph = dh*(kh-1)). dW = dY col^T is a gemm. */
+ * (same padding: 2*ph = dh*(kh-1)). dW = dY col^T is a gemm. The samples
+ * run in parallel, each thread with its own padded copies (one fork and
+ * join per convolution: per sample, the forks cost more than the kernels
+ * gained on 2 cores); their weight gradients add up as in one thread
+ * (sample_blocks). */
 
 /* col[r, q] for rows r = (c, ki, kj), c < nch, of planes src [nch, H, W]:
  * src[c] shifted by ki*dh - ph rows and kj*dw - pw columns, 0 where that
@@ -385,13 +390,22 @@ static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const
               HW);
 }
 
+/* Samples in parallel, each thread with its own padded-input scratch
+ * (scratch holds `per` floats per thread): a sample's output does not
+ * depend on the thread count. */
 static void same_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *scratch,
-                         float *y) {
+                         int64_t per, int T, float *y) {
   int64_t HW = g->H * g->W;
-  for (int64_t n = 0; n < g->N; n++)
-    for (int64_t gi = 0; gi < g->g; gi++)
-      same_conv_group(g, g->Cg, g->Og, x + (n * g->C + gi * g->Cg) * HW, w + gi * g->Og * g->K,
-                      b ? b + gi * g->Og : NULL, false, scratch, n + gi > 0, y + (n * g->O + gi * g->Og) * HW);
+#pragma omp parallel num_threads(T) if (T > 1)
+  {
+    float *own = scratch + omp_get_thread_num() * per;
+    bool padded = false;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g->N; n++)
+      for (int64_t gi = 0; gi < g->g; gi++, padded = true)
+        same_conv_group(g, g->Cg, g->Og, x + (n * g->C + gi * g->Cg) * HW, w + gi * g->Og * g->K,
+                        b ? b + gi * g->Og : NULL, false, own, padded, y + (n * g->O + gi * g->Og) * HW);
+  }
 }
 
 /* wflip[gi][c][o][kh-1-ki][kw-1-kj] = w[gi*Og + o][c][ki][kj]: each group's kernel for dx. */
@@ -425,11 +439,12 @@ static bool sample_tree_init(gr_ctx *c, sample_tree *t, int64_t n, int64_t sampl
   return ok;
 }
 
-/* Adds part (one sample's gradient) to the tree: full levels below the
- * first empty one are summed into it, as binary carries. */
-static void sample_tree_push(sample_tree *t) {
+/* Adds part, the sum of the block of 2^l0 samples that follows those pushed
+ * so far (the levels below l0 are empty), to the tree: full levels from l0
+ * up to the first empty one are summed into it, as binary carries. */
+static void sample_tree_push_at(sample_tree *t, int l0) {
   float *carry = t->part;
-  int l = 0;
+  int l = l0;
   for (; t->full >> l & 1; l++)
     for (int64_t i = 0; i < t->n; i++) carry[i] = t->level[l][i] + carry[i];
   t->part = t->level[l];
@@ -437,8 +452,9 @@ static void sample_tree_push(sample_tree *t) {
   t->full = (t->full & ~(((uint64_t)1 << l) - 1)) | (uint64_t)1 << l;
 }
 
-/* dw += the sum of every sample pushed (the levels, lowest first, into part). */
-static void sample_tree_add_to(sample_tree *t, float *dw) {
+/* The sum of every block pushed (the levels, lowest first, into part);
+ * NULL when none was. The tree is left empty. */
+static const float *sample_tree_sum(sample_tree *t) {
   const float *sum = NULL;
   for (int l = 0; l < 64; l++) {
     if (!(t->full >> l & 1)) continue;
@@ -446,54 +462,144 @@ static void sample_tree_add_to(sample_tree *t, float *dw) {
       for (int64_t i = 0; i < t->n; i++) t->part[i] = t->level[l][i] + sum[i];
     sum = sum ? t->part : t->level[l];
   }
+  t->full = 0;
+  return sum;
+}
+
+/* dw += the sum of every sample pushed. */
+static void sample_tree_add_to(sample_tree *t, float *dw) {
+  const float *sum = sample_tree_sum(t);
   for (int64_t i = 0; sum && i < t->n; i++) dw[i] += sum[i];
+}
+
+/* Blocks of consecutive samples (or chunks) that threads sum on their own:
+ * aligned blocks of S, the largest power of two with 2*T*S <= N (at least
+ * 1: two blocks per thread), then the binary decomposition of the N mod S
+ * left over. Each block is a node of the sample tree, so pushing the block
+ * sums at their levels, in order, gives the bits of the tree of single
+ * samples whatever S is: the same at any thread count T. */
+typedef struct sample_blocks {
+  int n, top;                         /* blocks; level of the largest */
+  int64_t start[4 * GR_MAX_THREADS + 64]; /* block i: samples start[i] .. start[i+1]-1 */
+  int level[4 * GR_MAX_THREADS + 64];     /* block i holds 2^level[i] samples */
+} sample_blocks;
+
+static void sample_blocks_init(sample_blocks *b, int64_t N, int T) {
+  int L = 0;
+  while (((int64_t)4 * T << L) <= N) L++; /* 2*T * 2^L <= N */
+  int64_t at = 0;
+  *b = (sample_blocks){.top = L};
+  for (int l = L; l >= 0; l--)
+    while (N - at >= ((int64_t)1 << l)) { /* whole blocks of S, then at most one of each smaller size */
+      b->start[b->n] = at;
+      b->level[b->n++] = l;
+      at += (int64_t)1 << l;
+      if (l < L) break;
+    }
+  b->start[b->n] = N;
+}
+
+/* Threads for a convolution of `macs` multiply-adds over n samples (or
+ * chunks): the samples in parallel, but not inside another OpenMP region,
+ * and not for work smaller than a fork and join (~10 us) is worth. */
+static int conv_threads(int64_t n, double macs) {
+  int T = omp_get_level() || macs < (double)(1 << 21) ? 1 : gr_threads();
+  if (T > GR_MAX_THREADS) T = GR_MAX_THREADS;
+  return T < n ? T : (int)n;
+}
+
+/* One thread's buffers in same_backward. */
+typedef struct same_bwd_work {
+  sample_tree tree;         /* the weight gradients of its block's samples */
+  float *xpad, *ypad, *col; /* padded x and dY (direct kernels), lowered x (gemm) */
+  bool padded;              /* xpad and ypad already hold a padded sample */
+} same_bwd_work;
+
+typedef struct same_bwd {
+  const conv_geom *g;
+  const float *x, *dy, *wflip;
+  float *dx;
+  bool fresh, direct, wgrad; /* dx assigned (not accumulated); direct kernels; dW wanted */
+} same_bwd;
+
+/* Sample n: its weight gradient into wk->tree.part, dx[n] (= when fresh, else +=). */
+static void same_backward_sample(const same_bwd *s, same_bwd_work *wk, int64_t n) {
+  const conv_geom *g = s->g;
+  int64_t HW = g->H * g->W, kk = g->kh * g->kw;
+  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og), bw = same_direct_geom(g, g->Og, g->Cg);
+  if (s->wgrad && s->direct) memset(wk->tree.part, 0, (size_t)wk->tree.n * sizeof(float));
+  for (int64_t gi = 0; gi < g->g; gi++) {
+    const float *dys = s->dy + (n * g->O + gi * g->Og) * HW, *xs = s->x + (n * g->C + gi * g->Cg) * HW;
+    float *dwg = s->wgrad ? wk->tree.part + gi * g->Og * g->K : NULL;
+    float *dxs = s->dx ? s->dx + (n * g->C + gi * g->Cg) * HW : NULL;
+    const float *wfg = s->wflip ? s->wflip + gi * g->Cg * g->Og * kk : NULL;
+    if (s->direct) {
+      gr_conv_direct_pad(&bw, dys, wk->ypad, wk->padded);
+      if (dwg) gr_conv_direct_pad(&fw, xs, wk->xpad, wk->padded);
+      if (dwg) gr_conv_direct_wgrad(&fw, wk->xpad, wk->ypad, dwg);
+      if (dxs) gr_conv_direct_run(&bw, wk->ypad, wfg, NULL, !s->fresh, dxs);
+      wk->padded = true;
+      continue;
+    }
+    if (dwg) {
+      if (kk > 1) shift_lower(g, xs, g->Cg, wk->col);
+      gr_sgemm_rm(false, true, g->Og, g->K, HW, dys, HW, kk > 1 ? wk->col : xs, HW, 0, dwg, g->K);
+    }
+    if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, !s->fresh, wk->ypad, false, dxs);
+  }
+}
+
+/* One thread's buffers (false when out of memory). */
+static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, int64_t wnumel, int top, same_bwd_work *wk) {
+  const conv_geom *g = s->g;
+  bool lowered = s->wgrad && g->kh * g->kw > 1 && !s->direct;
+  *wk = (same_bwd_work){0};
+  bool ok = !s->wgrad || sample_tree_init(c, &wk->tree, wnumel, (int64_t)1 << top);
+  wk->col = lowered ? gr_scratch_uninit(c, (size_t)(g->K * g->H * g->W) * sizeof(float)) : NULL;
+  wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)same_scratch_floats(g, g->Cg) * sizeof(float)) : NULL;
+  wk->ypad = s->dx || s->direct ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
+                                : NULL;
+  return ok && (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
 }
 
 /* dW (per sample, into a tree) and dx (=, when fresh, else +=) conv(dY_g,
  * wflip_g), a sample and group at a time: the direct kernels from padded
  * copies of dY_g and x_g, else the gemm dY_g col_g^T and same_conv_group.
- * The bias gradient is done by the caller. */
+ * Blocks of samples (sample_blocks) in parallel, each thread with its own
+ * buffers; the block sums are then pushed into one tree in order. The bias
+ * gradient is done by the caller. */
 static void same_backward(gr_ctx *c, gr_node *nd) {
   gr_tensor *x = nd->in[0], *w = nd->in[1];
   const conv_geom *g = nd->saved;
-  const float *dy = nd->out->grad;
-  int64_t HW = g->H * g->W, kk = g->kh * g->kw;
-  bool fresh = false, direct = same_direct(g), lowered = w->requires_grad && kk > 1 && !direct;
-  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og), bw = same_direct_geom(g, g->Og, g->Cg);
+  same_bwd s = {.g = g, .x = x->data, .dy = nd->out->grad, .direct = same_direct(g), .wgrad = w->requires_grad};
+  int T = conv_threads(g->N, (double)g->N * g->H * g->W * g->O * g->K);
+  sample_blocks blk;
+  sample_blocks_init(&blk, g->N, T);
+  same_bwd_work wk[GR_MAX_THREADS];
   sample_tree tree = {0};
-  bool ok = !w->requires_grad || sample_tree_init(c, &tree, w->numel, g->N);
-  float *col = lowered ? gr_scratch_uninit(c, (size_t)(g->K * HW) * sizeof(float)) : NULL;
-  float *xpad = direct && w->requires_grad
-                    ? gr_scratch_uninit(c, (size_t)same_scratch_floats(g, g->Cg) * sizeof(float)) : NULL;
-  float *ypad = x->requires_grad || direct
-                    ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float)) : NULL;
+  float *sums = s.wgrad ? gr_scratch_uninit(c, (size_t)(blk.n * w->numel) * sizeof(float)) : NULL;
+  bool ok = !s.wgrad || (sums && sample_tree_init(c, &tree, w->numel, g->N));
   float *wflip = x->requires_grad ? gr_scratch_uninit(c, (size_t)w->numel * sizeof(float)) : NULL;
-  float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL;
-  float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
-  GR_ASSERT(ok && (col || !lowered) && (xpad || !dw || !direct) && (ypad || !dx) && (wflip || !dx));
-  if (dx) same_kernel_for_dx(g, w->data, wflip);
-  for (int64_t n = 0; n < g->N; n++) {
-    if (dw && direct) memset(tree.part, 0, (size_t)w->numel * sizeof(float));
-    for (int64_t gi = 0; gi < g->g; gi++) {
-      const float *dys = dy + (n * g->O + gi * g->Og) * HW, *xs = x->data + (n * g->C + gi * g->Cg) * HW;
-      float *dwg = dw ? tree.part + gi * g->Og * g->K : NULL, *dxs = dx ? dx + (n * g->C + gi * g->Cg) * HW : NULL;
-      const float *wfg = wflip ? wflip + gi * g->Cg * g->Og * kk : NULL;
-      if (direct) {
-        gr_conv_direct_pad(&bw, dys, ypad, n + gi > 0);
-        if (dwg) gr_conv_direct_pad(&fw, xs, xpad, n + gi > 0);
-        if (dwg) gr_conv_direct_wgrad(&fw, xpad, ypad, dwg);
-        if (dxs) gr_conv_direct_run(&bw, ypad, wfg, NULL, !fresh, dxs);
-        continue;
-      }
-      if (dwg) {
-        if (kk > 1) shift_lower(g, xs, g->Cg, col);
-        gr_sgemm_rm(false, true, g->Og, g->K, HW, dys, HW, kk > 1 ? col : xs, HW, 0, dwg, g->K);
-      }
-      if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, !fresh, ypad, false, dxs);
+  s.dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &s.fresh) : NULL;
+  s.wflip = wflip;
+  for (int t = 0; t < T; t++) ok = ok && same_bwd_work_init(c, &s, w->numel, blk.top, &wk[t]);
+  GR_ASSERT(ok && (wflip || !s.dx));
+  if (s.dx) same_kernel_for_dx(g, w->data, wflip);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+  for (int i = 0; i < blk.n; i++) {
+    same_bwd_work *own = &wk[omp_get_thread_num()];
+    for (int64_t n = blk.start[i]; n < blk.start[i + 1]; n++) {
+      same_backward_sample(&s, own, n);
+      if (s.wgrad) sample_tree_push_at(&own->tree, 0);
     }
-    if (dw) sample_tree_push(&tree);
+    if (s.wgrad) memcpy(sums + i * w->numel, sample_tree_sum(&own->tree), (size_t)w->numel * sizeof(float));
   }
-  if (dw) sample_tree_add_to(&tree, dw);
+  if (!s.wgrad) return;
+  for (int i = 0; i < blk.n; i++) {
+    memcpy(tree.part, sums + i * w->numel, (size_t)w->numel * sizeof(float));
+    sample_tree_push_at(&tree, blk.level[i]);
+  }
+  sample_tree_add_to(&tree, gr_grad_buf(c, w));
 }
 
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
@@ -532,7 +638,7 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
         raise_chunk(g, dcol, dxp, gi, n0, m, dx);
       }
     }
-    if (dw) sample_tree_push(&tree);
+    if (dw) sample_tree_push_at(&tree, 0);
   }
   if (dw) sample_tree_add_to(&tree, dw);
 }
@@ -563,9 +669,11 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
   gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* every element written below */
   if (!y) return NULL;
   if (g.same) {
-    float *scratch = gr_scratch_uninit(c, (size_t)(same_scratch_floats(&g, g.Cg) + 1) * sizeof(float));
+    int T = conv_threads(g.N, (double)g.N * g.H * g.W * g.O * g.K);
+    int64_t per = (same_scratch_floats(&g, g.Cg) + 16) / 16 * 16; /* + 1, in whole cache lines */
+    float *scratch = gr_scratch_uninit(c, (size_t)(T * per) * sizeof(float));
     if (!scratch) return NULL;
-    same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, y->data);
+    same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, per, T, y->data);
   } else {
     int64_t width = chunk_samples(&g) * g.cols;
     float *col = gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float));

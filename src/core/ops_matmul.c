@@ -3,11 +3,36 @@
  * 2-D right operand and no transpose on the left, all batch rows are folded
  * into one gemm (the common linear-layer case). */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "core/op.h"
 
-/* Row-major C[m,n] = op(A) op(B) + beta C (declared in core/op.h). */
+/* Row-major C[m,n] = op(A) op(B) + beta C, one OpenBLAS call (single-threaded: core/threads.c). */
+static void sgemm_once(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* Multiply-adds of the smallest piece of a split gemm. Smaller gemms run
+ * whole on the calling thread (an OpenMP fork and join costs ~10 us on 2
+ * busy cores, a 2M multiply-add gemm ~40 us). Above OpenBLAS's small-matrix
+ * kernels (products up to 100^3 of some shapes), so every piece takes the
+ * same kernels as the whole gemm and C has the same bits at any thread
+ * count (tests/test_threads.c). */
+#define GEMM_PIECE_MIN ((double)(1 << 21))
+
+/* Start of piece p of P over len rows or columns, on a multiple of align. */
+static int64_t piece_start(int64_t len, int P, int p, int64_t align) {
+  int64_t b = (len * p / P + align - 1) / align * align;
+  return p == P || b > len ? len : b;
+}
+
+/* Row-major C[m,n] = op(A) op(B) + beta C (declared in core/op.h). Outside
+ * OpenMP regions, a large gemm is split over the threads along m or n
+ * (whichever leaves the smaller operand to be packed by every thread);
+ * columns in pieces of 16 floats, so no two threads write one cache line. */
 void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   if (m == 0 || n == 0) return;
@@ -16,8 +41,23 @@ void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float 
       for (int64_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (int)m, (int)n, (int)k, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+  int P = omp_get_level() ? 1 : gr_threads();
+  while (P > 1 && (double)m * (double)n * (double)k < P * GEMM_PIECE_MIN) P--;
+  if (P == 1) {
+    sgemm_once(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  bool rows = m > n;
+  int64_t len = rows ? m : n, align = rows ? 4 : 16;
+#pragma omp parallel for schedule(static) num_threads(P)
+  for (int p = 0; p < P; p++) {
+    int64_t lo = piece_start(len, P, p, align), w = piece_start(len, P, p + 1, align) - lo;
+    if (w <= 0) continue;
+    if (rows)
+      sgemm_once(ta, tb, w, n, k, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+    else
+      sgemm_once(ta, tb, m, w, k, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+  }
 }
 
 /* Shapes of one matmul problem, decoded once by forward and backward. */
