@@ -196,10 +196,54 @@ static void test_mlp_reference(void) {
   ref_close(f);
 }
 
+/* Counts the inputs a hooked module sees. */
+static gr_status count_input(void *ud, gr_module *mod, const gr_tensor *x) {
+  (void)mod, (void)x;
+  ++*(int *)ud;
+  return GR_OK;
+}
+
+/* Sequential runs a ReLU next to a MaxPool2d (either order) as one
+ * gr_max_pool2d_relu: same output and input gradient as the two ops one
+ * after the other; a hooked ReLU is not fused (its hook sees the input). */
+static void test_relu_pool_fusion(void) {
+  enum { N = 2, C = 3, H = 6, W = 8 };
+  for (int order = 0; order < 3; order++) {
+    gr_model *m = gr_model_new(3);
+    gr_module *s = gr_nn_sequential(m), *relu = gr_nn_relu(m), *pool = gr_nn_maxpool2d(m, 2, 2);
+    bool ok = s && relu && pool && !gr_module_add(s, NULL, order == 1 ? pool : relu) &&
+              !gr_module_add(s, NULL, order == 1 ? relu : pool) && !gr_model_set_root(m, s);
+    CHECK_MSG(ok, "sequential relu/pool order %d", order);
+    int seen = 0;
+    if (ok && order == 2) CHECK_OK(gr_module_hook_input(relu, count_input, &seen));
+    gr_ctx *c = gr_ctx_new(1 << 20, 1), *c2 = gr_ctx_new(1 << 20, 1); /* model, composed ops */
+    gr_rng r;
+    gr_rng_seed(&r, 9);
+    float xv[N * C * H * W], seed[N * C * H * W / 4];
+    gr_rng_fill_uniform(&r, xv, N * C * H * W, -1, 1);
+    gr_rng_fill_uniform(&r, seed, N * C * H * W / 4, -1, 1);
+    gr_tensor *x = gr_leaf(c, 4, GR_SHAPE(N, C, H, W), xv), *x2 = gr_leaf(c2, 4, GR_SHAPE(N, C, H, W), xv);
+    gr_pool2d_opts po = {.kernel_h = 2, .kernel_w = 2};
+    gr_tensor *y = ok ? gr_model_forward(m, c, x) : NULL, *y2 = gr_max_pool2d(c2, gr_relu(c2, x2), &po);
+    CHECK(y && y2 && y->numel == y2->numel);
+    if (y && y2 && y->numel == y2->numel) {
+      CHECK_CLOSE("fused relu/pool y", y->data, y2->data, y->numel, 0, 0);
+      CHECK_OK(gr_backward_seed(c, y, seed));
+      CHECK_OK(gr_backward_seed(c2, y2, seed));
+      CHECK_CLOSE("fused relu/pool dx", x->grad, x2->grad, x->numel, 0, 0);
+    }
+    CHECK_MSG(seen == (order == 2), "hooked relu saw %d inputs", seen);
+    gr_ctx_free(c);
+    gr_ctx_free(c2);
+    gr_model_free(m);
+  }
+}
+
 int main(void) {
   test_names_and_layout();
   test_init_distributions();
   test_critical_init();
   test_mlp_reference();
+  test_relu_pool_fusion();
   return test_summary();
 }

@@ -1,6 +1,7 @@
 /* conv2d, max/avg pooling, global average pooling: PyTorch reference
  * (forward + backward), finite-difference gradients, bad input. */
 #include <math.h>
+#include <string.h>
 
 #include "core/conv_direct.h"
 #include "gradcheck.h"
@@ -19,6 +20,20 @@ static gr_tensor *f_conv_twice(gr_ctx *c, gr_tensor **in, void *ud) {
   return a && b ? gr_add(c, a, b) : NULL;
 }
 static gr_tensor *f_max(gr_ctx *c, gr_tensor **in, void *ud) { return gr_max_pool2d(c, in[0], ud); }
+static gr_tensor *f_max_relu(gr_ctx *c, gr_tensor **in, void *ud) { return gr_max_pool2d_relu(c, in[0], ud); }
+/* h = 1*x pooled twice: the plain pool's backward (recorded last) gets a
+ * fresh grad for h (the leaf x's is zero-filled: accumulated into), the
+ * fused one's accumulates into it. */
+/* The fused pool of h = 1*x: its backward writes h's fresh grad whole. */
+static gr_tensor *f_max_relu_of_scaled(gr_ctx *c, gr_tensor **in, void *ud) {
+  gr_tensor *h = gr_scale(c, in[0], 1.0f);
+  return h ? gr_max_pool2d_relu(c, h, ud) : NULL;
+}
+static gr_tensor *f_max_relu_and_max(gr_ctx *c, gr_tensor **in, void *ud) {
+  gr_tensor *h = gr_scale(c, in[0], 1.0f);
+  gr_tensor *a = h ? gr_max_pool2d_relu(c, h, ud) : NULL, *b = a ? gr_max_pool2d(c, h, ud) : NULL;
+  return b ? gr_add(c, a, gr_scale(c, b, 0.5f)) : NULL;
+}
 static gr_tensor *f_avg(gr_ctx *c, gr_tensor **in, void *ud) { return gr_avg_pool2d(c, in[0], ud); }
 static gr_tensor *f_gap(gr_ctx *c, gr_tensor **in, void *ud) { return gr_global_avg_pool(c, in[0]); }
 
@@ -67,6 +82,8 @@ static void pool_refs(void) {
                          .pad_h = (int)o[2], .pad_w = (int)o[2], .count_include_pad = o[3] != 0};
     snprintf(n, sizeof n, "max%s", names[i]);
     CHECK_REF(n, f_max, &po, 1, x);
+    snprintf(n, sizeof n, "maxrelu%s", names[i]);
+    CHECK_REF(n, f_max_relu, &po, 1, x);
     snprintf(n, sizeof n, "avg%s", names[i]);
     CHECK_REF(n, f_avg, &po, 1, x);
     ref_close(of);
@@ -107,7 +124,23 @@ static void gradchecks(void) {
   po.count_include_pad = true;
   CHECK_GRAD("avg_pool2d include pad", f_avg, &po, 1, &mp);
   CHECK_GRAD("global_avg_pool", f_gap, NULL, 1, &mp);
+  /* fused max pool + ReLU: half the values negative (none within eps of 0) */
+  for (int i = 0; i < 50; i++) mp.data[i] = (float)perm[i] * 0.05f - 1.225f;
+  po.count_include_pad = false;
+  CHECK_GRAD("max_pool2d_relu", f_max_relu, &po, 1, &mp);
   gc_input_free(&mp);
+  /* 2x2 windows tiling a 6x8 plane: the backward that writes dx whole, fresh then accumulated */
+  gc_input tp = gc_rand(&r, 4, GR_SHAPE(2, 2, 6, 8), 0, 1, true);
+  int64_t tperm[192];
+  gr_rng_permutation(&r, 192, tperm);
+  for (int i = 0; i < 192; i++) tp.data[i] = (float)tperm[i] * 0.05f - 4.775f;
+  gr_pool2d_opts p22 = {.kernel_h = 2, .kernel_w = 2};
+  CHECK_GRAD("max_pool2d_relu 2x2", f_max_relu, &p22, 1, &tp);
+  CHECK_GRAD("max_pool2d_relu 2x2 and max_pool2d of the same x", f_max_relu_and_max, &p22, 1, &tp);
+  CHECK_GRAD("max_pool2d_relu 2x2 of 1*x (fresh grad)", f_max_relu_of_scaled, &p22, 1, &tp);
+  gr_pool2d_opts p32 = {.kernel_h = 3, .kernel_w = 2, .stride_h = 3, .stride_w = 2};
+  CHECK_GRAD("max_pool2d_relu 3x2 tiles", f_max_relu_and_max, &p32, 1, &tp);
+  gc_input_free(&tp);
 }
 
 /* The 2x2 stride-2 max pool's fast path (vectorized, with masked tails)
@@ -170,6 +203,11 @@ static void bad_input(void) {
   CHECK_FAILS(gr_avg_pool2d(c, x, &zero), GR_EARG);
   CHECK_FAILS(gr_max_pool2d(c, x, NULL), GR_EARG);
   CHECK_FAILS(gr_global_avg_pool(c, x3), GR_ESHAPE);
+  CHECK_FAILS(gr_max_pool2d_relu(c, x, &big), GR_ESHAPE);
+  CHECK_FAILS(gr_max_pool2d_relu(c, x, NULL), GR_EARG);
+  CHECK_FAILS(gr_max_pool2d_relu(c, x3, &zero), GR_ESHAPE);
+  CHECK_FAILS(gr_max_pool2d_relu(c, NULL, &big), GR_EARG);
+  CHECK(strstr(gr_last_error(), "max_pool2d_relu") != NULL);
   gr_tensor *empty = gr_tensor_new(c, 4, GR_SHAPE(0, 3, 4, 4));
   gr_tensor *ye = gr_conv2d(c, empty, w3, NULL, NULL);
   CHECK(ye && ye->shape[0] == 0 && ye->shape[1] == 2);

@@ -22,22 +22,24 @@ static void window_ref(const float *x, int64_t W, int64_t h0, int64_t w0, int k,
     }
 }
 
-static void check_pool(int k, int stride) {
-  enum { N = 2, C = 3, H = 7, W = 8 };
+/* relu: the fused gr_max_pool2d_relu, whose output is max(best, 0) (NaN
+ * stays NaN) and whose gradient reaches the argmax only where that is > 0. */
+static void check_pool(int k, int stride, bool relu, int64_t H) {
+  enum { N = 2, C = 3, W = 8, HMAX = 8 };
   gr_ctx *c = gr_ctx_new(1 << 20, 1);
   gr_rng r;
   gr_rng_seed(&r, 5);
-  float x[N * C * H * W];
-  for (int i = 0; i < N * C * H * W; i++) x[i] = (float)gr_rng_below(&r, 3); /* many ties */
+  float x[N * C * HMAX * W];
+  for (int i = 0; i < N * C * H * W; i++) x[i] = (float)gr_rng_below(&r, 3) - (relu ? 1.0f : 0.0f); /* many ties */
   x[3] = NAN, x[4] = NAN, x[W + 3] = NAN, x[2 * H * W + 17] = NAN;
   gr_tensor *xt = gr_leaf(c, 4, GR_SHAPE(N, C, H, W), x);
   gr_pool2d_opts o = {.kernel_h = k, .kernel_w = k, .stride_h = stride, .stride_w = stride};
-  gr_tensor *y = gr_max_pool2d(c, xt, &o);
+  gr_tensor *y = relu ? gr_max_pool2d_relu(c, xt, &o) : gr_max_pool2d(c, xt, &o);
   CHECK(y != NULL);
   if (!y) return gr_ctx_free(c);
   int64_t OH = (H - k) / stride + 1, OW = (W - k) / stride + 1;
   CHECK(y->shape[2] == OH && y->shape[3] == OW);
-  float seed[N * C * H * W], dx_ref[N * C * H * W] = {0};
+  float seed[N * C * HMAX * W], dx_ref[N * C * HMAX * W] = {0};
   for (int64_t i = 0; i < y->numel; i++) seed[i] = (float)(i + 1); /* distinct: shows where each went */
   for (int64_t p = 0, i = 0; p < N * C; p++)
     for (int64_t oh = 0; oh < OH; oh++)
@@ -45,19 +47,24 @@ static void check_pool(int k, int stride) {
         float best;
         int64_t at;
         window_ref(x + p * H * W, W, oh * stride, ow * stride, k, &best, &at);
-        CHECK_MSG(isnan(best) ? isnan(y->data[i]) : y->data[i] == best, "k%d s%d output %lld", k, stride,
-                  (long long)i);
-        dx_ref[p * H * W + at] += seed[i];
+        float want = relu && best < 0 ? 0.0f : best;
+        CHECK_MSG(isnan(want) ? isnan(y->data[i]) : y->data[i] == want, "k%d s%d relu %d output %lld", k, stride,
+                  relu, (long long)i);
+        dx_ref[p * H * W + at] += !relu || want > 0 ? seed[i] : 0.0f;
       }
   CHECK_OK(gr_backward_seed(c, y, seed));
   for (int i = 0; i < N * C * H * W; i++)
-    CHECK_MSG(xt->grad[i] == dx_ref[i], "k%d s%d dx[%d] = %g, want %g", k, stride, i, xt->grad[i], dx_ref[i]);
+    CHECK_MSG(xt->grad[i] == dx_ref[i], "k%d s%d relu %d dx[%d] = %g, want %g", k, stride, relu, i, xt->grad[i],
+              dx_ref[i]);
   gr_ctx_free(c);
 }
 
 int main(void) {
-  check_pool(2, 2); /* LeNet's pooling */
-  check_pool(3, 1); /* overlapping windows */
-  check_pool(3, 2);
+  for (int relu = 0; relu < 2; relu++) {
+    check_pool(2, 2, relu, 7); /* LeNet's pooling; an odd height leaves a row out */
+    check_pool(2, 2, relu, 8); /* windows tiling the plane: backward writes dx whole */
+    check_pool(3, 1, relu, 7); /* overlapping windows */
+    check_pool(3, 2, relu, 7);
+  }
   return test_summary();
 }

@@ -146,6 +146,8 @@ gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch);  /* eps 1e-5, momentum 0.
 gr_module *gr_nn_layernorm(gr_model *m, int64_t dim);   /* eps 1e-5 */
 gr_module *gr_nn_dropout(gr_model *m, float p);
 gr_module *gr_nn_maxpool2d(gr_model *m, int k, int stride);
+/* The window of a MaxPool2d module (NULL if mod is not one, or is hooked). */
+const gr_pool2d_opts *gr_nn_maxpool2d_opts(const gr_module *mod);
 gr_module *gr_nn_avgpool2d(gr_model *m, int k, int stride);
 gr_module *gr_nn_global_avgpool(gr_model *m);           /* [N,C,H,W] -> [N,C] */
 gr_module *gr_nn_flatten(gr_model *m);                  /* [N,...] -> [N,-1] */

@@ -98,6 +98,11 @@ typedef struct gr_pool2d_opts {
   bool count_include_pad;  /* avg pool only (PyTorch default true) */
 } gr_pool2d_opts;
 gr_tensor *gr_max_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o); /* max over window */
+/* relu(max_pool2d(x)) = max_pool2d(relu(x)) (max and ReLU commute) in one
+ * pass: the pool, then the ReLU on its outputs (a quarter of x for 2x2
+ * windows); NaN propagates as in PyTorch. nn's Sequential runs a ReLU next
+ * to a MaxPool2d through it (LeNet's conv, relu, pool). */
+gr_tensor *gr_max_pool2d_relu(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o);
 gr_tensor *gr_avg_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o); /* mean over window */
 gr_tensor *gr_global_avg_pool(gr_ctx *c, gr_tensor *x); /* [N,C,H,W] -> [N,C,1,1] */
 

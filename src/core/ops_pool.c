@@ -41,19 +41,88 @@ static bool pool_geometry(const char *op, const gr_tensor *x, const gr_pool2d_op
 }
 
 /* ---- max pool ---------------------------------------------------------- */
+/* dr[w] = g[w / 2] if arg[w / 2] == base + w, else 0, for w < 2*n: one row
+ * of a 2-wide window's gradient. A select through integer masks, 8 columns a
+ * vector with AVX2: the compiler's version of this loop was a branch per
+ * element (half of a LeNet training step's time mispredicting). */
+static void maxpool_row_grad_2wide(const float *g, const int32_t *arg, int64_t n, int32_t base, float *dr) {
+  int64_t o = 0;
+#ifdef __AVX2__
+  const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (; o + 4 <= n; o += 4) {
+    __m256 gv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(g + o)), dup);
+    __m256i av = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(arg + o))), dup);
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(base + 2 * (int32_t)o), lane);
+    _mm256_storeu_ps(dr + 2 * o, _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(av, idx))));
+  }
+#endif
+  for (; o < n; o++) {
+    int32_t gb, at = base + 2 * (int32_t)o;
+    __builtin_memcpy(&gb, g + o, sizeof gb);
+    int32_t even = gb & -(int32_t)(arg[o] == at), odd = gb & -(int32_t)(arg[o] == at + 1);
+    __builtin_memcpy(dr + 2 * o, &even, sizeof even);
+    __builtin_memcpy(dr + 2 * o + 1, &odd, sizeof odd);
+  }
+}
+
+/* One plane's dx = g routed to each window's argmax, for windows that tile
+ * the plane (stride = kernel, no padding, H = OH*kh, W = OW*kw): every
+ * element written once, g at its window's argmax and 0 elsewhere. Zeroing a
+ * fresh grad, then scattering into it, was 6% of a LeNet training step (the
+ * scalar adds waited on the zeroing's stores). */
+static void maxpool_plane_grad_tiled(int64_t H, int64_t W, int64_t kh, int64_t kw, const float *g, const int32_t *arg,
+                                     float *dx) {
+  int64_t OW = W / kw;
+  for (int64_t h = 0; h < H; h++) {
+    const float *gr = g + (h / kh) * OW;
+    const int32_t *ar = arg + (h / kh) * OW;
+    float *dr = dx + h * W;
+    int32_t base = (int32_t)(h * W);
+    if (kw == 2) {
+      maxpool_row_grad_2wide(gr, ar, OW, base, dr);
+      continue;
+    }
+    for (int64_t w = 0; w < W; w++) dr[w] = 0.0f;
+    for (int64_t o = 0; o < OW; o++)
+      if (ar[o] >= base && ar[o] < base + W) dr[ar[o] - base] = gr[o];
+  }
+}
+
+/* dx (+)= dy routed to each window's argmax; with the fused ReLU (i[0])
+ * only where the output is positive (relu'(0) = 0, as PyTorch). i[1..6]:
+ * kh, kw, sh, sw, ph, pw. */
 static void maxpool_backward(gr_ctx *c, gr_node *n) {
   gr_tensor *x = n->in[0];
   if (!x->requires_grad) return;
   const int32_t *arg = n->saved;
-  const float *dy = n->out->grad;
-  float *dx = gr_grad_buf(c, x);
-  int64_t plane_in = x->shape[2] * x->shape[3], plane_out = n->out->shape[2] * n->out->shape[3];
+  const int64_t *k = n->i + 1;
+  int64_t H = x->shape[2], W = x->shape[3], plane_in = H * W, plane_out = n->out->shape[2] * n->out->shape[3];
   int64_t NC = x->shape[0] * x->shape[1];
-  for (int64_t p = 0; p < NC; p++)
-    for (int64_t i = 0; i < plane_out; i++) dx[p * plane_in + arg[p * plane_out + i]] += dy[p * plane_out + i];
+  bool relu = n->i[0], fresh = false;
+  bool tiled = k[2] == k[0] && k[3] == k[1] && !k[4] && !k[5] && H % k[0] == 0 && W % k[1] == 0 &&
+               plane_out * k[0] * k[1] == plane_in;
+  float *dx = tiled ? gr_grad_buf_fresh(c, x, &fresh) : gr_grad_buf(c, x);
+  const float *dy = n->out->grad, *y = n->out->data;
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t p = 0; p < NC; p++) {
+    float *d = dx + p * plane_in, gm[1024];
+    const float *g = dy + p * plane_out, *yp = y + p * plane_out;
+    const int32_t *a = arg + p * plane_out;
+    for (int64_t i0 = 0; i0 < plane_out; i0 += 1024) { /* the gradient past the ReLU, a block at a time */
+      int64_t m = plane_out - i0 < 1024 ? plane_out - i0 : 1024;
+      for (int64_t i = 0; i < m; i++) gm[i] = !relu || yp[i0 + i] > 0 ? g[i0 + i] : 0.0f;
+      if (fresh && m == plane_out) {
+        maxpool_plane_grad_tiled(H, W, k[0], k[1], gm, a, d);
+        break;
+      }
+      if (fresh && i0 == 0) memset(d, 0, (size_t)plane_in * sizeof(float));
+      for (int64_t i = 0; i < m; i++) d[a[i0 + i]] += gm[i];
+    }
+  }
 }
 
 static const gr_op_def OP_MAXPOOL = {"max_pool2d", maxpool_backward};
+static const gr_op_def OP_MAXPOOL_RELU = {"max_pool2d_relu", maxpool_backward};
 
 /* One plane without padding (every window inside the input), a row of
  * outputs at a time: the row starts as each window's first element, then
@@ -194,47 +263,68 @@ static void maxpool_plane_nopad(const pool_geom *g, const float *src, float *y, 
   }
 }
 
-gr_tensor *gr_max_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o) {
-  GR_NEED("max_pool2d", c);
-  GR_NEED("max_pool2d", x);
+/* One plane of any geometry: the window scan with bounds checks. */
+static void maxpool_plane_general(const pool_geom *g, const float *src, float *y, int32_t *arg) {
+  for (int64_t oh = 0; oh < g->OH; oh++)
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      float best = -INFINITY;
+      int32_t at = -1;
+      for (int64_t ki = 0; ki < g->kh; ki++) {
+        int64_t ih = oh * g->sh - g->ph + ki;
+        if (ih < 0 || ih >= g->H) continue;
+        for (int64_t kj = 0; kj < g->kw; kj++) {
+          int64_t iw = ow * g->sw - g->pw + kj;
+          if (iw < 0 || iw >= g->W) continue;
+          float v = src[ih * g->W + iw];
+          if (v > best || at < 0 || isnan(v)) {
+            best = v;
+            at = (int32_t)(ih * g->W + iw);
+            if (isnan(v)) ki = g->kh, kj = g->kw; /* NaN wins, as in PyTorch */
+          }
+        }
+      }
+      y[oh * g->OW + ow] = best;
+      arg[oh * g->OW + ow] = at;
+    }
+}
+
+/* y = max_pool2d(x), then relu(y) in place when `relu` (while the plane is
+ * in cache): max and ReLU commute, so this is also max_pool2d(relu(x)) on a
+ * quarter of the elements for 2x2 windows. NaN stays NaN (PyTorch's relu
+ * and max pool both propagate it). */
+static gr_tensor *max_pool(gr_ctx *c, const gr_op_def *def, gr_tensor *x, const gr_pool2d_opts *o, bool relu) {
+  GR_NEED(def->name, c);
+  GR_NEED(def->name, x);
   pool_geom g;
-  if (!pool_geometry("max_pool2d", x, o, &g)) return NULL;
+  if (!pool_geometry(def->name, x, o, &g)) return NULL;
   gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(x->shape[0], x->shape[1], g.OH, g.OW));
   int32_t *arg = y ? gr_scratch_uninit(c, (size_t)y->numel * sizeof(int32_t)) : NULL;
   if (!arg) return NULL;
+  int64_t plane_out = g.OH * g.OW;
 #pragma omp parallel for schedule(static) if (y->numel * g.kh * g.kw > GR_PAR_MIN)
   for (int64_t p = 0; p < g.NC; p++) {
     const float *src = x->data + p * g.H * g.W;
-    if (g.ph == 0 && g.pw == 0) {
-      maxpool_plane_nopad(&g, src, y->data + p * g.OH * g.OW, arg + p * g.OH * g.OW);
-      continue;
-    }
-    for (int64_t oh = 0; oh < g.OH; oh++)
-      for (int64_t ow = 0; ow < g.OW; ow++) {
-        float best = -INFINITY;
-        int32_t at = -1;
-        for (int64_t ki = 0; ki < g.kh; ki++) {
-          int64_t ih = oh * g.sh - g.ph + ki;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t kj = 0; kj < g.kw; kj++) {
-            int64_t iw = ow * g.sw - g.pw + kj;
-            if (iw < 0 || iw >= g.W) continue;
-            float v = src[ih * g.W + iw];
-            if (v > best || at < 0 || isnan(v)) {
-              best = v;
-              at = (int32_t)(ih * g.W + iw);
-              if (isnan(v)) ki = g.kh, kj = g.kw; /* NaN wins, as in PyTorch */
-            }
-          }
-        }
-        int64_t i = (p * g.OH + oh) * g.OW + ow;
-        y->data[i] = best;
-        arg[i] = at;
-      }
+    float *yp = y->data + p * plane_out;
+    if (g.ph == 0 && g.pw == 0) maxpool_plane_nopad(&g, src, yp, arg + p * plane_out);
+    else maxpool_plane_general(&g, src, yp, arg + p * plane_out);
+    if (relu)
+      for (int64_t i = 0; i < plane_out; i++) yp[i] = yp[i] > 0 || yp[i] != yp[i] ? yp[i] : 0.0f;
   }
-  gr_node *n = gr_tape_record(c, &OP_MAXPOOL, y, 1, &x);
-  if (n) n->saved = arg;
+  gr_node *n = gr_tape_record(c, def, y, 1, &x);
+  if (n) {
+    n->saved = arg;
+    int64_t geom[] = {relu, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw};
+    memcpy(n->i, geom, sizeof geom);
+  }
   return y;
+}
+
+gr_tensor *gr_max_pool2d(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o) {
+  return max_pool(c, &OP_MAXPOOL, x, o, false);
+}
+
+gr_tensor *gr_max_pool2d_relu(gr_ctx *c, gr_tensor *x, const gr_pool2d_opts *o) {
+  return max_pool(c, &OP_MAXPOOL_RELU, x, o, true);
 }
 
 /* ---- average pool ------------------------------------------------------ */

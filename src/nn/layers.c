@@ -39,8 +39,24 @@ gr_module *gr_nn_relu(gr_model *m) { return gr_module_new(m, "ReLU", relu_forwar
 gr_module *gr_nn_tanh(gr_model *m) { return gr_module_new(m, "Tanh", tanh_forward); }
 gr_module *gr_nn_gelu(gr_model *m) { return gr_module_new(m, "GELU", gelu_forward); }
 
+/* Children in order; a ReLU next to a MaxPool2d (either order, neither
+ * hooked: a hook replaces the forward) runs as one gr_max_pool2d_relu, the
+ * same function (max and ReLU commute) with the ReLU on the pooled outputs
+ * only. The separate ReLU passes over LeNet's conv outputs were 8% of its
+ * training step. */
 static gr_tensor *sequential_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
-  for (int i = 0; i < m->n_children && x; i++) x = m->children[i]->forward(m->children[i], c, x);
+  for (int i = 0; i < m->n_children && x; i++) {
+    gr_module *a = m->children[i], *b = i + 1 < m->n_children ? m->children[i + 1] : NULL;
+    const gr_pool2d_opts *pool = NULL;
+    if (b && a->forward == relu_forward) pool = gr_nn_maxpool2d_opts(b);
+    else if (b && b->forward == relu_forward) pool = gr_nn_maxpool2d_opts(a);
+    if (pool) {
+      x = gr_max_pool2d_relu(c, x, pool);
+      i++;
+    } else {
+      x = a->forward(a, c, x);
+    }
+  }
   return x;
 }
 

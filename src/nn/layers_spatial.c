@@ -142,6 +142,10 @@ static gr_module *pool_new(gr_model *m, const char *kind, gr_module_forward_fn f
 }
 
 gr_module *gr_nn_maxpool2d(gr_model *m, int k, int stride) { return pool_new(m, "MaxPool2d", maxpool_forward, k, stride); }
+
+const gr_pool2d_opts *gr_nn_maxpool2d_opts(const gr_module *mod) {
+  return mod && mod->forward == maxpool_forward ? &((const pool_cfg *)mod->cfg)->o : NULL;
+}
 gr_module *gr_nn_avgpool2d(gr_model *m, int k, int stride) { return pool_new(m, "AvgPool2d", avgpool_forward, k, stride); }
 
 static gr_tensor *gap_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {

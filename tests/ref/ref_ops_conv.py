@@ -72,6 +72,8 @@ POOL = [
 for name, N, C, H, W, k, s, p, cip in POOL:
     x = distinct(N, C, H, W)
     torch_case("max" + name, lambda x, k=k, s=s, p=p: F.max_pool2d(x, k, s, p), {"x": x}, grad=["x"])
+    # the fused relu(max_pool2d(x)), against torch's order in LeNet: pool of the relu
+    torch_case("maxrelu" + name, lambda x, k=k, s=s, p=p: F.max_pool2d(F.relu(x), k, s, p), {"x": x}, grad=["x"])
     torch_case("avg" + name, lambda x, k=k, s=s, p=p, cip=cip: F.avg_pool2d(x, k, s, p, count_include_pad=cip),
                {"x": x}, grad=["x"])
     write_ref(name + "_opts", {"opts": np.array([k, s, p, cip], dtype=np.float32)})
