@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/conv_direct.h"
+#include "core/conv_valid.h"
 #include "gradcheck.h"
 #include "refdata.h"
 
@@ -51,7 +52,8 @@ static void conv_refs(void) {
                                 "conv_chunks", "conv_chunks_groups", "conv_lenet1", "conv_wide_odd",
                                 "conv_wide_groups_chunks", "conv_resnet3x3", "conv_stride3_dil", "conv_1x1_s2",
                                 "conv_same_thin", "conv_same_flat", "conv_same_dil_groups", "conv_same_wide",
-                                "conv_same_k5", "conv_same_k7"};
+                                "conv_same_k5", "conv_same_k7", "conv_valid_o8_k3x2", "conv_valid_groups_o16",
+                                "conv_valid_o16_k1x5"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;
@@ -107,6 +109,11 @@ static void gradchecks(void) {
   gr_conv2d_opts nopad = {.groups = 2};
   CHECK_GRAD("conv2d stride 1, no padding, groups 2", f_conv, &nopad, 3, wi);
   for (int k = 0; k < 3; k++) gc_input_free(&wi[k]);
+  /* valid with 8 output channels (conv_valid.c's dW kernel): 2 samples, one chunk */
+  gc_input vi[3] = {gc_rand(&r, 4, GR_SHAPE(2, 2, 5, 6), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(8, 2, 3, 3), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(8), -1, 1, true)};
+  CHECK_GRAD("conv2d valid, 8 output channels", f_conv, NULL, 3, vi);
+  for (int k = 0; k < 3; k++) gc_input_free(&vi[k]);
   /* same size (direct kernels or shifted planes): groups, dilation, x read by two convolutions */
   gr_conv2d_opts same = {.pad_h = 2, .pad_w = 1, .dil_h = 2, .groups = 2};
   gc_input si[4] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 9), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 3), -1, 1, true),
@@ -220,9 +227,11 @@ int main(void) {
   gradchecks();
   /* again on the gemm path that machines without AVX2 take (the same on those) */
   gr_conv_direct_set_enabled(false);
+  gr_conv_valid_set_enabled(false);
   conv_refs();
   gradchecks();
   gr_conv_direct_set_enabled(true);
+  gr_conv_valid_set_enabled(true);
   maxpool_2x2_ties_and_nans();
   bad_input();
   return test_summary();

@@ -5,7 +5,9 @@
  * col [Cg*kh*kw, nb*cols]; one gemm w_g [Og, Cg*kh*kw] @ col gives the
  * group's output as [Og, nb*cols], copied to y [N,O,OH,OW] with the bias
  * added. Backward recomputes each chunk's col from x: dW_g += dY_g col^T,
- * dcol = W_g^T dY_g, dx += col2im(dcol).
+ * dcol = W_g^T dY_g, dx += col2im(dcol). Valid convolutions (stride 1, no
+ * padding or dilation: LeNet's second) take dW from conv_valid.c's direct
+ * kernel instead, chunk by chunk as the gemm did.
  *
  * The lowering is "wide": output (oh, ow) is column oh*Wq + ow of a plane
  * of pitch Wq, so the row of col for channel c and kernel tap (ki, kj) is
@@ -31,6 +33,7 @@
 #include <string.h>
 
 #include "core/conv_direct.h"
+#include "core/conv_valid.h"
 #include "core/op.h"
 
 typedef struct conv_geom {
@@ -617,19 +620,27 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
   }
   int64_t nb = chunk_samples(g), width = nb * g->cols;
   bool ok = true;
+  /* valid convolutions: dW by conv_valid.c's direct kernel, from x and dY as they are */
+  gr_conv_valid cv = {g->Cg, g->Og, g->H, g->W, g->kh, g->kw, g->C * g->H * g->W, g->O * g->OH * g->OW};
+  bool direct_dw = w->requires_grad && !g->copy && g->dh == 1 && g->dw == 1 && gr_conv_valid_wgrad_fits(&cv);
+  float *dyt = direct_dw ? gr_scratch_uninit(c, (size_t)gr_conv_valid_wgrad_scratch(&cv, nb) * sizeof(float)) : NULL;
   float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
-  float *col = w->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+  float *col = w->requires_grad && !direct_dw ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
   float *dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
   float *xp = w->requires_grad ? pad_scratch(c, g, &ok) : NULL, *dxp = x->requires_grad ? pad_scratch(c, g, &ok) : NULL;
   float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL, *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
   sample_tree tree = {0}; /* of chunks (a power of two samples each) */
   ok = ok && (!dw || sample_tree_init(c, &tree, w->numel, (g->N + nb - 1) / nb));
-  GR_ASSERT(ok && dyg && (col || !dw) && (dcol || !dx));
+  GR_ASSERT(ok && dyg && (col || dyt || !dw) && (dcol || !dx));
   for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
     int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
     for (int64_t gi = 0; gi < g->g; gi++) {
+      if (direct_dw)
+        gr_conv_valid_wgrad(&cv, x->data + (n0 * g->C + gi * g->Cg) * g->H * g->W,
+                            dy + (n0 * g->O + gi * g->Og) * g->OH * g->OW, m, dyt, tree.part + gi * g->Og * g->K);
+      if (!dx && direct_dw) continue;
       relayout(g, gi, n0, m, dyg, nd->out->grad, false, NULL);
-      if (dw) {
+      if (dw && !direct_dw) {
         lower_chunk(g, x->data, xp, gi, n0, m, col);
         gr_sgemm_rm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 0, tree.part + gi * g->Og * g->K, g->K);
       }

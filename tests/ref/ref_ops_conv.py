@@ -45,6 +45,11 @@ CONV = [
     ("conv_same_wide", 2, 3, 5, 37, 5, 3, 3, 1, 1, 1, 1, False),
     ("conv_same_k5", 2, 3, 7, 19, 7, 5, 5, 1, 2, 1, 1, True),
     ("conv_same_k7", 1, 2, 8, 8, 7, 7, 7, 1, 3, 1, 1, True),
+    # valid (stride 1, no padding): conv_valid.c's dW kernel, 8 or 16 output
+    # channels a group, kernels 3x2, 4x6 (chunks of 4 samples and 1), 1x5
+    ("conv_valid_o8_k3x2", 3, 2, 7, 9, 8, 3, 2, 1, 0, 1, 1, False),
+    ("conv_valid_groups_o16", 5, 4, 8, 7, 32, 4, 6, 1, 0, 1, 2, True),
+    ("conv_valid_o16_k1x5", 2, 3, 4, 9, 16, 1, 5, 1, 0, 1, 1, True),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
