@@ -25,9 +25,13 @@
  * Same-size convolutions (stride 1, OH = H, OW = W: LeNet's padded first
  * conv, every stride-1 conv of a ResNet) take neither path: see "same-size
  * convolutions" below.
- * Copy loops run under OpenMP (over col rows, and over input channels for
- * col2im so no two threads write the same element); BLAS is called outside
- * those regions. Not here: transposed convolution. */
+ * Threads: the chunks (and same-size samples) run in parallel, each thread
+ * with its own buffers, one fork and join per convolution; the weight
+ * gradients add up in an order fixed by the batch alone (sample_blocks), so
+ * the bits do not depend on the thread count. With a single chunk (batch 1)
+ * the copy loops run under OpenMP instead (over col rows, and over input
+ * channels for col2im so no two threads write the same element) and
+ * gr_sgemm_rm splits large gemms. Not here: transposed convolution. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -511,9 +515,45 @@ static int conv_threads(int64_t n, double macs) {
   return T < n ? T : (int)n;
 }
 
+/* The items (samples or chunks) of blocks b over T threads: fn(ctx, t, j)
+ * for each item j on thread t. With trees (one per thread; fn leaves item
+ * j's weight gradient in trees[t].part), the items of a block are summed
+ * as a tree and the block's sum copied to sums + i*numel. */
+typedef void (*block_item_fn)(void *ctx, int t, int64_t j);
+
+static void run_blocks(const sample_blocks *b, int T, block_item_fn fn, void *ctx, sample_tree *trees, float *sums) {
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+  for (int i = 0; i < b->n; i++) {
+    int t = omp_get_thread_num();
+    for (int64_t j = b->start[i]; j < b->start[i + 1]; j++) {
+      fn(ctx, t, j);
+      if (trees) sample_tree_push_at(&trees[t], 0);
+    }
+    if (trees) memcpy(sums + i * trees[t].n, sample_tree_sum(&trees[t]), (size_t)trees[t].n * sizeof(float));
+  }
+}
+
+/* dw += the sum of the block sums, pushed into tree as nodes (in order). */
+static void blocks_add_to(const sample_blocks *b, const float *sums, sample_tree *tree, float *dw) {
+  for (int i = 0; i < b->n; i++) {
+    memcpy(tree->part, sums + i * tree->n, (size_t)tree->n * sizeof(float));
+    sample_tree_push_at(tree, b->level[i]);
+  }
+  sample_tree_add_to(tree, dw);
+}
+
+/* The weight-gradient trees of T threads over blocks b, the block sums and
+ * the tree that adds them (false when out of memory). */
+static bool block_trees_init(gr_ctx *c, const sample_blocks *b, int T, int64_t numel, int64_t items,
+                             sample_tree *trees, float **sums, sample_tree *tree) {
+  *sums = gr_scratch_uninit(c, (size_t)(b->n * numel) * sizeof(float));
+  bool ok = *sums && sample_tree_init(c, tree, numel, items);
+  for (int t = 0; ok && t < T; t++) ok = sample_tree_init(c, &trees[t], numel, (int64_t)1 << b->top);
+  return ok;
+}
+
 /* One thread's buffers in same_backward. */
 typedef struct same_bwd_work {
-  sample_tree tree;         /* the weight gradients of its block's samples */
   float *xpad, *ypad, *col; /* padded x and dY (direct kernels), lowered x (gemm) */
   bool padded;              /* xpad and ypad already hold a padded sample */
 } same_bwd_work;
@@ -523,17 +563,23 @@ typedef struct same_bwd {
   const float *x, *dy, *wflip;
   float *dx;
   bool fresh, direct, wgrad; /* dx assigned (not accumulated); direct kernels; dW wanted */
+  sample_tree trees[GR_MAX_THREADS];
+  same_bwd_work wk[GR_MAX_THREADS];
 } same_bwd;
 
-/* Sample n: its weight gradient into wk->tree.part, dx[n] (= when fresh, else +=). */
-static void same_backward_sample(const same_bwd *s, same_bwd_work *wk, int64_t n) {
+/* Sample n on thread t: its weight gradient into trees[t].part, dx[n] (=
+ * when fresh, else +=). */
+static void same_backward_sample(void *ctx, int t, int64_t n) {
+  same_bwd *s = ctx;
+  same_bwd_work *wk = &s->wk[t];
   const conv_geom *g = s->g;
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og), bw = same_direct_geom(g, g->Og, g->Cg);
-  if (s->wgrad && s->direct) memset(wk->tree.part, 0, (size_t)wk->tree.n * sizeof(float));
+  float *part = s->wgrad ? s->trees[t].part : NULL;
+  if (part && s->direct) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
   for (int64_t gi = 0; gi < g->g; gi++) {
     const float *dys = s->dy + (n * g->O + gi * g->Og) * HW, *xs = s->x + (n * g->C + gi * g->Cg) * HW;
-    float *dwg = s->wgrad ? wk->tree.part + gi * g->Og * g->K : NULL;
+    float *dwg = part ? part + gi * g->Og * g->K : NULL;
     float *dxs = s->dx ? s->dx + (n * g->C + gi * g->Cg) * HW : NULL;
     const float *wfg = s->wflip ? s->wflip + gi * g->Cg * g->Og * kk : NULL;
     if (s->direct) {
@@ -553,122 +599,158 @@ static void same_backward_sample(const same_bwd *s, same_bwd_work *wk, int64_t n
 }
 
 /* One thread's buffers (false when out of memory). */
-static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, int64_t wnumel, int top, same_bwd_work *wk) {
+static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, same_bwd_work *wk) {
   const conv_geom *g = s->g;
   bool lowered = s->wgrad && g->kh * g->kw > 1 && !s->direct;
   *wk = (same_bwd_work){0};
-  bool ok = !s->wgrad || sample_tree_init(c, &wk->tree, wnumel, (int64_t)1 << top);
   wk->col = lowered ? gr_scratch_uninit(c, (size_t)(g->K * g->H * g->W) * sizeof(float)) : NULL;
   wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)same_scratch_floats(g, g->Cg) * sizeof(float)) : NULL;
   wk->ypad = s->dx || s->direct ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
                                 : NULL;
-  return ok && (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
+  return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
 }
 
 /* dW (per sample, into a tree) and dx (=, when fresh, else +=) conv(dY_g,
  * wflip_g), a sample and group at a time: the direct kernels from padded
  * copies of dY_g and x_g, else the gemm dY_g col_g^T and same_conv_group.
- * Blocks of samples (sample_blocks) in parallel, each thread with its own
- * buffers; the block sums are then pushed into one tree in order. The bias
- * gradient is done by the caller. */
+ * Blocks of samples in parallel (run_blocks). The bias gradient is done by
+ * the caller. */
 static void same_backward(gr_ctx *c, gr_node *nd) {
   gr_tensor *x = nd->in[0], *w = nd->in[1];
   const conv_geom *g = nd->saved;
-  same_bwd s = {.g = g, .x = x->data, .dy = nd->out->grad, .direct = same_direct(g), .wgrad = w->requires_grad};
+  same_bwd *s = gr_scratch(c, sizeof *s);
+  GR_ASSERT(s);
+  *s = (same_bwd){.g = g, .x = x->data, .dy = nd->out->grad, .direct = same_direct(g), .wgrad = w->requires_grad};
   int T = conv_threads(g->N, (double)g->N * g->H * g->W * g->O * g->K);
   sample_blocks blk;
   sample_blocks_init(&blk, g->N, T);
-  same_bwd_work wk[GR_MAX_THREADS];
   sample_tree tree = {0};
-  float *sums = s.wgrad ? gr_scratch_uninit(c, (size_t)(blk.n * w->numel) * sizeof(float)) : NULL;
-  bool ok = !s.wgrad || (sums && sample_tree_init(c, &tree, w->numel, g->N));
+  float *sums = NULL;
+  bool ok = !s->wgrad || block_trees_init(c, &blk, T, w->numel, g->N, s->trees, &sums, &tree);
   float *wflip = x->requires_grad ? gr_scratch_uninit(c, (size_t)w->numel * sizeof(float)) : NULL;
-  s.dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &s.fresh) : NULL;
-  s.wflip = wflip;
-  for (int t = 0; t < T; t++) ok = ok && same_bwd_work_init(c, &s, w->numel, blk.top, &wk[t]);
-  GR_ASSERT(ok && (wflip || !s.dx));
-  if (s.dx) same_kernel_for_dx(g, w->data, wflip);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-  for (int i = 0; i < blk.n; i++) {
-    same_bwd_work *own = &wk[omp_get_thread_num()];
-    for (int64_t n = blk.start[i]; n < blk.start[i + 1]; n++) {
-      same_backward_sample(&s, own, n);
-      if (s.wgrad) sample_tree_push_at(&own->tree, 0);
+  s->wflip = wflip;
+  s->dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &s->fresh) : NULL;
+  for (int t = 0; t < T; t++) ok = ok && same_bwd_work_init(c, s, &s->wk[t]);
+  GR_ASSERT(ok && (wflip || !s->dx));
+  if (s->dx) same_kernel_for_dx(g, w->data, wflip);
+  run_blocks(&blk, T, same_backward_sample, s, s->wgrad ? s->trees : NULL, sums);
+  if (s->wgrad) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+}
+
+/* One thread's buffers in conv_backward. */
+typedef struct chunk_bwd_work {
+  float *dyg, *col, *dcol, *xp, *dxp; /* dY in gemm layout, lowered x, its gradient, their plane copies */
+  float *dyt;                         /* conv_valid.c's scratch (direct_dw) */
+} chunk_bwd_work;
+
+typedef struct chunk_bwd {
+  const conv_geom *g;
+  const float *x, *w;
+  float *dy, *dx;
+  int64_t nb; /* samples per chunk */
+  sample_tree *trees; /* NULL: no weight gradient */
+  gr_conv_valid cv;   /* one group's geometry for conv_valid.c */
+  bool direct_dw;     /* dW by conv_valid.c's direct kernel (valid convolutions) */
+  chunk_bwd_work wk[GR_MAX_THREADS];
+} chunk_bwd;
+
+/* Chunk j on thread t: its weight gradient into trees[t].part, dx += its dx. */
+static void chunk_backward(void *ctx, int t, int64_t j) {
+  chunk_bwd *s = ctx;
+  chunk_bwd_work *wk = &s->wk[t];
+  const conv_geom *g = s->g;
+  int64_t n0 = j * s->nb, m = g->N - n0 < s->nb ? g->N - n0 : s->nb, mw = m * g->cols;
+  for (int64_t gi = 0; gi < g->g; gi++) {
+    if (s->direct_dw)
+      gr_conv_valid_wgrad(&s->cv, s->x + (n0 * g->C + gi * g->Cg) * g->H * g->W,
+                          s->dy + (n0 * g->O + gi * g->Og) * g->OH * g->OW, m, wk->dyt,
+                          s->trees[t].part + gi * g->Og * g->K);
+    if (!s->dx && s->direct_dw) continue;
+    relayout(g, gi, n0, m, wk->dyg, s->dy, false, NULL);
+    if (s->trees && !s->direct_dw) {
+      lower_chunk(g, s->x, wk->xp, gi, n0, m, wk->col);
+      gr_sgemm_rm(false, true, g->Og, g->K, mw, wk->dyg, mw, wk->col, mw, 0, s->trees[t].part + gi * g->Og * g->K, g->K);
     }
-    if (s.wgrad) memcpy(sums + i * w->numel, sample_tree_sum(&own->tree), (size_t)w->numel * sizeof(float));
+    if (s->dx) {
+      gr_sgemm_rm(true, false, g->K, mw, g->Og, s->w + gi * g->Og * g->K, g->K, wk->dyg, mw, 0, wk->dcol, mw);
+      raise_chunk(g, wk->dcol, wk->dxp, gi, n0, m, s->dx);
+    }
   }
-  if (!s.wgrad) return;
-  for (int i = 0; i < blk.n; i++) {
-    memcpy(tree.part, sums + i * w->numel, (size_t)w->numel * sizeof(float));
-    sample_tree_push_at(&tree, blk.level[i]);
-  }
-  sample_tree_add_to(&tree, gr_grad_buf(c, w));
 }
 
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
  * cache, than keeping the whole batch's columns from forward), then
- * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). */
+ * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). Blocks of
+ * chunks in parallel (run_blocks); a chunk's dx rows are its own. */
 static void conv_backward(gr_ctx *c, gr_node *nd) {
   gr_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->n_in > 2 ? nd->in[2] : NULL;
   const conv_geom *g = nd->saved;
-  const float *dy = nd->out->grad;
-  if (b && b->requires_grad) conv_bias_backward(g, dy, gr_grad_buf(c, b));
+  if (b && b->requires_grad) conv_bias_backward(g, nd->out->grad, gr_grad_buf(c, b));
   if (!x->requires_grad && !w->requires_grad) return;
   if (g->same) {
     same_backward(c, nd);
     return;
   }
-  int64_t nb = chunk_samples(g), width = nb * g->cols;
-  bool ok = true;
+  int64_t nb = chunk_samples(g), width = nb * g->cols, chunks = (g->N + nb - 1) / nb;
+  int T = conv_threads(chunks, (double)g->N * g->OH * g->OW * g->O * g->K);
+  chunk_bwd *s = gr_scratch(c, sizeof *s);
+  sample_tree *trees = gr_scratch(c, (size_t)T * sizeof *trees), tree = {0};
+  GR_ASSERT(s && trees);
+  *s = (chunk_bwd){.g = g, .x = x->data, .w = w->data, .dy = nd->out->grad, .nb = nb,
+                   .trees = w->requires_grad ? trees : NULL,
+                   .cv = {g->Cg, g->Og, g->H, g->W, g->kh, g->kw, g->C * g->H * g->W, g->O * g->OH * g->OW}};
   /* valid convolutions: dW by conv_valid.c's direct kernel, from x and dY as they are */
-  gr_conv_valid cv = {g->Cg, g->Og, g->H, g->W, g->kh, g->kw, g->C * g->H * g->W, g->O * g->OH * g->OW};
-  bool direct_dw = w->requires_grad && !g->copy && g->dh == 1 && g->dw == 1 && gr_conv_valid_wgrad_fits(&cv);
-  float *dyt = direct_dw ? gr_scratch_uninit(c, (size_t)gr_conv_valid_wgrad_scratch(&cv, nb) * sizeof(float)) : NULL;
-  float *dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
-  float *col = w->requires_grad && !direct_dw ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
-  float *dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
-  float *xp = w->requires_grad ? pad_scratch(c, g, &ok) : NULL, *dxp = x->requires_grad ? pad_scratch(c, g, &ok) : NULL;
-  float *dw = w->requires_grad ? gr_grad_buf(c, w) : NULL, *dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
-  sample_tree tree = {0}; /* of chunks (a power of two samples each) */
-  ok = ok && (!dw || sample_tree_init(c, &tree, w->numel, (g->N + nb - 1) / nb));
-  GR_ASSERT(ok && dyg && (col || dyt || !dw) && (dcol || !dx));
-  for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
-    for (int64_t gi = 0; gi < g->g; gi++) {
-      if (direct_dw)
-        gr_conv_valid_wgrad(&cv, x->data + (n0 * g->C + gi * g->Cg) * g->H * g->W,
-                            dy + (n0 * g->O + gi * g->Og) * g->OH * g->OW, m, dyt, tree.part + gi * g->Og * g->K);
-      if (!dx && direct_dw) continue;
-      relayout(g, gi, n0, m, dyg, nd->out->grad, false, NULL);
-      if (dw && !direct_dw) {
-        lower_chunk(g, x->data, xp, gi, n0, m, col);
-        gr_sgemm_rm(false, true, g->Og, g->K, mw, dyg, mw, col, mw, 0, tree.part + gi * g->Og * g->K, g->K);
-      }
-      if (dx) {
-        gr_sgemm_rm(true, false, g->K, mw, g->Og, w->data + gi * g->Og * g->K, g->K, dyg, mw, 0, dcol, mw);
-        raise_chunk(g, dcol, dxp, gi, n0, m, dx);
-      }
-    }
-    if (dw) sample_tree_push_at(&tree, 0);
+  s->direct_dw = s->trees && !g->copy && g->dh == 1 && g->dw == 1 && gr_conv_valid_wgrad_fits(&s->cv);
+  sample_blocks blk;
+  sample_blocks_init(&blk, chunks, T); /* of chunks (a power of two samples each) */
+  float *sums = NULL;
+  bool ok = !s->trees || block_trees_init(c, &blk, T, w->numel, chunks, trees, &sums, &tree);
+  for (int t = 0; t < T; t++) {
+    chunk_bwd_work *wk = &s->wk[t];
+    wk->dyg = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
+    wk->col = s->trees && !s->direct_dw ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+    wk->dyt = s->direct_dw ? gr_scratch_uninit(c, (size_t)gr_conv_valid_wgrad_scratch(&s->cv, nb) * sizeof(float))
+                           : NULL;
+    wk->dcol = x->requires_grad ? gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float)) : NULL;
+    wk->xp = s->trees ? pad_scratch(c, g, &ok) : NULL;
+    wk->dxp = x->requires_grad ? pad_scratch(c, g, &ok) : NULL;
+    ok = ok && wk->dyg && (wk->col || wk->dyt || !s->trees) && (wk->dcol || !x->requires_grad);
   }
-  if (dw) sample_tree_add_to(&tree, dw);
+  s->dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  GR_ASSERT(ok);
+  run_blocks(&blk, T, chunk_backward, s, s->trees, sums);
+  if (s->trees) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
 }
 
 static const gr_op_def OP_CONV2D = {"conv2d", conv_backward};
 
 /* y = conv(x, w) + b, chunk by chunk: the lowering of a chunk, one gemm per
- * group into the chunk's [Og, nb*cols] buffer, then to NCHW with the bias added. */
-static void conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *xp, float *col,
-                         float *yg, float *y) {
-  int64_t nb = chunk_samples(g);
-  for (int64_t n0 = 0; n0 < g->N; n0 += nb) {
-    int64_t m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
+ * group into the chunk's [Og, nb*cols] buffer, then to NCHW with the bias
+ * added. Chunks in parallel, each thread with its own buffers (false when
+ * out of memory). */
+static bool conv_forward(gr_ctx *c, const conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+  int64_t nb = chunk_samples(g), width = nb * g->cols, chunks = (g->N + nb - 1) / nb;
+  int T = conv_threads(chunks, (double)g->N * g->OH * g->OW * g->O * g->K);
+  float *col[GR_MAX_THREADS], *yg[GR_MAX_THREADS], *xp[GR_MAX_THREADS];
+  bool ok = true;
+  for (int t = 0; t < T; t++) {
+    col[t] = gr_scratch_uninit(c, (size_t)(g->K * width) * sizeof(float));
+    yg[t] = gr_scratch_uninit(c, (size_t)(g->Og * width) * sizeof(float));
+    xp[t] = pad_scratch(c, g, &ok);
+    ok = ok && col[t] && yg[t];
+  }
+  if (!ok) return false;
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+  for (int64_t j = 0; j < chunks; j++) {
+    int t = omp_get_thread_num();
+    int64_t n0 = j * nb, m = g->N - n0 < nb ? g->N - n0 : nb, mw = m * g->cols;
     for (int64_t gi = 0; gi < g->g; gi++) {
-      lower_chunk(g, x, xp, gi, n0, m, col);
-      gr_sgemm_rm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col, mw, 0, yg, mw);
-      relayout(g, gi, n0, m, yg, y, true, b);
+      lower_chunk(g, x, xp[t], gi, n0, m, col[t]);
+      gr_sgemm_rm(false, false, g->Og, mw, g->K, w + gi * g->Og * g->K, g->K, col[t], mw, 0, yg[t], mw);
+      relayout(g, gi, n0, m, yg[t], y, true, b);
     }
   }
+  return true;
 }
 
 gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const gr_conv2d_opts *o) {
@@ -685,14 +767,8 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
     float *scratch = gr_scratch_uninit(c, (size_t)(T * per) * sizeof(float));
     if (!scratch) return NULL;
     same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, per, T, y->data);
-  } else {
-    int64_t width = chunk_samples(&g) * g.cols;
-    float *col = gr_scratch_uninit(c, (size_t)(g.K * width) * sizeof(float));
-    float *yg = col ? gr_scratch_uninit(c, (size_t)(g.Og * width) * sizeof(float)) : NULL;
-    bool ok = yg != NULL;
-    float *xp = pad_scratch(c, &g, &ok);
-    if (!ok) return NULL;
-    conv_forward(&g, x->data, w->data, b ? b->data : NULL, xp, col, yg, y->data);
+  } else if (!conv_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) {
+    return NULL;
   }
   gr_node *nd = gr_tape_record(c, &OP_CONV2D, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   if (nd) {

@@ -17,11 +17,11 @@ static void sgemm_once(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const 
 
 /* Multiply-adds of the smallest piece of a split gemm. Smaller gemms run
  * whole on the calling thread (an OpenMP fork and join costs ~10 us on 2
- * busy cores, a 2M multiply-add gemm ~40 us). Above OpenBLAS's small-matrix
+ * busy cores, a 1M multiply-add gemm ~20 us). Above OpenBLAS's small-matrix
  * kernels (products up to 100^3 of some shapes), so every piece takes the
  * same kernels as the whole gemm and C has the same bits at any thread
  * count (tests/test_threads.c). */
-#define GEMM_PIECE_MIN ((double)(1 << 21))
+#define GEMM_PIECE_MIN ((double)(1 << 20))
 
 /* Start of piece p of P over len rows or columns, on a multiple of align. */
 static int64_t piece_start(int64_t len, int P, int p, int64_t align) {
