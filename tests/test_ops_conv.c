@@ -53,7 +53,8 @@ static void conv_refs(void) {
                                 "conv_wide_groups_chunks", "conv_resnet3x3", "conv_stride3_dil", "conv_1x1_s2",
                                 "conv_same_thin", "conv_same_flat", "conv_same_dil_groups", "conv_same_wide",
                                 "conv_same_k5", "conv_same_k7", "conv_valid_o8_k3x2", "conv_valid_groups_o16",
-                                "conv_valid_o16_k1x5"};
+                                "conv_valid_o16_k1x5", "conv_resnet_s2", "conv_resnet_s2_rows8", "conv_resnet_down",
+                                "conv_s2_odd", "conv_s2_tiny", "conv_s2_wide", "conv_s1_pad_k5", "conv_s2_k9"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;
@@ -120,6 +121,20 @@ static void gradchecks(void) {
                     gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 3), -1, 1, true)};
   CHECK_GRAD("conv2d same size, pad 2x1, dil 2x1, groups 2, x used twice", f_conv_twice, &same, 4, si);
   for (int k = 0; k < 4; k++) gc_input_free(&si[k]);
+  /* stride 2 (direct kernels over phase-split planes): a 3x3 pad-1 kernel on
+   * odd sizes, a 1x1 downsample, a plane smaller than the kernel (batch 1) */
+  gr_conv2d_opts s2 = {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+  gc_input s2i[3] = {gc_rand(&r, 4, GR_SHAPE(2, 3, 7, 9), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(7, 3, 3, 3), -1, 1, true),
+                     gc_rand(&r, 1, GR_SHAPE(7), -1, 1, true)};
+  CHECK_GRAD("conv2d 3x3 stride 2 pad 1", f_conv, &s2, 3, s2i);
+  for (int k = 0; k < 3; k++) gc_input_free(&s2i[k]);
+  gr_conv2d_opts down = {.stride_h = 2, .stride_w = 2};
+  gc_input di[2] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 6), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(5, 4, 1, 1), -1, 1, true)};
+  CHECK_GRAD("conv2d 1x1 stride 2", f_conv_nb, &down, 2, di);
+  for (int k = 0; k < 2; k++) gc_input_free(&di[k]);
+  gc_input ti[2] = {gc_rand(&r, 4, GR_SHAPE(1, 2, 2, 1), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(3, 2, 3, 3), -1, 1, true)};
+  CHECK_GRAD("conv2d 3x3 stride 2 pad 1 on a 2x1 plane", f_conv_nb, &s2, 2, ti);
+  for (int k = 0; k < 2; k++) gc_input_free(&ti[k]);
   /* max pool: values spaced 0.05 apart so eps = 1e-2 never flips a window's max */
   gc_input mp = gc_rand(&r, 4, GR_SHAPE(1, 2, 5, 5), 0, 1, true);
   int64_t perm[50];

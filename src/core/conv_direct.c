@@ -1,19 +1,21 @@
-/* core/conv_direct.c — direct kernels for same-size stride-1 convolutions
- * (contract in conv_direct.h; used by ops_conv.c for forward and for dx).
+/* core/conv_direct.c — direct convolution kernels over tap offsets
+ * (contract in conv_direct.h; used by ops_conv.c for forward, dW and dx).
  *
- * The padded input xp [cin, Hp, Wp] has the data at rows ph.., columns
- * pw..; output (h, w) then reads xp[c, h + ki*dh, w + kj*dw]. A tile is OB
- * output channels x V vectors of 8 columns of one output row: OB*V
- * accumulators stay in registers over all cin*kh*kw taps (per tap: V loads,
- * OB broadcasts, OB*V FMAs), then are stored once, with masked stores past
- * the row's end (the columns computed there read the zero columns of xp and
- * are dropped). Tiles are 6 output channels x 2 vectors (2 vectors of one
- * row, or one vector of 2 rows for rows of 8 or fewer): 12 accumulators, more
- * than the FMA latency x throughput of AVX2 cores, 2 loads and 6 broadcasts
- * per 12 FMAs; 4 vectors of a 32-float row x 2 channels measured slower on
- * ResNet-8. The weight gradient works the
- * same way with the roles swapped: dY vectors x input vectors. Not here:
- * strides, other paddings (gemm path). */
+ * Forward: a tile is OB output channels x V vectors of 8 columns of one
+ * output row (or of R = 2 rows for rows of 8 or fewer): OB*V*R
+ * accumulators stay in registers over all cin*kk taps (per tap: V*R loads,
+ * OB broadcasts, OB*V*R FMAs), then are stored once, with masked stores
+ * past the row's end (the columns computed there read whatever follows the
+ * row and are dropped). Tiles are 6 output channels x 2 vectors: 12
+ * accumulators, more than the FMA latency x throughput of AVX2 cores, 2
+ * loads and 6 broadcasts per 12 FMAs; 4 vectors of a 32-float row x 2
+ * channels measured slower on ResNet-8. The input gradient of the planes
+ * (gr_conv_taps_dx) tiles input channels x vectors the same way for one
+ * tap at a time, summing over output channels, and adds the tile into the
+ * planes. The weight gradient tiles 3 output channels x 3 (channel, tap)
+ * columns and sums dY vectors x plane vectors over the output plane; the
+ * last vector of a row is loaded masked (zeros past the row's end) in both
+ * gradients, so nothing outside the row adds in. */
 #include "core/conv_direct.h"
 
 #include <string.h>
@@ -32,9 +34,9 @@ static bool direct_enabled = true;
 bool gr_conv_direct_available(void) { return CONV_DIRECT_SIMD && direct_enabled; }
 void gr_conv_direct_set_enabled(bool on) { direct_enabled = on; }
 
-/* Vectors of 8 columns per tile for rows of W outputs (2, or 1 for rows of
+/* Vectors of 8 columns per tile for rows of OW outputs (2, or 1 for rows of
  * 8 or fewer, which then take 2 rows a tile). */
-static int64_t tile_vectors(int64_t W) { return W > 8 ? 2 : 1; }
+static int64_t tile_vectors(int64_t OW) { return OW > 8 ? 2 : 1; }
 
 /* Columns computed per row (a whole number of tiles) and the pitch of xp. */
 static int64_t padded_pitch(const gr_conv_direct *d) {
@@ -59,36 +61,49 @@ void gr_conv_direct_pad(const gr_conv_direct *d, const float *x, float *xp, bool
     }
 }
 
+void gr_conv_direct_taps(const gr_conv_direct *d, gr_conv_taps *t) {
+  int64_t Wp = padded_pitch(d);
+  GR_ASSERT(d->kh * d->kw <= GR_CONV_TAPS_MAX);
+  *t = (gr_conv_taps){.cin = d->cin, .cout = d->cout, .OH = d->H, .OW = d->W, .pitch = Wp,
+                      .cstride = (d->H + 2 * d->ph) * Wp, .kk = d->kh * d->kw};
+  for (int64_t ki = 0; ki < d->kh; ki++)
+    for (int64_t kj = 0; kj < d->kw; kj++) t->toff[ki * d->kw + kj] = ki * d->dh * Wp + kj * d->dw;
+}
+
 #if CONV_DIRECT_SIMD
-/* One tile: outputs o0..o0+OB-1, rows h..h+R-1, columns w0..w0+8V-1 (those
- * < W stored). OB, V and R are constants in each caller below, so the loops
- * over them unroll and acc lives in registers; slot s is row s/V, vector s%V. */
-static inline __attribute__((always_inline)) void conv_tile(const gr_conv_direct *d, const float *xp, int64_t Wp,
-                                                            const float *wk, const float *bias, bool accumulate,
-                                                            float *y, int64_t o0, int64_t h, int64_t w0, const int OB,
-                                                            const int V, const int R) {
-  static const int32_t tail[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  const int64_t plane = (d->H + 2 * d->ph) * Wp, ws = d->cin * d->kh * d->kw, kh = d->kh, kw = d->kw;
-  const int64_t rowstep = d->dh * Wp, dw = d->dw;
+static const int32_t tail_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Lanes 0..rem-1 on (all of them when rem >= 8). */
+static inline __m256i lanes_below(int64_t rem) {
+  return _mm256_loadu_si256((const __m256i *)(tail_bits + 8 - (rem < 0 ? 0 : rem > 8 ? 8 : rem)));
+}
+
+/* One forward tile: outputs o0..o0+OB-1, rows h..h+R-1, columns w0..w0+8V-1
+ * (those < OW stored). OB, V and R are constants in each caller below, so
+ * the loops over them unroll and acc lives in registers; slot s is row s/V,
+ * vector s%V. */
+static inline __attribute__((always_inline)) void conv_tile(const gr_conv_taps *t, const float *xp, const float *wk,
+                                                            const float *bias, bool accumulate, float *y, int64_t o0,
+                                                            int64_t h, int64_t w0, const int OB, const int V,
+                                                            const int R) {
+  const int64_t kk = t->kk, K = t->cin * kk, pitch = t->pitch;
   __m256 acc[6][2];
 #pragma GCC unroll 6
   for (int ob = 0; ob < OB; ob++)
 #pragma GCC unroll 2
     for (int sl = 0; sl < V * R; sl++) acc[ob][sl] = _mm256_setzero_ps();
-  for (int64_t c = 0; c < d->cin; c++) {
-    const float *xc = xp + c * plane + h * Wp + w0, *wc = wk + o0 * ws + c * kh * kw;
-    for (int64_t ki = 0; ki < kh; ki++) {
-      const float *xr = xc + ki * rowstep, *wr = wc + ki * kw;
-      for (int64_t kj = 0; kj < kw; kj++) {
-        __m256 xv[2];
+  for (int64_t c = 0; c < t->cin; c++) {
+    const float *xc = xp + c * t->cstride + h * pitch + w0, *wc = wk + o0 * K + c * kk;
+    for (int64_t k = 0; k < kk; k++) {
+      const float *xr = xc + t->toff[k];
+      __m256 xv[2];
 #pragma GCC unroll 2
-        for (int sl = 0; sl < V * R; sl++) xv[sl] = _mm256_loadu_ps(xr + (sl / V) * Wp + kj * dw + 8 * (sl % V));
+      for (int sl = 0; sl < V * R; sl++) xv[sl] = _mm256_loadu_ps(xr + (sl / V) * pitch + 8 * (sl % V));
 #pragma GCC unroll 6
-        for (int ob = 0; ob < OB; ob++) {
-          __m256 wb = _mm256_broadcast_ss(wr + ob * ws + kj);
+      for (int ob = 0; ob < OB; ob++) {
+        __m256 wb = _mm256_broadcast_ss(wc + ob * K + k);
 #pragma GCC unroll 2
-          for (int sl = 0; sl < V * R; sl++) acc[ob][sl] = _mm256_fmadd_ps(wb, xv[sl], acc[ob][sl]);
-        }
+        for (int sl = 0; sl < V * R; sl++) acc[ob][sl] = _mm256_fmadd_ps(wb, xv[sl], acc[ob][sl]);
       }
     }
   }
@@ -97,14 +112,14 @@ static inline __attribute__((always_inline)) void conv_tile(const gr_conv_direct
     __m256 bv = _mm256_set1_ps(bias ? bias[o0 + ob] : 0.0f);
 #pragma GCC unroll 2
     for (int sl = 0; sl < V * R; sl++) {
-      float *yr = y + ((o0 + ob) * d->H + h + sl / V) * d->W;
-      int64_t col = w0 + 8 * (sl % V), rem = d->W - col;
+      float *yr = y + ((o0 + ob) * t->OH + h + sl / V) * t->OW;
+      int64_t col = w0 + 8 * (sl % V), rem = t->OW - col;
       __m256 r = _mm256_add_ps(acc[ob][sl], bv);
       if (rem >= 8) {
         if (accumulate) r = _mm256_add_ps(r, _mm256_loadu_ps(yr + col));
         _mm256_storeu_ps(yr + col, r);
       } else if (rem > 0) {
-        __m256i m = _mm256_loadu_si256((const __m256i *)(tail + 8 - rem));
+        __m256i m = lanes_below(rem);
         if (accumulate) r = _mm256_add_ps(r, _mm256_maskload_ps(yr + col, m));
         _mm256_maskstore_ps(yr + col, m, r);
       }
@@ -112,11 +127,51 @@ static inline __attribute__((always_inline)) void conv_tile(const gr_conv_direct
   }
 }
 
+/* One input-gradient tile: planes of input channels c0..c0+CB-1 at tap k,
+ * rows h..h+R-1, columns w0..w0+8V-1 (those < OW): += sum over o of
+ * wk[o, c, k] * dy[o, row, col]. Slots as in conv_tile. */
+static inline __attribute__((always_inline)) void dx_tile(const gr_conv_taps *t, const float *dy, const float *wk,
+                                                          float *xp, int64_t c0, int64_t k, int64_t h, int64_t w0,
+                                                          const int CB, const int V, const int R) {
+  const int64_t kk = t->kk, K = t->cin * kk, plane = t->OH * t->OW, OW = t->OW;
+  __m256 acc[6][2];
+  __m256i m[2];
+#pragma GCC unroll 2
+  for (int sl = 0; sl < V * R; sl++) m[sl] = lanes_below(OW - w0 - 8 * (sl % V));
+#pragma GCC unroll 6
+  for (int cb = 0; cb < CB; cb++)
+#pragma GCC unroll 2
+    for (int sl = 0; sl < V * R; sl++) acc[cb][sl] = _mm256_setzero_ps();
+  const float *dyo = dy + h * OW + w0, *wo = wk + c0 * kk + k;
+  for (int64_t o = 0; o < t->cout; o++, dyo += plane, wo += K) {
+    __m256 g[2];
+#pragma GCC unroll 2
+    for (int sl = 0; sl < V * R; sl++) g[sl] = _mm256_maskload_ps(dyo + (sl / V) * OW + 8 * (sl % V), m[sl]);
+#pragma GCC unroll 6
+    for (int cb = 0; cb < CB; cb++) {
+      __m256 wb = _mm256_broadcast_ss(wo + cb * kk);
+#pragma GCC unroll 2
+      for (int sl = 0; sl < V * R; sl++) acc[cb][sl] = _mm256_fmadd_ps(wb, g[sl], acc[cb][sl]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int cb = 0; cb < CB; cb++)
+#pragma GCC unroll 2
+    for (int sl = 0; sl < V * R; sl++) {
+      float *p = xp + (c0 + cb) * t->cstride + t->toff[k] + (h + sl / V) * t->pitch + w0 + 8 * (sl % V);
+      _mm256_maskstore_ps(p, m[sl], _mm256_add_ps(acc[cb][sl], _mm256_maskload_ps(p, m[sl])));
+    }
+}
+
 #define CONV_TILE_FN(OB, V, R)                                                                                     \
-  static void conv_tile_##OB##x##V##x##R(const gr_conv_direct *d, const float *xp, int64_t Wp, const float *wk,   \
+  static void conv_tile_##OB##x##V##x##R(const gr_conv_taps *t, const float *xp, const float *wk,                \
                                          const float *bias, bool acc, float *y, int64_t o0, int64_t h,            \
                                          int64_t w0) {                                                            \
-    conv_tile(d, xp, Wp, wk, bias, acc, y, o0, h, w0, OB, V, R);                                                   \
+    conv_tile(t, xp, wk, bias, acc, y, o0, h, w0, OB, V, R);                                                       \
+  }                                                                                                                \
+  static void dx_tile_##OB##x##V##x##R(const gr_conv_taps *t, const float *dy, const float *wk, float *xp,       \
+                                       int64_t c0, int64_t k, int64_t h, int64_t w0) {                            \
+    dx_tile(t, dy, wk, xp, c0, k, h, w0, OB, V, R);                                                                \
   }
 CONV_TILE_FN(6, 2, 1)
 CONV_TILE_FN(4, 2, 1)
@@ -131,32 +186,58 @@ CONV_TILE_FN(4, 1, 1)
 CONV_TILE_FN(2, 1, 1)
 CONV_TILE_FN(1, 1, 1)
 
-typedef void (*conv_tile_fn)(const gr_conv_direct *, const float *, int64_t, const float *, const float *, bool,
-                             float *, int64_t, int64_t, int64_t);
+typedef void (*conv_tile_fn)(const gr_conv_taps *, const float *, const float *, const float *, bool, float *,
+                             int64_t, int64_t, int64_t);
+typedef void (*dx_tile_fn)(const gr_conv_taps *, const float *, const float *, float *, int64_t, int64_t, int64_t,
+                           int64_t);
 
-/* Tiles of 6 output channels x 2 vectors: 2 vectors of a row, or for rows
- * of 8 floats or fewer one vector of 2 rows (then a last odd row alone);
- * the output channels left over in tiles of 4, 2 and 1. */
-void gr_conv_direct_run(const gr_conv_direct *d, const float *xp, const float *wk, const float *bias,
-                        bool accumulate, float *y) {
-  static const conv_tile_fn tiles[3][4] = {
-      {conv_tile_6x2x1, conv_tile_4x2x1, conv_tile_2x2x1, conv_tile_1x2x1},  /* 2 vectors of a row */
-      {conv_tile_6x1x2, conv_tile_4x1x2, conv_tile_2x1x2, conv_tile_1x1x2},  /* a vector of 2 rows */
-      {conv_tile_6x1x1, conv_tile_4x1x1, conv_tile_2x1x1, conv_tile_1x1x1}}; /* a vector of a row */
-  static const int64_t obs[4] = {6, 4, 2, 1};
-  int64_t V = tile_vectors(d->W), R = 3 - V, Wp = padded_pitch(d);
-  int64_t work = d->H * d->W * d->cout * d->cin * d->kh * d->kw;
+/* Tile shapes by [row kind][channel block]: row kind 0 = 2 vectors of a row,
+ * 1 = a vector of 2 rows (rows of 8 or fewer), 2 = a vector of a last odd row. */
+static const int64_t tile_channels[4] = {6, 4, 2, 1};
+static const conv_tile_fn conv_tiles[3][4] = {
+    {conv_tile_6x2x1, conv_tile_4x2x1, conv_tile_2x2x1, conv_tile_1x2x1},
+    {conv_tile_6x1x2, conv_tile_4x1x2, conv_tile_2x1x2, conv_tile_1x1x2},
+    {conv_tile_6x1x1, conv_tile_4x1x1, conv_tile_2x1x1, conv_tile_1x1x1}};
+static const dx_tile_fn dx_tiles[3][4] = {{dx_tile_6x2x1, dx_tile_4x2x1, dx_tile_2x2x1, dx_tile_1x2x1},
+                                          {dx_tile_6x1x2, dx_tile_4x1x2, dx_tile_2x1x2, dx_tile_1x1x2},
+                                          {dx_tile_6x1x1, dx_tile_4x1x1, dx_tile_2x1x1, dx_tile_1x1x1}};
+
+/* The row kind of the tiles at row h, and the largest channel block <= left. */
+static int row_kind(const gr_conv_taps *t, int64_t h) { return tile_vectors(t->OW) == 2 ? 0 : h + 1 < t->OH ? 1 : 2; }
+static int channel_block(int64_t left) {
+  int k = 0;
+  while (tile_channels[k] > left) k++;
+  return k;
+}
+
+void gr_conv_taps_forward(const gr_conv_taps *t, const float *xp, const float *wk, const float *bias,
+                          bool accumulate, float *y) {
+  int64_t V = tile_vectors(t->OW), R = 3 - V, work = t->OH * t->OW * t->cout * t->cin * t->kk;
 #pragma omp parallel for schedule(static) if (work > 64 * GR_PAR_MIN)
-  for (int64_t hb = 0; hb < (d->H + R - 1) / R; hb++) {
+  for (int64_t hb = 0; hb < (t->OH + R - 1) / R; hb++) {
     int64_t h = hb * R;
-    const conv_tile_fn *row = tiles[V == 2 ? 0 : h + 1 < d->H ? 1 : 2];
-    for (int64_t o0 = 0; o0 < d->cout;) {
-      int k = 0;
-      while (obs[k] > d->cout - o0) k++;
-      for (int64_t w0 = 0; w0 < d->W; w0 += 8 * V) row[k](d, xp, Wp, wk, bias, accumulate, y, o0, h, w0);
-      o0 += obs[k];
+    const conv_tile_fn *row = conv_tiles[row_kind(t, h)];
+    for (int64_t o0 = 0; o0 < t->cout;) {
+      int k = channel_block(t->cout - o0);
+      for (int64_t w0 = 0; w0 < t->OW; w0 += 8 * V) row[k](t, xp, wk, bias, accumulate, y, o0, h, w0);
+      o0 += tile_channels[k];
     }
   }
+}
+
+/* Parallel over blocks of input channels: each writes its own planes only. */
+void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp) {
+  int64_t V = tile_vectors(t->OW), R = 3 - V, work = t->OH * t->OW * t->cout * t->cin * t->kk;
+  int64_t blocks = (t->cin + 5) / 6;
+#pragma omp parallel for schedule(static) if (work > 64 * GR_PAR_MIN)
+  for (int64_t cb = 0; cb < blocks; cb++)
+    for (int64_t c0 = cb * 6, end = c0 + 6 < t->cin ? c0 + 6 : t->cin; c0 < end;) {
+      int kb = channel_block(end - c0);
+      for (int64_t k = 0; k < t->kk; k++)
+        for (int64_t h = 0; h < t->OH; h += R)
+          for (int64_t w0 = 0; w0 < t->OW; w0 += 8 * V) dx_tiles[row_kind(t, h)][kb](t, dy, wk, xp, c0, k, h, w0);
+      c0 += tile_channels[kb];
+    }
 }
 
 static inline float hsum8(__m256 v) {
@@ -166,100 +247,124 @@ static inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-/* One weight-gradient tile: dw[o, c, ki, kj] += sum over the rows h and the
- * computed columns w of dyp[o, ph+h, pw+w] * xp[c, h + ki*dh, w + kj*dw],
- * o = o0..o0+OB-1, kj = kj0..kj0+KJ-1 (columns past W read dyp's zeros). */
-static inline __attribute__((always_inline)) void wgrad_tile(const gr_conv_direct *d, const float *xp,
-                                                             const float *dyp, int64_t Wp, float *dw, int64_t o0,
-                                                             int64_t c, int64_t ki, int64_t kj0, const int OB,
-                                                             const int KJ) {
-  const int64_t plane = (d->H + 2 * d->ph) * Wp, wr = Wp - (d->kw - 1) * d->dw, dwl = d->dw;
-  __m256 acc[6][5];
-#pragma GCC unroll 6
+/* acc[ob][j] += dy[o0+ob, h, w0..w0+7] * planes of column j at (h, w0..w0+7);
+ * masked: only the lanes below rem (zeros elsewhere, so nothing past the row adds in). */
+static inline __attribute__((always_inline)) void wgrad_step(__m256 acc[3][3], const float *dyr, int64_t plane,
+                                                             const float *const *xr, int64_t w0, bool masked,
+                                                             int64_t rem, const int OB, const int KB) {
+  __m256i m = lanes_below(rem);
+  __m256 g[3];
+#pragma GCC unroll 3
   for (int ob = 0; ob < OB; ob++)
-#pragma GCC unroll 5
-    for (int j = 0; j < KJ; j++) acc[ob][j] = _mm256_setzero_ps();
-  for (int64_t h = 0; h < d->H; h++) {
-    const float *yr = dyp + o0 * plane + (d->ph + h) * Wp + d->pw;
-    const float *xr = xp + c * plane + (h + ki * d->dh) * Wp + kj0 * dwl;
-    for (int64_t w0 = 0; w0 < wr; w0 += 8) {
-      __m256 g[6];
-#pragma GCC unroll 6
-      for (int ob = 0; ob < OB; ob++) g[ob] = _mm256_loadu_ps(yr + ob * plane + w0);
-#pragma GCC unroll 5
-      for (int j = 0; j < KJ; j++) {
-        __m256 xv = _mm256_loadu_ps(xr + j * dwl + w0);
-#pragma GCC unroll 6
-        for (int ob = 0; ob < OB; ob++) acc[ob][j] = _mm256_fmadd_ps(g[ob], xv, acc[ob][j]);
-      }
-    }
+    g[ob] = masked ? _mm256_maskload_ps(dyr + ob * plane + w0, m) : _mm256_loadu_ps(dyr + ob * plane + w0);
+#pragma GCC unroll 3
+  for (int j = 0; j < KB; j++) {
+    __m256 xv = masked ? _mm256_maskload_ps(xr[j] + w0, m) : _mm256_loadu_ps(xr[j] + w0);
+#pragma GCC unroll 3
+    for (int ob = 0; ob < OB; ob++) acc[ob][j] = _mm256_fmadd_ps(g[ob], xv, acc[ob][j]);
   }
-  int64_t kk = d->kh * d->kw;
-#pragma GCC unroll 6
-  for (int ob = 0; ob < OB; ob++)
-#pragma GCC unroll 5
-    for (int j = 0; j < KJ; j++) dw[((o0 + ob) * d->cin + c) * kk + ki * d->kw + kj0 + j] += hsum8(acc[ob][j]);
 }
 
-#define WGRAD_TILE_FN(OB, KJ)                                                                                     \
-  static void wgrad_tile_##OB##x##KJ(const gr_conv_direct *d, const float *xp, const float *dyp, int64_t Wp,     \
-                                     float *dw, int64_t o0, int64_t c, int64_t ki, int64_t kj0) {                 \
-    wgrad_tile(d, xp, dyp, Wp, dw, o0, c, ki, kj0, OB, KJ);                                                       \
+/* One weight-gradient tile: dw[o, r] += sum over the output plane of
+ * dy[o, oh, ow] * planes of column r = (c, k) at (oh, ow), o = o0..o0+OB-1,
+ * r = r0..r0+KB-1. */
+static inline __attribute__((always_inline)) void wgrad_tile(const gr_conv_taps *t, const float *xp, const float *dy,
+                                                             float *dw, int64_t o0, int64_t r0, const int OB,
+                                                             const int KB) {
+  const int64_t kk = t->kk, K = t->cin * kk, plane = t->OH * t->OW, OW = t->OW, full = OW / 8 * 8;
+  const float *col[3];
+#pragma GCC unroll 3
+  for (int j = 0; j < KB; j++) col[j] = xp + (r0 + j) / kk * t->cstride + t->toff[(r0 + j) % kk];
+  __m256 acc[3][3];
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 3
+    for (int j = 0; j < KB; j++) acc[ob][j] = _mm256_setzero_ps();
+  for (int64_t h = 0; h < t->OH; h++) {
+    const float *dyr = dy + o0 * plane + h * OW, *xr[3];
+#pragma GCC unroll 3
+    for (int j = 0; j < KB; j++) xr[j] = col[j] + h * t->pitch;
+    for (int64_t w0 = 0; w0 < full; w0 += 8) wgrad_step(acc, dyr, plane, xr, w0, false, 8, OB, KB);
+    if (full < OW) wgrad_step(acc, dyr, plane, xr, full, true, OW - full, OB, KB);
+  }
+#pragma GCC unroll 3
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 3
+    for (int j = 0; j < KB; j++) dw[(o0 + ob) * K + r0 + j] += hsum8(acc[ob][j]);
+}
+
+#define WGRAD_TILE_FN(OB, KB)                                                                                     \
+  static void wgrad_tile_##OB##x##KB(const gr_conv_taps *t, const float *xp, const float *dy, float *dw,         \
+                                     int64_t o0, int64_t r0) {                                                    \
+    wgrad_tile(t, xp, dy, dw, o0, r0, OB, KB);                                                                    \
   }
 WGRAD_TILE_FN(3, 3)
 WGRAD_TILE_FN(1, 3)
-WGRAD_TILE_FN(2, 5)
-WGRAD_TILE_FN(1, 5)
-WGRAD_TILE_FN(6, 1)
+WGRAD_TILE_FN(3, 1)
 WGRAD_TILE_FN(1, 1)
 
-typedef void (*wgrad_tile_fn)(const gr_conv_direct *, const float *, const float *, int64_t, float *, int64_t,
-                              int64_t, int64_t, int64_t);
-
-void gr_conv_direct_wgrad(const gr_conv_direct *d, const float *xp, const float *dyp, float *dw) {
-  int64_t KJ = d->kw % 3 == 0 ? 3 : d->kw == 5 ? 5 : 1, OB = KJ == 3 ? 3 : KJ == 5 ? 2 : 6, Wp = padded_pitch(d);
-  wgrad_tile_fn wide = KJ == 3 ? wgrad_tile_3x3 : KJ == 5 ? wgrad_tile_2x5 : wgrad_tile_6x1;
-  wgrad_tile_fn one = KJ == 3 ? wgrad_tile_1x3 : KJ == 5 ? wgrad_tile_1x5 : wgrad_tile_1x1;
-  int64_t work = d->H * d->W * d->cout * d->cin * d->kh * d->kw;
+/* Tiles of 3 output channels x 3 columns (c, k) of the kernel; the rest in
+ * tiles of 1. Parallel over blocks of 3 columns: each writes its own dw. */
+void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy, float *dw) {
+  int64_t K = t->cin * t->kk, work = t->OH * t->OW * t->cout * K;
 #pragma omp parallel for schedule(static) if (work > 64 * GR_PAR_MIN)
-  for (int64_t c = 0; c < d->cin; c++)
-    for (int64_t ki = 0; ki < d->kh; ki++)
-      for (int64_t o0 = 0; o0 < d->cout;) {
-        bool full = d->cout - o0 >= OB;
-        for (int64_t kj0 = 0; kj0 < d->kw; kj0 += KJ) (full ? wide : one)(d, xp, dyp, Wp, dw, o0, c, ki, kj0);
-        o0 += full ? OB : 1;
+  for (int64_t rb = 0; rb < (K + 2) / 3; rb++) {
+    int64_t r0 = rb * 3;
+    bool wide = K - r0 >= 3;
+    for (int64_t o0 = 0; o0 < t->cout;) {
+      if (t->cout - o0 >= 3) {
+        if (wide) wgrad_tile_3x3(t, xp, dy, dw, o0, r0);
+        else
+          for (int64_t r = r0; r < K; r++) wgrad_tile_3x1(t, xp, dy, dw, o0, r);
+        o0 += 3;
+      } else {
+        if (wide) wgrad_tile_1x3(t, xp, dy, dw, o0, r0);
+        else
+          for (int64_t r = r0; r < K; r++) wgrad_tile_1x1(t, xp, dy, dw, o0, r);
+        o0 += 1;
       }
+    }
+  }
 }
 #else
-/* Without AVX2 ops_conv.c does not call this; kept correct all the same. */
-void gr_conv_direct_run(const gr_conv_direct *d, const float *xp, const float *wk, const float *bias,
-                        bool accumulate, float *y) {
-  int64_t Wp = padded_pitch(d), plane = (d->H + 2 * d->ph) * Wp;
-  for (int64_t o = 0; o < d->cout; o++)
-    for (int64_t h = 0; h < d->H; h++)
-      for (int64_t w = 0; w < d->W; w++) {
+/* Without AVX2 ops_conv.c does not call these; kept correct all the same. */
+static float taps_plane_at(const gr_conv_taps *t, const float *xp, int64_t c, int64_t k, int64_t h, int64_t w) {
+  return xp[c * t->cstride + t->toff[k] + h * t->pitch + w];
+}
+
+void gr_conv_taps_forward(const gr_conv_taps *t, const float *xp, const float *wk, const float *bias,
+                          bool accumulate, float *y) {
+  for (int64_t o = 0; o < t->cout; o++)
+    for (int64_t h = 0; h < t->OH; h++)
+      for (int64_t w = 0; w < t->OW; w++) {
         float s = bias ? bias[o] : 0.0f;
-        for (int64_t c = 0; c < d->cin; c++)
-          for (int64_t ki = 0; ki < d->kh; ki++)
-            for (int64_t kj = 0; kj < d->kw; kj++)
-              s += wk[((o * d->cin + c) * d->kh + ki) * d->kw + kj] *
-                   xp[c * plane + (h + ki * d->dh) * Wp + w + kj * d->dw];
-        float *yp = y + (o * d->H + h) * d->W + w;
+        for (int64_t c = 0; c < t->cin; c++)
+          for (int64_t k = 0; k < t->kk; k++) s += wk[(o * t->cin + c) * t->kk + k] * taps_plane_at(t, xp, c, k, h, w);
+        float *yp = y + (o * t->OH + h) * t->OW + w;
         *yp = accumulate ? *yp + s : s;
       }
 }
 
-void gr_conv_direct_wgrad(const gr_conv_direct *d, const float *xp, const float *dyp, float *dw) {
-  int64_t Wp = padded_pitch(d), plane = (d->H + 2 * d->ph) * Wp;
-  for (int64_t o = 0; o < d->cout; o++)
-    for (int64_t c = 0; c < d->cin; c++)
-      for (int64_t ki = 0; ki < d->kh; ki++)
-        for (int64_t kj = 0; kj < d->kw; kj++) {
+void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy, float *dw) {
+  for (int64_t o = 0; o < t->cout; o++)
+    for (int64_t c = 0; c < t->cin; c++)
+      for (int64_t k = 0; k < t->kk; k++) {
+        float s = 0;
+        for (int64_t h = 0; h < t->OH; h++)
+          for (int64_t w = 0; w < t->OW; w++)
+            s += dy[(o * t->OH + h) * t->OW + w] * taps_plane_at(t, xp, c, k, h, w);
+        dw[(o * t->cin + c) * t->kk + k] += s;
+      }
+}
+
+void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp) {
+  for (int64_t c = 0; c < t->cin; c++)
+    for (int64_t k = 0; k < t->kk; k++)
+      for (int64_t h = 0; h < t->OH; h++)
+        for (int64_t w = 0; w < t->OW; w++) {
           float s = 0;
-          for (int64_t h = 0; h < d->H; h++)
-            for (int64_t w = 0; w < d->W; w++)
-              s += dyp[o * plane + (d->ph + h) * Wp + d->pw + w] * xp[c * plane + (h + ki * d->dh) * Wp + w + kj * d->dw];
-          dw[((o * d->cin + c) * d->kh + ki) * d->kw + kj] += s;
+          for (int64_t o = 0; o < t->cout; o++) s += wk[(o * t->cin + c) * t->kk + k] * dy[(o * t->OH + h) * t->OW + w];
+          xp[c * t->cstride + t->toff[k] + h * t->pitch + w] += s;
         }
 }
 #endif

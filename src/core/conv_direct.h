@@ -1,17 +1,41 @@
-/* core/conv_direct.h — internal: direct (im2col-free) kernels for the
- * same-size stride-1 convolutions of ops_conv.c (OH = H, OW = W). Not
- * installed. One plane group at a time: the input's cin planes are copied
- * zero-padded (gr_conv_direct_pad), then every output row is computed from
- * them in registers, blocks of output channels x 8-float vectors along the
- * row, with no lowering and no gemm packing (those were half of a ResNet-8
+/* core/conv_direct.h — internal: direct (im2col-free) convolution kernels
+ * for ops_conv.c. Not installed. A convolution is described by its taps
+ * (gr_conv_taps): output (oh, ow) of output channel o is
+ *   sum over input channels c and taps t of wk[o, c, t] * xp[c*cstride + toff[t] + oh*pitch + ow]
+ * over planes xp that the caller prepared: for a same-size stride-1
+ * convolution a zero-padded copy of the input (gr_conv_direct_pad), for a
+ * strided or padded one ops_conv.c's phase-split copy (a stride-2 tap reads
+ * a contiguous slice of one phase). Every output row is computed in
+ * registers, blocks of output channels x 8-float vectors along the row,
+ * with no lowering and no gemm packing (those were half of a ResNet-8
  * convolution's time at 16 channels: each lowered element is used only
- * cout times). Built with AVX2 + FMA; gr_conv_direct_available() is false
- * otherwise and ops_conv.c takes its gemm path. */
+ * cout times). The input gradient is either the same kernel on a padded dY
+ * with the kernel flipped (same-size) or gr_conv_taps_dx, which adds each
+ * tap's W^T dY into the planes (strided; ops_conv.c adds the phases back).
+ * Built with AVX2 + FMA; gr_conv_direct_available() is false otherwise and
+ * ops_conv.c takes its gemm paths. Every function works on the channels and
+ * the sample it is given, so a caller may split the work over threads by
+ * sample or by group. */
 #ifndef GRAFT_CORE_CONV_DIRECT_H
 #define GRAFT_CORE_CONV_DIRECT_H
 #include <stdbool.h>
 #include <stdint.h>
 
+#define GR_CONV_TAPS_MAX 64 /* kernels with more taps take the gemm paths */
+/* Floats past the last plane element that gr_conv_taps_forward may read
+ * (vectors running past a row's end; what they compute is dropped). */
+#define GR_CONV_TAPS_SLACK 16
+
+typedef struct gr_conv_taps {
+  int64_t cin, cout;               /* input planes, output channels */
+  int64_t OH, OW;                  /* output plane; y and dY are dense [cout, OH, OW] */
+  int64_t pitch;                   /* output row oh reads planes from oh*pitch on */
+  int64_t cstride;                 /* floats from one input channel's planes to the next */
+  int64_t kk;                      /* taps per channel, 1..GR_CONV_TAPS_MAX */
+  int64_t toff[GR_CONV_TAPS_MAX];  /* where tap t reads, within a channel's planes */
+} gr_conv_taps;
+
+/* Same-size stride-1 geometry (OH = H, OW = W). */
 typedef struct gr_conv_direct {
   int64_t cin, cout, H, W; /* input planes [cin, H, W], output [cout, H, W] */
   int64_t kh, kw, dh, dw;  /* kernel and dilation */
@@ -30,16 +54,18 @@ int64_t gr_conv_direct_pad_floats(const gr_conv_direct *d);
  * copied (the per-sample zeroing and row-sized copies were 5% of a ResNet-8
  * step). */
 void gr_conv_direct_pad(const gr_conv_direct *d, const float *x, float *xp, bool borders_zero);
-/* y[o, h, w] = (accumulate ? y[o, h, w] : 0) + (bias ? bias[o] : 0)
- *   + sum over c, ki, kj of wk[o, c, ki, kj] * x[c, h + ki*dh - ph, w + kj*dw - pw]
- * (x zero outside), xp from gr_conv_direct_pad, wk [cout, cin, kh, kw]. */
-void gr_conv_direct_run(const gr_conv_direct *d, const float *xp, const float *wk, const float *bias,
-                        bool accumulate, float *y);
-/* dw[o, c, ki, kj] += sum over h, w of dy[o, h, w] * x[c, h + ki*dh - ph, w + kj*dw - pw]:
- * the kernel's gradient, from xp = gr_conv_direct_pad(d, x) and dyp, dy
- * [cout, H, W] padded as an input of the same geometry with cin = cout
- * (gr_conv_direct_pad of {cout, cin, ...}; its zero columns past W make
- * the columns computed there add nothing). */
-void gr_conv_direct_wgrad(const gr_conv_direct *d, const float *xp, const float *dyp, float *dw);
+/* The taps of d over gr_conv_direct_pad's planes (kh*kw <= GR_CONV_TAPS_MAX). */
+void gr_conv_direct_taps(const gr_conv_direct *d, gr_conv_taps *t);
+
+/* y[o, oh, ow] = (accumulate ? y : 0) + (bias ? bias[o] : 0)
+ *   + sum over c, t of wk[o, c, t] * xp[c*cstride + toff[t] + oh*pitch + ow],
+ * wk [cout, cin, kk]. May read GR_CONV_TAPS_SLACK floats past the planes. */
+void gr_conv_taps_forward(const gr_conv_taps *t, const float *xp, const float *wk, const float *bias,
+                          bool accumulate, float *y);
+/* dw[o, c, t] += sum over oh, ow of dy[o, oh, ow] * xp[c*cstride + toff[t] + oh*pitch + ow]. */
+void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy, float *dw);
+/* xp[c*cstride + toff[t] + oh*pitch + ow] += sum over o of wk[o, c, t] * dy[o, oh, ow]
+ * (every t in turn: the gradient of the planes that gr_conv_taps_forward read). */
+void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp);
 
 #endif

@@ -363,7 +363,9 @@ static void shift_lower(const conv_geom *g, const float *src, int64_t nch, float
   }
 }
 
-static bool same_direct(const conv_geom *g) { return g->kh * g->kw > 1 && gr_conv_direct_available(); }
+static bool same_direct(const conv_geom *g) {
+  return g->kh * g->kw > 1 && g->kh * g->kw <= GR_CONV_TAPS_MAX && gr_conv_direct_available();
+}
 
 static gr_conv_direct same_direct_geom(const conv_geom *g, int64_t cin, int64_t cout) {
   return (gr_conv_direct){cin, cout, g->H, g->W, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw};
@@ -386,8 +388,10 @@ static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   if (same_direct(g)) {
     gr_conv_direct d = same_direct_geom(g, cin, cout);
+    gr_conv_taps t;
     gr_conv_direct_pad(&d, x, scratch, reused);
-    gr_conv_direct_run(&d, scratch, wk, b, accumulate, y);
+    gr_conv_direct_taps(&d, &t);
+    gr_conv_taps_forward(&t, scratch, wk, b, accumulate, y);
     return;
   }
   if (kk > 1) shift_lower(g, x, cin, scratch);
@@ -582,11 +586,14 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
     float *dwg = part ? part + gi * g->Og * g->K : NULL;
     float *dxs = s->dx ? s->dx + (n * g->C + gi * g->Cg) * HW : NULL;
     const float *wfg = s->wflip ? s->wflip + gi * g->Cg * g->Og * kk : NULL;
-    if (s->direct) {
-      gr_conv_direct_pad(&bw, dys, wk->ypad, wk->padded);
+    if (s->direct) { /* dW from padded x and dY itself, dx from padded dY */
+      gr_conv_taps ft, bt;
+      gr_conv_direct_taps(&fw, &ft);
+      gr_conv_direct_taps(&bw, &bt);
       if (dwg) gr_conv_direct_pad(&fw, xs, wk->xpad, wk->padded);
-      if (dwg) gr_conv_direct_wgrad(&fw, wk->xpad, wk->ypad, dwg);
-      if (dxs) gr_conv_direct_run(&bw, wk->ypad, wfg, NULL, !s->fresh, dxs);
+      if (dwg) gr_conv_taps_wgrad(&ft, wk->xpad, dys, dwg);
+      if (dxs) gr_conv_direct_pad(&bw, dys, wk->ypad, wk->padded);
+      if (dxs) gr_conv_taps_forward(&bt, wk->ypad, wfg, NULL, !s->fresh, dxs);
       wk->padded = true;
       continue;
     }
@@ -605,7 +612,7 @@ static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, same_bwd_work *wk) 
   *wk = (same_bwd_work){0};
   wk->col = lowered ? gr_scratch_uninit(c, (size_t)(g->K * g->H * g->W) * sizeof(float)) : NULL;
   wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)same_scratch_floats(g, g->Cg) * sizeof(float)) : NULL;
-  wk->ypad = s->dx || s->direct ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
+  wk->ypad = s->dx ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
                                 : NULL;
   return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
 }
@@ -678,6 +685,105 @@ static void chunk_backward(void *ctx, int t, int64_t j) {
   }
 }
 
+/* ---- strided and padded convolutions, direct ----------------------------------
+ * With AVX2, a convolution whose planes are a padded, phase-split copy
+ * (g->copy) and that is not same-size runs a sample and group at a time on
+ * the direct kernels: the copy of one sample's group (phase_chunk with
+ * nb = 1) is the planes, and tap (ki, kj) reads them from tap_offset on,
+ * output (oh, ow) at oh*Wq + ow: no lowering, no gemm, no relayout (the
+ * lowering, relayout and gemm packing of the stride-2 and 1x1 downsampling
+ * convolutions were a quarter of a ResNet-8 step). Samples in parallel;
+ * dW per sample into the sample tree (blocks of it per thread, as
+ * same_backward); dx into a zeroed copy of the planes, added back by
+ * unphase_add. */
+static bool phased_direct(const conv_geom *g) {
+  return g->copy && !g->same && g->kh * g->kw <= GR_CONV_TAPS_MAX && gr_conv_direct_available();
+}
+
+static void phased_taps(const conv_geom *g, gr_conv_taps *t) {
+  *t = (gr_conv_taps){.cin = g->Cg, .cout = g->Og, .OH = g->OH, .OW = g->OW, .pitch = g->Wq, .cstride = g->cplane,
+                      .kk = g->kh * g->kw};
+  for (int64_t k = 0; k < t->kk; k++) t->toff[k] = tap_offset(g, k);
+}
+
+/* One sample's planes (zeroed, with the slack the kernels may read past
+ * them), for each of T threads: per floats apart. */
+static float *phased_scratch(gr_ctx *c, const conv_geom *g, int T, int64_t *per) {
+  *per = (g->Cg * g->cplane + GR_CONV_TAPS_SLACK + 15) / 16 * 16; /* whole cache lines */
+  return gr_scratch(c, (size_t)(T * *per) * sizeof(float));
+}
+
+static int phased_threads(const conv_geom *g) { return conv_threads(g->N, (double)g->N * g->OH * g->OW * g->O * g->K); }
+
+static bool phased_forward(gr_ctx *c, const conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+  int T = phased_threads(g);
+  int64_t per;
+  float *planes = phased_scratch(c, g, T, &per);
+  if (!planes) return false;
+  gr_conv_taps t;
+  phased_taps(g, &t);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+  for (int64_t n = 0; n < g->N; n++)
+    for (int64_t gi = 0; gi < g->g; gi++) {
+      float *xp = planes + omp_get_thread_num() * per;
+      phase_chunk(g, x, gi, n, 1, xp);
+      gr_conv_taps_forward(&t, xp, w + gi * g->Og * g->K, b ? b + gi * g->Og : NULL, false,
+                           y + (n * g->O + gi * g->Og) * g->OH * g->OW);
+    }
+  return true;
+}
+
+typedef struct phased_bwd {
+  const conv_geom *g;
+  gr_conv_taps t;
+  const float *x, *w, *dy;
+  float *dx, *xp, *dxp; /* planes of x and of their gradient, per floats apart for each thread */
+  int64_t per;
+  sample_tree *trees; /* NULL: no weight gradient */
+} phased_bwd;
+
+/* Sample n on thread th: its weight gradient into trees[th].part, dx[n] +=. */
+static void phased_backward_sample(void *ctx, int th, int64_t n) {
+  phased_bwd *s = ctx;
+  const conv_geom *g = s->g;
+  float *part = s->trees ? s->trees[th].part : NULL, *xp = s->xp + th * s->per, *dxp = s->dxp + th * s->per;
+  if (part) memset(part, 0, (size_t)s->trees[th].n * sizeof(float));
+  for (int64_t gi = 0; gi < g->g; gi++) {
+    const float *dys = s->dy + (n * g->O + gi * g->Og) * g->OH * g->OW;
+    if (part) {
+      phase_chunk(g, s->x, gi, n, 1, xp);
+      gr_conv_taps_wgrad(&s->t, xp, dys, part + gi * g->Og * g->K);
+    }
+    if (s->dx) {
+      memset(dxp, 0, (size_t)(g->Cg * g->cplane) * sizeof(float));
+      gr_conv_taps_dx(&s->t, dys, s->w + gi * g->Og * g->K, dxp);
+      unphase_add(g, dxp, gi, n, 1, s->dx);
+    }
+  }
+}
+
+/* Blocks of samples in parallel (run_blocks), per-sample dW summed as the sample tree. */
+static void phased_backward(gr_ctx *c, gr_node *nd) {
+  gr_tensor *x = nd->in[0], *w = nd->in[1];
+  const conv_geom *g = nd->saved;
+  int T = phased_threads(g);
+  phased_bwd *s = gr_scratch(c, sizeof *s);
+  sample_tree *trees = gr_scratch(c, (size_t)T * sizeof *trees), tree = {0};
+  GR_ASSERT(s && trees);
+  *s = (phased_bwd){.g = g, .x = x->data, .w = w->data, .dy = nd->out->grad, .trees = w->requires_grad ? trees : NULL};
+  phased_taps(g, &s->t);
+  sample_blocks blk;
+  sample_blocks_init(&blk, g->N, T);
+  float *sums = NULL;
+  bool ok = !s->trees || block_trees_init(c, &blk, T, w->numel, g->N, trees, &sums, &tree);
+  s->xp = s->trees ? phased_scratch(c, g, T, &s->per) : NULL;
+  s->dxp = x->requires_grad ? phased_scratch(c, g, T, &s->per) : NULL;
+  s->dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  GR_ASSERT(ok && (s->xp || !s->trees) && (s->dxp || !s->dx));
+  run_blocks(&blk, T, phased_backward_sample, s, s->trees, sums);
+  if (s->trees) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+}
+
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
  * cache, than keeping the whole batch's columns from forward), then
  * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). Blocks of
@@ -689,6 +795,10 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
   if (!x->requires_grad && !w->requires_grad) return;
   if (g->same) {
     same_backward(c, nd);
+    return;
+  }
+  if (phased_direct(g)) {
+    phased_backward(c, nd);
     return;
   }
   int64_t nb = chunk_samples(g), width = nb * g->cols, chunks = (g->N + nb - 1) / nb;
@@ -767,6 +877,8 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
     float *scratch = gr_scratch_uninit(c, (size_t)(T * per) * sizeof(float));
     if (!scratch) return NULL;
     same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, per, T, y->data);
+  } else if (phased_direct(&g)) {
+    if (!phased_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
   } else if (!conv_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) {
     return NULL;
   }

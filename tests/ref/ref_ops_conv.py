@@ -50,6 +50,20 @@ CONV = [
     ("conv_valid_o8_k3x2", 3, 2, 7, 9, 8, 3, 2, 1, 0, 1, 1, False),
     ("conv_valid_groups_o16", 5, 4, 8, 7, 32, 4, 6, 1, 0, 1, 2, True),
     ("conv_valid_o16_k1x5", 2, 3, 4, 9, 16, 1, 5, 1, 0, 1, 1, True),
+    # strided and padded, not same size: the direct kernels over phase-split
+    # planes. ResNet-8's stride-2 3x3 convs (rows of 16, and of 8 two at a
+    # time, batch 1) and 1x1 downsample; odd sizes with a partial last vector
+    # and output channels not a multiple of a tile; a plane smaller than the
+    # kernel; rows of 2 vectors + a tail; stride 1 with padding that shrinks
+    # the plane; 81 taps (more than the direct kernels take: gemm path)
+    ("conv_resnet_s2", 2, 16, 32, 32, 32, 3, 3, 2, 1, 1, 1, False),
+    ("conv_resnet_s2_rows8", 1, 32, 16, 16, 64, 3, 3, 2, 1, 1, 1, False),
+    ("conv_resnet_down", 2, 16, 32, 32, 32, 1, 1, 2, 0, 1, 1, False),
+    ("conv_s2_odd", 3, 5, 13, 11, 7, 3, 3, 2, 1, 1, 1, True),
+    ("conv_s2_tiny", 1, 3, 2, 2, 4, 3, 3, 2, 1, 1, 1, True),
+    ("conv_s2_wide", 2, 3, 7, 41, 8, 3, 3, 2, 1, 1, 1, True),
+    ("conv_s1_pad_k5", 2, 3, 9, 10, 5, 5, 5, 1, 1, 1, 1, True),
+    ("conv_s2_k9", 1, 2, 12, 12, 3, 9, 9, 2, 1, 1, 1, True),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}
