@@ -6,8 +6,9 @@
  * group's output as [Og, nb*cols], copied to y [N,O,OH,OW] with the bias
  * added. Backward recomputes each chunk's col from x: dW_g += dY_g col^T,
  * dcol = W_g^T dY_g, dx += col2im(dcol). Valid convolutions (stride 1, no
- * padding or dilation: LeNet's second) take dW from conv_valid.c's direct
- * kernel instead, chunk by chunk as the gemm did.
+ * padding or dilation: LeNet's second) take y and dW from conv_valid.c's
+ * direct kernels instead (dW chunk by chunk as the gemm did); dx stays a
+ * gemm + col2im.
  *
  * The lowering is "wide": output (oh, ow) is column oh*Wq + ow of a plane
  * of pitch Wq, so the row of col for channel c and kernel tap (ki, kj) is
@@ -784,6 +785,13 @@ static void phased_backward(gr_ctx *c, gr_node *nd) {
   if (s->trees) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
 }
 
+/* Whether conv_valid.c's direct kernels take this (stride 1, unpadded,
+ * undilated) convolution; *cv is its geometry for one group. */
+static bool valid_direct(const conv_geom *g, gr_conv_valid *cv) {
+  *cv = (gr_conv_valid){g->Cg, g->Og, g->H, g->W, g->kh, g->kw, g->C * g->H * g->W, g->O * g->OH * g->OW};
+  return !g->copy && !g->same && g->dh == 1 && g->dw == 1 && gr_conv_valid_fits(cv);
+}
+
 /* Backward chunk by chunk: the columns are recomputed from x (cheaper, in
  * cache, than keeping the whole batch's columns from forward), then
  * dW_g += dY_g col^T, dcol = W_g^T dY_g, dx += col2im(dcol). Blocks of
@@ -807,10 +815,9 @@ static void conv_backward(gr_ctx *c, gr_node *nd) {
   sample_tree *trees = gr_scratch(c, (size_t)T * sizeof *trees), tree = {0};
   GR_ASSERT(s && trees);
   *s = (chunk_bwd){.g = g, .x = x->data, .w = w->data, .dy = nd->out->grad, .nb = nb,
-                   .trees = w->requires_grad ? trees : NULL,
-                   .cv = {g->Cg, g->Og, g->H, g->W, g->kh, g->kw, g->C * g->H * g->W, g->O * g->OH * g->OW}};
+                   .trees = w->requires_grad ? trees : NULL};
   /* valid convolutions: dW by conv_valid.c's direct kernel, from x and dY as they are */
-  s->direct_dw = s->trees && !g->copy && g->dh == 1 && g->dw == 1 && gr_conv_valid_wgrad_fits(&s->cv);
+  s->direct_dw = s->trees && valid_direct(g, &s->cv);
   sample_blocks blk;
   sample_blocks_init(&blk, chunks, T); /* of chunks (a power of two samples each) */
   float *sums = NULL;
@@ -868,6 +875,7 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
   GR_NEED("conv2d", x);
   GR_NEED("conv2d", w);
   conv_geom g;
+  gr_conv_valid cv;
   if (!conv_geometry(x, w, b, o, &g)) return NULL;
   gr_tensor *y = gr_tensor_new_uninit(c, 4, GR_SHAPE(g.N, g.O, g.OH, g.OW)); /* every element written below */
   if (!y) return NULL;
@@ -879,6 +887,12 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
     same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, per, T, y->data);
   } else if (phased_direct(&g)) {
     if (!phased_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+  } else if (valid_direct(&g, &cv)) {
+    float *wt = gr_scratch_uninit(c, (size_t)(g.Og * g.K) * sizeof(float));
+    if (!wt) return NULL;
+    for (int64_t gi = 0; gi < g.g; gi++)
+      gr_conv_valid_forward(&cv, x->data + gi * g.Cg * g.H * g.W, w->data + gi * g.Og * g.K,
+                            b ? b->data + gi * g.Og : NULL, g.N, wt, y->data + gi * g.Og * g.OH * g.OW);
   } else if (!conv_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) {
     return NULL;
   }
