@@ -2,6 +2,9 @@
  * on the same square problems, in the same process, alternating, so the
  * ratio shows what graft's op layer (arena, shape checks, tape) costs on top
  * of OpenBLAS. Sizes 256..2048; the 1024 case carries the >= 90% target.
+ * graft runs OpenBLAS single-threaded and splits gemms over its own
+ * threads (core/threads.c); the direct call gets OpenBLAS's own threads,
+ * as a program calling OpenBLAS with OPENBLAS_NUM_THREADS=N would.
  * One JSON line per size on stdout (read by bench/driver.py); the PyTorch
  * peer is bench/peer_gemm.py. Usage: bench_gemm --threads N [--quick] */
 #include <cblas.h>
@@ -24,12 +27,18 @@ static double time_graft(gr_ctx *c, gemm_case *g, float **out_data) {
   return t;
 }
 
+void openblas_set_num_threads(int n); /* from libopenblas */
+static int direct_threads = 1;
+
 static double time_direct(gemm_case *g) {
   int n = (int)g->n;
+  openblas_set_num_threads(direct_threads);
   double t0 = bench_now();
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, g->a->data, n, g->b->data, n,
               0.0f, g->direct_out, n);
-  return bench_now() - t0;
+  double t = bench_now() - t0;
+  openblas_set_num_threads(1); /* as graft leaves it */
+  return t;
 }
 
 /* Largest |graft - direct| relative to the largest |direct|: both call the
@@ -82,6 +91,7 @@ int main(int argc, char **argv) {
   bench_args a = {0};
   bench_parse(argc, argv, &a);
   gr_set_threads(a.threads);
+  direct_threads = a.threads;
   gr_ctx *c = gr_ctx_new((size_t)64 << 20, 1234);
   gr_arena *params = gr_arena_new((size_t)64 << 20);
   if (!c || !params) bench_die("context");
