@@ -143,6 +143,10 @@ gr_module *gr_nn_conv2d(gr_model *m, int64_t in_ch, int64_t out_ch, int k, int s
 /* The stride/padding of a Conv2d module (NULL if mod is not one). */
 const gr_conv2d_opts *gr_nn_conv2d_opts(const gr_module *mod);
 gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch);  /* eps 1e-5, momentum 0.1 */
+/* relu(bn(x) + residual) (residual may be NULL) for a BatchNorm2d module bn,
+ * as one op (gr_batch_norm_relu) in bn's train/eval mode; a hooked module
+ * (or another kind) runs its forward, gr_add and gr_relu. NULL x: NULL. */
+gr_tensor *gr_nn_batchnorm_relu(gr_module *bn, gr_ctx *c, gr_tensor *x, gr_tensor *residual);
 gr_module *gr_nn_layernorm(gr_model *m, int64_t dim);   /* eps 1e-5 */
 gr_module *gr_nn_dropout(gr_model *m, float p);
 gr_module *gr_nn_maxpool2d(gr_model *m, int k, int stride);

@@ -114,6 +114,12 @@ gr_tensor *gr_global_avg_pool(gr_ctx *c, gr_tensor *x); /* [N,C,H,W] -> [N,C,1,1
 gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta,
                          gr_tensor *running_mean, gr_tensor *running_var,
                          float momentum, float eps);
+/* y = max(0, batch_norm(x) + residual) as one op (residual NULL or shaped
+ * like x): ResNet's bn -> relu and bn -> add -> relu in one pass; same
+ * modes, arguments and running-stat updates as gr_batch_norm. */
+gr_tensor *gr_batch_norm_relu(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta,
+                              gr_tensor *running_mean, gr_tensor *running_var,
+                              float momentum, float eps, gr_tensor *residual);
 /* Over the last dim D: y = gamma (x-mu)/sqrt(var+eps) + beta; gamma/beta [D] or NULL. */
 gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, float eps);
 /* Training: y = x * m / (1-p), m ~ Bernoulli(1-p) from the ctx rng; eval

@@ -4,6 +4,10 @@
  * Training uses the batch mean and biased variance and updates the running
  * stats in place (PyTorch: r = (1-m) r + m s, with the unbiased variance);
  * eval uses the running stats. The mode is fixed at forward time and saved.
+ * batch_norm_relu: max(0, batch_norm(x) + residual) as one op (ResNet's
+ * bn -> relu and bn -> add -> relu): one pass forward instead of two or
+ * three, and its backward masks dY by y > 0 inside batch norm's two passes
+ * (no ReLU or add backward passes over the activations).
  * layer_norm: normalized over the last dim. Both save mean and 1/std per
  * group and recompute x_hat in backward. */
 #include <math.h>
@@ -14,6 +18,7 @@
 typedef struct norm_saved {
   float *mean, *invstd; /* per channel (batch norm) or per row (layer norm) */
   bool batch_stats;     /* batch norm in training mode */
+  bool relu;            /* batch_norm_relu: dY counts where y > 0 only */
 } norm_saved;
 
 /* x [N,C,*] as N blocks of C planes of `inner` elements. */
@@ -24,34 +29,78 @@ static void bn_layout(const gr_tensor *x, int64_t *N, int64_t *C, int64_t *inner
   for (int d = 2; d < x->ndim; d++) *inner *= x->shape[d];
 }
 
-/* sum of dy and of dy*(x - mu) over one channel: one pass, vectorized
- * (double accumulators, reassociated). */
-static void bn_channel_sums(const float *x, const float *dy, int64_t N, int64_t C, int64_t inner, float mu,
-                            double *sdy, double *sdyx) {
-  double a = 0, b = 0;
+/* dY at i as batch norm sees it in batch_norm_relu: dy where y > 0, else 0. */
+#define BN_GRAD_AT(gp, ym, i) ((ym)[i] > 0 ? (gp)[i] : 0.0f)
+
+/* a += sum of g, b += sum of g*(x - mu) over n values: vectorized (double
+ * accumulators, reassociated). */
+static void bn_sums_add(const float *g, const float *x, int64_t n, float mu, double *a, double *b) {
+  double sa = 0, sb = 0;
+#pragma omp simd reduction(+ : sa, sb)
+  for (int64_t i = 0; i < n; i++) {
+    sa += g[i];
+    sb += (double)(g[i] * (x[i] - mu));
+  }
+  *a += sa;
+  *b += sb;
+}
+
+/* sum of dy and of dy*(x - mu) over one channel. With ym (batch_norm_relu)
+ * dy is masked by ym > 0 (blocks of the plane masked into a buffer first:
+ * the select inside the double reduction kept it scalar) and the masked dy
+ * is also written (fresh) or added to dres. */
+static void bn_channel_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t N,
+                            int64_t C, int64_t inner, float mu, double *sdy, double *sdyx) {
+  enum { BLOCK = 256 };
+  float g[BLOCK];
+  *sdy = *sdyx = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *xp = x + n * C * inner, *gp = dy + n * C * inner;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = 0; i < inner; i++) {
-      a += gp[i];
-      b += (double)(gp[i] * (xp[i] - mu));
+    if (!ym) {
+      bn_sums_add(gp, xp, inner, mu, sdy, sdyx);
+      continue;
+    }
+    const float *yp = ym + n * C * inner;
+    float *dr = dres ? dres + n * C * inner : NULL;
+    for (int64_t i0 = 0; i0 < inner; i0 += BLOCK) {
+      int64_t len = inner - i0 < BLOCK ? inner - i0 : BLOCK;
+      for (int64_t i = 0; i < len; i++) g[i] = BN_GRAD_AT(gp + i0, yp + i0, i);
+      bn_sums_add(g, xp + i0, len, mu, sdy, sdyx);
+      if (dr && dres_fresh) memcpy(dr + i0, g, (size_t)len * sizeof(float));
+      else if (dr)
+        for (int64_t i = 0; i < len; i++) dr[i0 + i] += g[i];
     }
   }
-  *sdy = a;
-  *sdyx = b;
+}
+
+/* dx = dy*A + (x - mu)*B + D over one plane (B = D = 0 in eval mode), dy
+ * masked as BN_GRAD_AT; assigned when fresh, else accumulated. */
+static void bn_dx_plane(const float *xp, const float *gp, const float *yp, float *dp, int64_t inner, float mu, float A,
+                        float B, float D, bool fresh) {
+  if (!yp && fresh)
+    for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A + (xp[i] - mu) * B + D;
+  else if (!yp)
+    for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A + (xp[i] - mu) * B + D;
+  else if (fresh)
+    for (int64_t i = 0; i < inner; i++) dp[i] = BN_GRAD_AT(gp, yp, i) * A + (xp[i] - mu) * B + D;
+  else
+    for (int64_t i = 0; i < inner; i++) dp[i] += BN_GRAD_AT(gp, yp, i) * A + (xp[i] - mu) * B + D;
 }
 
 /* dx = g*is*(dy - mean(dy) - xhat*mean(dy*xhat)) in training mode, g*is*dy in
  * eval mode, written as dy*A + (x - mu)*B + D per channel so the loop is a
- * few vector FMAs; assigned when the grad is fresh, else accumulated. */
+ * few vector FMAs; assigned when the grad is fresh, else accumulated. For
+ * batch_norm_relu dy is masked by y > 0 first and is also the residual's
+ * gradient. */
 static void bn_backward(gr_ctx *c, gr_node *n) {
-  gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+  gr_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *res = n->in[3];
   const norm_saved *s = n->saved;
   int64_t N, C, inner;
   bn_layout(x, &N, &C, &inner);
-  const float *dy = n->out->grad;
-  bool fresh = false;
+  const float *dy = n->out->grad, *ym = s->relu ? n->out->data : NULL;
+  bool fresh = false, rfresh = false;
   float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
+  float *dres = res && res->requires_grad ? gr_grad_buf_fresh(c, res, &rfresh) : NULL;
   float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
   float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
   double M = (double)(N * inner);
@@ -59,7 +108,8 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   for (int64_t ch = 0; ch < C; ch++) {
     float mu = s->mean[ch], is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
     double sdy, sdyx;
-    bn_channel_sums(x->data + ch * inner, dy + ch * inner, N, C, inner, mu, &sdy, &sdyx);
+    bn_channel_sums(x->data + ch * inner, dy + ch * inner, ym ? ym + ch * inner : NULL, dres ? dres + ch * inner : NULL,
+                    rfresh, N, C, inner, mu, &sdy, &sdyx);
     if (dg) dg[ch] += (float)(sdyx * is);
     if (db) db[ch] += (float)sdy;
     if (!dx) continue;
@@ -69,16 +119,8 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
       D = (float)(-(double)g * is * sdy / M);
     }
     for (int64_t b = 0; b < N; b++) {
-      const float *xp = x->data + (b * C + ch) * inner, *gp = dy + (b * C + ch) * inner;
-      float *dp = dx + (b * C + ch) * inner;
-      if (!s->batch_stats && fresh)
-        for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A;
-      else if (!s->batch_stats)
-        for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A;
-      else if (fresh)
-        for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A + (xp[i] - mu) * B + D;
-      else
-        for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A + (xp[i] - mu) * B + D;
+      int64_t at = (b * C + ch) * inner;
+      bn_dx_plane(x->data + at, dy + at, ym ? ym + at : NULL, dx + at, inner, mu, A, B, D, fresh);
     }
   }
 }
@@ -124,10 +166,30 @@ static void bn_channel_moments(const float *x, int64_t N, int64_t C, int64_t inn
   *var = v > 0 ? v : 0;
 }
 
-gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
-                         gr_tensor *running_var, float momentum, float eps) {
-  GR_NEED("batch_norm", c);
-  GR_NEED("batch_norm", x);
+/* y = (x - m)*a + bb (+ r, then max(0, .) when relu) over one channel's planes. */
+static void bn_apply_channel(const float *x, const float *r, float *y, int64_t N, int64_t C, int64_t inner, float m,
+                             float a, float bb, bool relu) {
+  for (int64_t b = 0; b < N; b++) {
+    const float *xp = x + b * C * inner, *rp = r ? r + b * C * inner : NULL;
+    float *yp = y + b * C * inner;
+    if (!relu)
+      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
+    else if (!rp)
+      for (int64_t i = 0; i < inner; i++) {
+        float v = (xp[i] - m) * a + bb;
+        yp[i] = v > 0 ? v : 0.0f; /* as gr_relu */
+      }
+    else
+      for (int64_t i = 0; i < inner; i++) {
+        float v = (xp[i] - m) * a + bb + rp[i];
+        yp[i] = v > 0 ? v : 0.0f;
+      }
+  }
+}
+
+/* batch_norm (relu false, no residual) and batch_norm_relu. */
+static gr_tensor *bn_op(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
+                        gr_tensor *running_var, float momentum, float eps, gr_tensor *residual, bool relu) {
   gr_tensor *per_ch[4] = {gamma, beta, running_mean, running_var};
   if (!bn_check(x, (const gr_tensor *const *)per_ch, momentum, eps)) return NULL;
   int64_t N, C, inner;
@@ -143,7 +205,8 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
     return NULL;
   }
   gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
-  norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats};
+  norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats,
+                  relu};
   if (!y || !s.mean || !s.invstd) return NULL;
   double M = (double)(N * inner);
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
@@ -159,22 +222,39 @@ gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
       var = running_var->data[ch];
     }
     float is = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
-    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f, a = is * g;
+    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f;
     s.mean[ch] = m;
     s.invstd[ch] = is;
-    for (int64_t b = 0; b < N; b++) {
-      const float *xp = x->data + (b * C + ch) * inner;
-      float *yp = y->data + (b * C + ch) * inner;
-      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
-    }
+    bn_apply_channel(x->data + ch * inner, residual ? residual->data + ch * inner : NULL, y->data + ch * inner, N, C,
+                     inner, m, is * g, bb, relu);
   }
-  gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 3, (gr_tensor *[]){x, gamma, beta});
+  gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 4, (gr_tensor *[]){x, gamma, beta, residual});
   if (n) {
     n->saved = gr_scratch(c, sizeof s);
     if (!n->saved) return NULL;
     memcpy(n->saved, &s, sizeof s);
   }
   return y;
+}
+
+gr_tensor *gr_batch_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
+                         gr_tensor *running_var, float momentum, float eps) {
+  GR_NEED("batch_norm", c);
+  GR_NEED("batch_norm", x);
+  return bn_op(c, x, gamma, beta, running_mean, running_var, momentum, eps, NULL, false);
+}
+
+gr_tensor *gr_batch_norm_relu(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *beta, gr_tensor *running_mean,
+                              gr_tensor *running_var, float momentum, float eps, gr_tensor *residual) {
+  GR_NEED("batch_norm_relu", c);
+  GR_NEED("batch_norm_relu", x);
+  char sx[96], sr[96];
+  if (residual && !gr_same_shape(x, residual)) {
+    gr_error(GR_ESHAPE, "batch_norm_relu: residual%s must have the shape of x%s", gr_shape_str(residual, sr, sizeof sr),
+             gr_shape_str(x, sx, sizeof sx));
+    return NULL;
+  }
+  return bn_op(c, x, gamma, beta, running_mean, running_var, momentum, eps, residual, true);
 }
 
 /* ---- layer norm -------------------------------------------------------- */
@@ -251,7 +331,7 @@ gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
   }
   gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)),
-                  gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false};
+                  gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false, false};
   const float *g = ln_affine(c, gamma, D, 1.0f), *b = ln_affine(c, beta, D, 0.0f);
   if (!y || !s.mean || !s.invstd || !g || !b) return NULL;
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)

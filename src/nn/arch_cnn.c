@@ -34,14 +34,14 @@ gr_module *gr_arch_lenet(gr_model *m, int in_ch, int n_classes) {
 }
 
 /* ---- ResNet ------------------------------------------------------------------ */
-/* out = relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)) */
+/* out = relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)); each bn with
+ * what follows it is one op (gr_nn_batchnorm_relu). */
 static gr_tensor *basic_block_forward(gr_module *b, gr_ctx *c, gr_tensor *x) {
   gr_module *conv1 = b->children[0], *bn1 = b->children[1], *conv2 = b->children[2], *bn2 = b->children[3];
   gr_module *down = b->n_children > 4 ? b->children[4] : NULL;
-  gr_tensor *h = gr_relu(c, bn1->forward(bn1, c, conv1->forward(conv1, c, x)));
-  h = bn2->forward(bn2, c, conv2->forward(conv2, c, h));
+  gr_tensor *h = gr_nn_batchnorm_relu(bn1, c, conv1->forward(conv1, c, x), NULL);
   gr_tensor *sc = down ? down->forward(down, c, x) : x;
-  return gr_relu(c, gr_add(c, h, sc));
+  return sc ? gr_nn_batchnorm_relu(bn2, c, conv2->forward(conv2, c, h), sc) : NULL;
 }
 
 static gr_module *basic_block(gr_model *m, int64_t in, int64_t out, int stride) {
@@ -60,10 +60,9 @@ static gr_module *basic_block(gr_model *m, int64_t in, int64_t out, int stride) 
 }
 
 static gr_tensor *stem_forward(gr_module *r, gr_ctx *c, gr_tensor *x) {
-  for (int i = 0; i < r->n_children && x; i++) {
-    x = r->children[i]->forward(r->children[i], c, x);
-    if (i == 1) x = gr_relu(c, x); /* after bn1 */
-  }
+  for (int i = 0; i < r->n_children && x; i++)
+    if (i == 1) x = gr_nn_batchnorm_relu(r->children[1], c, x, NULL); /* bn1, relu */
+    else x = r->children[i]->forward(r->children[i], c, x);
   return x;
 }
 

@@ -60,6 +60,21 @@ static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
   return y;
 }
 
+gr_tensor *gr_nn_batchnorm_relu(gr_module *m, gr_ctx *c, gr_tensor *x, gr_tensor *residual) {
+  if (!m || !x) return NULL; /* an earlier failure, its message kept */
+  if (m->forward != bn_forward) { /* hooked, or not a BatchNorm2d: the composed ops */
+    gr_tensor *y = m->forward(m, c, x);
+    if (y && residual) y = gr_add(c, y, residual);
+    return y ? gr_relu(c, y) : NULL;
+  }
+  norm_cfg *cf = m->cfg;
+  bool prev = gr_ctx_training(c);
+  gr_ctx_set_training(c, m->training && !m->model->inference);
+  gr_tensor *y = gr_batch_norm_relu(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps, residual);
+  gr_ctx_set_training(c, prev);
+  return y;
+}
+
 gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch) {
   if (ch <= 0) {
     gr_error(GR_EARG, "BatchNorm2d: channels %lld must be > 0", (long long)ch);

@@ -42,3 +42,23 @@ for name, shape in (("ln_3d", (2, 3, 8)), ("ln_2d", (5, 16)), ("ln_edge", (1, 1)
     torch_case(name, lambda x, gamma, beta: F.layer_norm(x, (x.shape[-1],), gamma, beta, eps=1e-5),
                {"x": r(*shape) * 3 + 1, "gamma": r(D), "beta": r(D)}, grad=["x", "gamma", "beta"])
 torch_case("ln_noaffine", lambda x: F.layer_norm(x, (x.shape[-1],), eps=1e-5), {"x": r(3, 7)}, grad=["x"])
+
+# batch_norm_relu: relu(batch_norm(x) + residual), training (batch stats) and
+# eval (running stats), with and without the residual
+for name, shape, res in (("bnr_train_res", (4, 3, 5, 6), True), ("bnr_train", (3, 2, 4, 4), False)):
+    C = shape[1]
+
+    def bnr(x, gamma, beta, residual=None):
+        y = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
+        return F.relu(y + residual if residual is not None else y)
+
+    inputs = {"x": r(*shape) * 2 + 0.5, "gamma": r(C, lo=0.5, hi=1.5), "beta": r(C)}
+    if res:
+        inputs["residual"] = r(*shape)
+    torch_case(name, bnr, inputs, grad=list(inputs))
+rm, rv = torch.from_numpy(r(3)), torch.from_numpy(r(3, lo=0.5, hi=2))
+torch_case("bnr_eval_res",
+           lambda x, gamma, beta, residual: F.relu(F.batch_norm(x, rm, rv, gamma, beta, training=False, eps=1e-5)
+                                                   + residual),
+           {"x": r(2, 3, 4, 4), "gamma": r(3), "beta": r(3), "residual": r(2, 3, 4, 4)},
+           grad=["x", "gamma", "beta", "residual"], extra={"rm": rm, "rv": rv})
