@@ -12,6 +12,11 @@
 #     source accuracy over all its runs (seeds x budgets); per method (the
 #     name before the first ':') the setting with the highest mean among
 #     those where no run diverged and every run is above 50 %.
+#   python3 scripts/peft_table.py --paired A B X.jsonl [Y.jsonl ...]
+#     method B against method A run with the same options ("A:opts" and
+#     "B:opts"), per budget over the seeds both ran: mean target and source
+#     accuracy of each, the paired source-accuracy difference B - A (mean ±
+#     sd) and on how many seeds B's source accuracy is higher.
 import json, sys, statistics as st
 
 def load(paths):
@@ -70,6 +75,29 @@ def rule_table(paths):
     for fam, (m, mean) in best.items():
         print("chosen %s: %s (%.2f)" % (fam, m, mean))
 
+def paired_table(a, b, paths):
+    t = [r for r in load(paths) if r["phase"] == "transfer" and r["accuracy"] is not None]
+    idx = {(r["method"], r["budget"], r["seed"]): r for r in t}
+    opts = []
+    for r in t:
+        if r["method"].startswith(a + ":") and r["method"][len(a):] not in opts: opts.append(r["method"][len(a):])
+    print("| options | labels | seeds | %s acc %% | %s acc %% | %s source %% | %s source %% | source %s - %s (mean ± sd) | seeds %s higher |"
+          % (a, b, a, b, b, a, b))
+    print("|---|---|---|---|---|---|---|---|---|")
+    for o in opts:
+        for bud in sorted({r["budget"] for r in t}):
+            seeds = sorted(s for (m, bb, s) in idx if m == a + o and bb == bud and (b + o, bud, s) in idx)
+            if not seeds: continue
+            ra = [idx[(a + o, bud, s)] for s in seeds]
+            rb = [idx[(b + o, bud, s)] for s in seeds]
+            sa = [pct(r["extra"]["source_accuracy"]) for r in ra]
+            sb = [pct(r["extra"]["source_accuracy"]) for r in rb]
+            d = [y - x for x, y in zip(sa, sb)]
+            print("| %s | %g%% | %d | %.2f | %.2f | %.2f | %.2f | %+.2f ± %.2f | %d of %d |" % (
+                o[1:], 100 * bud, len(seeds), st.mean(pct(r["accuracy"]) for r in ra),
+                st.mean(pct(r["accuracy"]) for r in rb), st.mean(sa), st.mean(sb), st.mean(d),
+                st.stdev(d) if len(d) > 1 else 0, sum(1 for x in d if x > 0), len(d)))
+
 def study_table(path, ref):
     runs = load([path])
     pre = [r for r in runs if r["phase"] == "pretrain"]
@@ -102,6 +130,8 @@ def study_table(path, ref):
 
 if len(sys.argv) > 1 and sys.argv[1] == "--select":
     select_table(sys.argv[2:])
+elif len(sys.argv) > 3 and sys.argv[1] == "--paired":
+    paired_table(sys.argv[2], sys.argv[3], sys.argv[4:])
 elif len(sys.argv) > 1 and sys.argv[1] == "--rule":
     rule_table(sys.argv[2:])
 else:
