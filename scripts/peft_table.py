@@ -111,8 +111,8 @@ def study_table(path, ref):
     budgets = sorted({r["budget"] for r in t})
     def cell(m, b):
         return [r for r in t if r["method"] == m and r["budget"] == b]
-    ft = {b: st.mean([pct(r["accuracy"]) for r in cell(ref, b)]) for b in budgets}
-    ftp = cell(ref, budgets[0])[0]["trainable_params"]
+    ft = {b: st.mean([pct(r["accuracy"]) for r in cell(ref, b)]) if cell(ref, b) else float("nan") for b in budgets}
+    ftp = [r for r in t if r["method"] == ref][0]["trainable_params"]
     print("| method | labels | acc %% (mean ± sd, %d seeds) | Δ vs %s | trainable | %% of %s | source acc %% (forgetting) | peak RSS MiB | s/run |"
           % (n_seeds, ref, ref))
     print("|---|---|---|---|---|---|---|---|---|")
