@@ -84,7 +84,10 @@ gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in
 }
 
 float *gr_grad_buf(gr_ctx *c, gr_tensor *t) {
-  if (!t->grad) t->grad = gr_arena_alloc(c->arena, (size_t)t->numel * sizeof(float));
+  if (!t->grad) {
+    t->grad = gr_arena_alloc_uninit(c->arena, (size_t)t->numel * sizeof(float));
+    if (t->grad) gr_fill_floats(t->grad, NULL, t->numel);
+  }
   GR_ASSERT(t->grad != NULL); /* step arena exhausted mid-backward */
   return t->grad;
 }

@@ -110,6 +110,8 @@ static inline float gr_expf_poly(float x) {
 #define GR_PAR_MIN 32768
 /* Most threads an op keeps per-thread buffers for (more are not used). */
 #define GR_MAX_THREADS 32
+/* dst[0..n) = src[0..n), or zeros when src is NULL; parallel above GR_PAR_MIN (threads.c). */
+void gr_fill_floats(float *dst, const float *src, int64_t n);
 
 /* Input checks for forward functions: return NULL with GR_EARG on NULL. */
 #define GR_NEED(op, t)                                           \

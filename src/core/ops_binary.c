@@ -204,7 +204,7 @@ static void binary_backward(gr_ctx *c, gr_node *n) {
     bool fresh = false;
     if ((k == BIN_ADD || (k == BIN_SUB && which == 0)) && t->numel == p.numel) { /* d = dy (residual adds) */
       float *d = gr_grad_buf_fresh(c, t, &fresh);
-      if (fresh) memcpy(d, n->out->grad, (size_t)t->numel * sizeof(float)); /* not zero-fill + accumulate */
+      if (fresh) gr_fill_floats(d, n->out->grad, t->numel); /* not zero-fill + accumulate */
     }
     if (!fresh) bin_grad(k, which, &p, t, gr_grad_buf(c, t), n->out->grad, a->data, b->data);
   }
