@@ -140,6 +140,7 @@ static void bnr_refs(void) {
   bn_state train = {NULL, NULL, true};
   CHECK_REF("bnr_train_res", f_bnr, &train, 4, xgbr);
   CHECK_REF("bnr_train", f_bnr_nores, NULL, 3, xgb);
+  CHECK_REF("bnr_train_res_chunk", f_bnr, &train, 4, xgbr);
   ref_file *f = ref_open("bnr_eval_res");
   if (!f) {
     CHECK_MSG(false, "bnr_eval_res reference");
@@ -220,6 +221,8 @@ int main(void) {
   bn_train_case("bn_train_4d");
   bn_train_case("bn_train_2d");
   bn_train_case("bn_train_edge");
+  bn_train_case("bn_train_wide");
+  bn_train_case("bn_train_chunk");
   bn_eval_case();
   static const char *x[] = {"x"}, *xgb[] = {"x", "gamma", "beta"};
   CHECK_REF("bn_noaffine", f_bn_plain, NULL, 1, x);

@@ -32,43 +32,65 @@ static void bn_layout(const gr_tensor *x, int64_t *N, int64_t *C, int64_t *inner
 /* dY at i as batch norm sees it in batch_norm_relu: dy where y > 0, else 0. */
 #define BN_GRAD_AT(gp, ym, i) ((ym)[i] > 0 ? (gp)[i] : 0.0f)
 
-/* a += sum of g, b += sum of g*(x - mu) over n values: vectorized (double
- * accumulators, reassociated). */
-static void bn_sums_add(const float *g, const float *x, int64_t n, float mu, double *a, double *b) {
-  double sa = 0, sb = 0;
-#pragma omp simd reduction(+ : sa, sb)
-  for (int64_t i = 0; i < n; i++) {
-    sa += g[i];
-    sb += (double)(g[i] * (x[i] - mu));
-  }
-  *a += sa;
-  *b += sb;
+/* The channel reductions below add in BN_LANES float lanes (independent
+ * vector chains: double accumulators and one chain made them latency-bound)
+ * over chunks of at most BN_CHUNK values, each chunk's lanes then added in
+ * double. */
+enum { BN_LANES = 32, BN_CHUNK = 2048 };
+
+static double bn_lanes_total(const float *lane) {
+  double t = 0;
+  for (int j = 0; j < BN_LANES; j++) t += lane[j];
+  return t;
 }
 
-/* sum of dy and of dy*(x - mu) over one channel. With ym (batch_norm_relu)
- * dy is masked by ym > 0 (blocks of the plane masked into a buffer first:
- * the select inside the double reduction kept it scalar) and the masked dy
- * is also written (fresh) or added to dres. */
-static void bn_channel_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t N,
-                            int64_t C, int64_t inner, float mu, double *sdy, double *sdyx) {
-  enum { BLOCK = 256 };
-  float g[BLOCK];
-  *sdy = *sdyx = 0;
-  for (int64_t n = 0; n < N; n++) {
-    const float *xp = x + n * C * inner, *gp = dy + n * C * inner;
-    if (!ym) {
-      bn_sums_add(gp, xp, inner, mu, sdy, sdyx);
-      continue;
-    }
-    const float *yp = ym + n * C * inner;
-    float *dr = dres ? dres + n * C * inner : NULL;
-    for (int64_t i0 = 0; i0 < inner; i0 += BLOCK) {
-      int64_t len = inner - i0 < BLOCK ? inner - i0 : BLOCK;
-      for (int64_t i = 0; i < len; i++) g[i] = BN_GRAD_AT(gp + i0, yp + i0, i);
-      bn_sums_add(g, xp + i0, len, mu, sdy, sdyx);
-      if (dr && dres_fresh) memcpy(dr + i0, g, (size_t)len * sizeof(float));
-      else if (dr)
-        for (int64_t i = 0; i < len; i++) dr[i0 + i] += g[i];
+/* One block of len <= BN_LANES values into the lanes sa, sb: g = dy, or
+ * with ym dy masked by ym > 0, also written (fresh) or added to dres.
+ * Inlined with len = BN_LANES for the full blocks (fixed-length vector code). */
+static inline void bn_lane_block(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh,
+                                 int len, float mu, float *sa, float *sb) {
+  float g[BN_LANES];
+  if (ym)
+    for (int j = 0; j < len; j++) g[j] = BN_GRAD_AT(dy, ym, j);
+  else
+    for (int j = 0; j < len; j++) g[j] = dy[j];
+  for (int j = 0; j < len; j++) {
+    sa[j] += g[j];
+    sb[j] += g[j] * (x[j] - mu);
+  }
+  if (dres && dres_fresh)
+    for (int j = 0; j < len; j++) dres[j] = g[j];
+  else if (dres)
+    for (int j = 0; j < len; j++) dres[j] += g[j];
+}
+
+/* a += sum of g, b += sum of g*(x - mu) over n <= BN_CHUNK values (g and
+ * dres as in bn_lane_block), all in the one pass. */
+static void bn_chunk_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t n,
+                          float mu, double *a, double *b) {
+  float sa[BN_LANES] = {0}, sb[BN_LANES] = {0};
+  int64_t i = 0;
+  for (; i + BN_LANES <= n; i += BN_LANES)
+    bn_lane_block(x + i, dy + i, ym ? ym + i : NULL, dres ? dres + i : NULL, dres_fresh, BN_LANES, mu, sa, sb);
+  if (i < n)
+    bn_lane_block(x + i, dy + i, ym ? ym + i : NULL, dres ? dres + i : NULL, dres_fresh, (int)(n - i), mu, sa, sb);
+  *a += bn_lanes_total(sa);
+  *b += bn_lanes_total(sb);
+}
+
+/* Per plane: sum of dy and of dy*(x - mu) (dy masked and dres written as in
+ * bn_lane_block), in memory order and parallel over planes, as
+ * bn_plane_moments. */
+static void bn_plane_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t N,
+                          int64_t C, int64_t inner, const float *mean, double *sdy, double *sdyx) {
+#pragma omp parallel for schedule(static) if (N * C * inner > GR_PAR_MIN)
+  for (int64_t pl = 0; pl < N * C; pl++) {
+    int64_t at = pl * inner;
+    sdy[pl] = sdyx[pl] = 0;
+    for (int64_t i0 = 0; i0 < inner; i0 += BN_CHUNK) {
+      int64_t len = inner - i0 < BN_CHUNK ? inner - i0 : BN_CHUNK;
+      bn_chunk_sums(x + at + i0, dy + at + i0, ym ? ym + at + i0 : NULL, dres ? dres + at + i0 : NULL, dres_fresh,
+                    len, mean[pl % C], &sdy[pl], &sdyx[pl]);
     }
   }
 }
@@ -103,25 +125,31 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   float *dres = res && res->requires_grad ? gr_grad_buf_fresh(c, res, &rfresh) : NULL;
   float *dg = gamma && gamma->requires_grad ? gr_grad_buf(c, gamma) : NULL;
   float *db = beta && beta->requires_grad ? gr_grad_buf(c, beta) : NULL;
+  double *sdy = gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double));
+  double *sdyx = gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double));
+  float *coef = gr_scratch_uninit(c, (size_t)(3 * C) * sizeof(float)); /* A, B, D per channel */
+  if (!sdy || !sdyx || !coef) return;
+  bn_plane_sums(x->data, dy, ym, dres, rfresh, N, C, inner, s->mean, sdy, sdyx);
   double M = (double)(N * inner);
-#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t ch = 0; ch < C; ch++) {
-    float mu = s->mean[ch], is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
-    double sdy, sdyx;
-    bn_channel_sums(x->data + ch * inner, dy + ch * inner, ym ? ym + ch * inner : NULL, dres ? dres + ch * inner : NULL,
-                    rfresh, N, C, inner, mu, &sdy, &sdyx);
-    if (dg) dg[ch] += (float)(sdyx * is);
-    if (db) db[ch] += (float)sdy;
-    if (!dx) continue;
-    float A = g * is, B = 0, D = 0;
-    if (s->batch_stats) {
-      B = (float)(-(double)g * is * is * is * sdyx / M);
-      D = (float)(-(double)g * is * sdy / M);
-    }
+    float is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
+    double ty = 0, tyx = 0;
     for (int64_t b = 0; b < N; b++) {
-      int64_t at = (b * C + ch) * inner;
-      bn_dx_plane(x->data + at, dy + at, ym ? ym + at : NULL, dx + at, inner, mu, A, B, D, fresh);
+      ty += sdy[b * C + ch];
+      tyx += sdyx[b * C + ch];
     }
+    if (dg) dg[ch] += (float)(tyx * is);
+    if (db) db[ch] += (float)ty;
+    coef[3 * ch] = g * is;
+    coef[3 * ch + 1] = s->batch_stats ? (float)(-(double)g * is * is * is * tyx / M) : 0.0f;
+    coef[3 * ch + 2] = s->batch_stats ? (float)(-(double)g * is * ty / M) : 0.0f;
+  }
+  if (!dx) return;
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t pl = 0; pl < N * C; pl++) {
+    const float *k = coef + 3 * (pl % C);
+    int64_t at = pl * inner;
+    bn_dx_plane(x->data + at, dy + at, ym ? ym + at : NULL, dx + at, inner, s->mean[pl % C], k[0], k[1], k[2], fresh);
   }
 }
 
@@ -146,45 +174,68 @@ static bool bn_check(const gr_tensor *x, const gr_tensor *const *per_ch, float m
   return true;
 }
 
-/* Mean and biased variance of one channel in one pass: sums of x - x[0]
- * (shifted, so the variance does not cancel when |mean| >> std) with
- * double accumulators, vectorized. */
-static void bn_channel_moments(const float *x, int64_t N, int64_t C, int64_t inner, double *mean, double *var) {
-  float shift = x[0];
-  double s1 = 0, s2 = 0;
-  for (int64_t n = 0; n < N; n++) {
-    const float *xp = x + n * C * inner;
-#pragma omp simd reduction(+ : s1, s2)
-    for (int64_t i = 0; i < inner; i++) {
-      double d = (double)xp[i] - shift;
-      s1 += d;
-      s2 += d * d;
-    }
+/* s1 += sum of x - shift, s2 += sum of (x - shift)^2 over n <= BN_CHUNK values. */
+static inline void bn_lane_moments(const float *x, int len, float shift, float *a, float *b) {
+  for (int j = 0; j < len; j++) {
+    float d = x[j] - shift;
+    a[j] += d;
+    b[j] += d * d;
   }
-  double M = (double)(N * inner), m1 = s1 / M, v = s2 / M - m1 * m1;
-  *mean = shift + m1;
+}
+
+static void bn_chunk_moments(const float *x, int64_t n, float shift, double *s1, double *s2) {
+  float a[BN_LANES] = {0}, b[BN_LANES] = {0};
+  int64_t i = 0;
+  for (; i + BN_LANES <= n; i += BN_LANES) bn_lane_moments(x + i, BN_LANES, shift, a, b);
+  if (i < n) bn_lane_moments(x + i, (int)(n - i), shift, a, b);
+  *s1 += bn_lanes_total(a);
+  *s2 += bn_lanes_total(b);
+}
+
+/* Shifted sums of every plane (x - x[0] of its channel, so the variance
+ * does not cancel when |mean| >> std), in memory order (planes of the later
+ * stages are 256 B to 1 KB: walking a channel's planes at a stride of C
+ * planes left the prefetchers idle); parallel over planes, so the sums do
+ * not depend on the thread count. */
+static void bn_plane_moments(const float *x, int64_t N, int64_t C, int64_t inner, double *s1, double *s2) {
+#pragma omp parallel for schedule(static) if (N * C * inner > GR_PAR_MIN)
+  for (int64_t pl = 0; pl < N * C; pl++) {
+    const float *xp = x + pl * inner;
+    float shift = x[(pl % C) * inner];
+    s1[pl] = s2[pl] = 0;
+    for (int64_t i0 = 0; i0 < inner; i0 += BN_CHUNK)
+      bn_chunk_moments(xp + i0, inner - i0 < BN_CHUNK ? inner - i0 : BN_CHUNK, shift, &s1[pl], &s2[pl]);
+  }
+}
+
+/* Mean and biased variance of channel ch from its planes' shifted sums. */
+static void bn_channel_moments(const float *x, const double *s1, const double *s2, int64_t N, int64_t C, int64_t inner,
+                               int64_t ch, double *mean, double *var) {
+  double t1 = 0, t2 = 0;
+  for (int64_t n = 0; n < N; n++) {
+    t1 += s1[n * C + ch];
+    t2 += s2[n * C + ch];
+  }
+  double M = (double)(N * inner), m1 = t1 / M, v = t2 / M - m1 * m1;
+  *mean = x[ch * inner] + m1;
   *var = v > 0 ? v : 0;
 }
 
-/* y = (x - m)*a + bb (+ r, then max(0, .) when relu) over one channel's planes. */
-static void bn_apply_channel(const float *x, const float *r, float *y, int64_t N, int64_t C, int64_t inner, float m,
-                             float a, float bb, bool relu) {
-  for (int64_t b = 0; b < N; b++) {
-    const float *xp = x + b * C * inner, *rp = r ? r + b * C * inner : NULL;
-    float *yp = y + b * C * inner;
-    if (!relu)
-      for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
-    else if (!rp)
-      for (int64_t i = 0; i < inner; i++) {
-        float v = (xp[i] - m) * a + bb;
-        yp[i] = v > 0 ? v : 0.0f; /* as gr_relu */
-      }
-    else
-      for (int64_t i = 0; i < inner; i++) {
-        float v = (xp[i] - m) * a + bb + rp[i];
-        yp[i] = v > 0 ? v : 0.0f;
-      }
-  }
+/* y = (x - m)*a + bb (+ r, then max(0, .) when relu) over one plane. */
+static void bn_apply_plane(const float *xp, const float *rp, float *yp, int64_t inner, float m, float a, float bb,
+                           bool relu) {
+  if (!relu)
+    for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
+  else if (!rp)
+    for (int64_t i = 0; i < inner; i++) {
+      float v = (xp[i] - m) * a + bb;
+      yp[i] = v > 0 ? v : 0.0f; /* as gr_relu */
+    }
+  else
+    for (int64_t i = 0; i < inner; i++) {
+      float v = (xp[i] - m) * a + bb + rp[i];
+      yp[i] = v > 0 ? v : 0.0f;
+    }
 }
 
 /* batch_norm (relu false, no residual) and batch_norm_relu. */
@@ -208,12 +259,17 @@ static gr_tensor *bn_op(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *be
   norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats,
                   relu};
   if (!y || !s.mean || !s.invstd) return NULL;
+  /* per plane: shifted sums, then per channel: scale a and shift bb */
+  double *s1 = batch_stats ? gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double)) : NULL;
+  double *s2 = batch_stats ? gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double)) : NULL;
+  float *scale = gr_scratch_uninit(c, (size_t)C * sizeof(float)), *shift = gr_scratch_uninit(c, (size_t)C * sizeof(float));
+  if ((batch_stats && (!s1 || !s2)) || !scale || !shift) return NULL;
+  if (batch_stats) bn_plane_moments(x->data, N, C, inner, s1, s2);
   double M = (double)(N * inner);
-#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t ch = 0; ch < C; ch++) {
     double mu, var;
     if (batch_stats) {
-      bn_channel_moments(x->data + ch * inner, N, C, inner, &mu, &var);
+      bn_channel_moments(x->data, s1, s2, N, C, inner, ch, &mu, &var);
       if (running_mean) running_mean->data[ch] = (float)((1 - momentum) * running_mean->data[ch] + momentum * mu);
       if (running_var)
         running_var->data[ch] = (float)((1 - momentum) * running_var->data[ch] + momentum * var * M / (M - 1));
@@ -221,12 +277,17 @@ static gr_tensor *bn_op(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *be
       mu = running_mean->data[ch];
       var = running_var->data[ch];
     }
-    float is = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
-    float g = gamma ? gamma->data[ch] : 1.0f, bb = beta ? beta->data[ch] : 0.0f;
-    s.mean[ch] = m;
+    float is = (float)(1.0 / sqrt(var + eps)), g = gamma ? gamma->data[ch] : 1.0f;
+    s.mean[ch] = (float)mu;
     s.invstd[ch] = is;
-    bn_apply_channel(x->data + ch * inner, residual ? residual->data + ch * inner : NULL, y->data + ch * inner, N, C,
-                     inner, m, is * g, bb, relu);
+    scale[ch] = is * g;
+    shift[ch] = beta ? beta->data[ch] : 0.0f;
+  }
+#pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
+  for (int64_t pl = 0; pl < N * C; pl++) {
+    int64_t ch = pl % C;
+    bn_apply_plane(x->data + pl * inner, residual ? residual->data + pl * inner : NULL, y->data + pl * inner, inner,
+                   s.mean[ch], scale[ch], shift[ch], relu);
   }
   gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 4, (gr_tensor *[]){x, gamma, beta, residual});
   if (n) {

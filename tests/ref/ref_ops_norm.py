@@ -14,7 +14,10 @@ def r(*s, lo=-1, hi=1):
 
 # Training mode: 3 calls update the running stats; the third call's output,
 # gradients and the running stats after it are compared.
-for name, shape in (("bn_train_4d", (4, 3, 5, 6)), ("bn_train_2d", (8, 5)), ("bn_train_edge", (2, 1, 1, 1))):
+# bn_train_wide: planes of 99 (full 32-lane blocks and a tail); bn_train_chunk:
+# planes of 2100 (more than one 2048-value chunk).
+for name, shape in (("bn_train_4d", (4, 3, 5, 6)), ("bn_train_2d", (8, 5)), ("bn_train_edge", (2, 1, 1, 1)),
+                    ("bn_train_wide", (3, 4, 9, 11)), ("bn_train_chunk", (2, 2, 42, 50))):
     C = shape[1]
     xs = [r(*shape) * (k + 1) + k for k in range(3)]
     g, b = r(C, lo=0.5, hi=1.5), r(C)
@@ -45,7 +48,8 @@ torch_case("ln_noaffine", lambda x: F.layer_norm(x, (x.shape[-1],), eps=1e-5), {
 
 # batch_norm_relu: relu(batch_norm(x) + residual), training (batch stats) and
 # eval (running stats), with and without the residual
-for name, shape, res in (("bnr_train_res", (4, 3, 5, 6), True), ("bnr_train", (3, 2, 4, 4), False)):
+for name, shape, res in (("bnr_train_res", (4, 3, 5, 6), True), ("bnr_train", (3, 2, 4, 4), False),
+                         ("bnr_train_res_chunk", (2, 3, 42, 50), True)):
     C = shape[1]
 
     def bnr(x, gamma, beta, residual=None):
