@@ -36,6 +36,9 @@
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "core/conv_direct.h"
 #include "core/conv_valid.h"
@@ -169,16 +172,102 @@ static void phase_plane(const conv_geom *g, const float *x, int64_t a, int64_t b
   }
 }
 
+/* Columns 2m and 2m+1 of an x row to e[m] and o[m], m < n: the stride-2
+ * column split of both column phases in one pass over the row. */
+static void deinterleave2(const float *s, int64_t n, float *e, float *o) {
+  int64_t m = 0;
+#ifdef __AVX2__
+  for (; m + 8 <= n; m += 8) {
+    __m256 v0 = _mm256_loadu_ps(s + 2 * m), v1 = _mm256_loadu_ps(s + 2 * m + 8);
+    __m256d ev = _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0)));
+    __m256d ov = _mm256_castps_pd(_mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm256_storeu_ps(e + m, _mm256_castpd_ps(_mm256_permute4x64_pd(ev, _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(o + m, _mm256_castpd_ps(_mm256_permute4x64_pd(ov, _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+#endif
+  for (; m < n; m++) {
+    e[m] = s[2 * m];
+    o[m] = s[2 * m + 1];
+  }
+}
+
+/* deinterleave2's inverse, added: s[2m] += e[m], s[2m+1] += o[m], m < n. */
+static void interleave2_add(const float *e, const float *o, int64_t n, float *s) {
+  int64_t m = 0;
+#ifdef __AVX2__
+  for (; m + 8 <= n; m += 8) {
+    __m256 ev = _mm256_loadu_ps(e + m), ov = _mm256_loadu_ps(o + m);
+    __m256 lo = _mm256_unpacklo_ps(ev, ov), hi = _mm256_unpackhi_ps(ev, ov);
+    __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+    _mm256_storeu_ps(s + 2 * m, _mm256_add_ps(_mm256_loadu_ps(s + 2 * m), first));
+    _mm256_storeu_ps(s + 2 * m + 8, _mm256_add_ps(_mm256_loadu_ps(s + 2 * m + 8), second));
+  }
+#endif
+  for (; m < n; m++) {
+    s[2 * m] += e[m];
+    s[2 * m + 1] += o[m];
+  }
+}
+
+/* With stride 2 across columns and both column phases read, row hq of phase
+ * (a, 0) and (a, 1) come from one pass over x's row: x column c sits at
+ * padded column c + pw, so even columns go to phase pw%2 from column pw/2 on,
+ * odd ones to the other phase from (pw+1)/2 on. */
+static bool column_pair(const conv_geom *g, int64_t a) {
+  return g->sw == 2 && phase_used(g, a, 0) && phase_used(g, a, 1);
+}
+
+/* Where even and odd columns start, from row hq of phase (a, 0); phase
+ * (a, 1) lies one phase plane (Hq*Wq) further. */
+static void pair_starts(const conv_geom *g, int64_t *even, int64_t *odd) {
+  int64_t pq = g->Hq * g->Wq;
+  *even = (g->pw % 2 ? pq : 0) + g->pw / 2;
+  *odd = (g->pw % 2 ? 0 : pq) + (g->pw + 1) / 2;
+}
+
+/* Phases (a, 0) and (a, 1) of one input plane x [H, W]: d [2, Hq, Wq]. */
+static void phase_plane_pair(const conv_geom *g, const float *x, int64_t a, float *d) {
+  int64_t Wq = g->Wq, half = g->W / 2, ev, od;
+  pair_starts(g, &ev, &od);
+  for (int64_t hq = 0; hq < g->Hq; hq++) {
+    float *r0 = d + hq * Wq, *r1 = r0 + g->Hq * Wq, *e = r0 + ev, *o = r0 + od;
+    int64_t h = phase_row_of(g, a, hq);
+    for (int64_t w = 0; w < Wq; w++) r0[w] = r1[w] = 0.0f; /* the padding; the rest is overwritten */
+    if (h < 0) continue;
+    deinterleave2(x + h * g->W, half, e, o);
+    if (g->W % 2) e[half] = x[h * g->W + g->W - 1];
+  }
+}
+
 /* Group gi of samples n0..n0+nb-1 copied to xp [nb, Cg, sh*sw, Hq, Wq]:
  * padded and split into phases (file comment). */
 static void phase_chunk(const conv_geom *g, const float *x, int64_t gi, int64_t n0, int64_t nb, float *xp) {
-  int64_t nph = g->sh * g->sw;
+  int64_t pq = g->Hq * g->Wq;
 #pragma omp parallel for schedule(static) if (nb * g->Cg * g->cplane > GR_PAR_MIN)
   for (int64_t jc = 0; jc < nb * g->Cg; jc++) {
     const float *s = x + ((n0 + jc / g->Cg) * g->C + gi * g->Cg + jc % g->Cg) * g->H * g->W;
-    for (int64_t p = 0; p < nph; p++)
-      if (phase_used(g, p / g->sw, p % g->sw))
-        phase_plane(g, s, p / g->sw, p % g->sw, xp + jc * g->cplane + p * g->Hq * g->Wq);
+    for (int64_t a = 0; a < g->sh; a++) {
+      float *d = xp + jc * g->cplane + a * g->sw * pq;
+      if (column_pair(g, a)) {
+        phase_plane_pair(g, s, a, d);
+        continue;
+      }
+      for (int64_t b = 0; b < g->sw; b++)
+        if (phase_used(g, a, b)) phase_plane(g, s, a, b, d + b * pq);
+    }
+  }
+}
+
+/* dx plane d [H, W] += phases (a, 0) and (a, 1) of dxp: s [2, Hq, Wq]. */
+static void unphase_pair_add(const conv_geom *g, const float *s, int64_t a, float *d) {
+  int64_t half = g->W / 2, ev, od;
+  pair_starts(g, &ev, &od);
+  for (int64_t hq = 0; hq < g->Hq; hq++) {
+    int64_t h = phase_row_of(g, a, hq);
+    if (h < 0) continue;
+    const float *e = s + hq * g->Wq + ev, *o = s + hq * g->Wq + od;
+    interleave2_add(e, o, half, d + h * g->W);
+    if (g->W % 2) d[h * g->W + g->W - 1] += e[half];
   }
 }
 
@@ -190,6 +279,11 @@ static void unphase_add(const conv_geom *g, const float *dxp, int64_t gi, int64_
     float *d = dx + ((n0 + jc / g->Cg) * g->C + gi * g->Cg + jc % g->Cg) * g->H * g->W;
     for (int64_t p = 0; p < nph; p++) {
       int64_t a = p / g->sw, b = p % g->sw, lo, hi;
+      if (b == 0 && column_pair(g, a)) {
+        unphase_pair_add(g, dxp + jc * g->cplane + p * g->Hq * g->Wq, a, d);
+        p++; /* phase (a, 1) done too */
+        continue;
+      }
       valid_span(g->Wq, g->sw, b - g->pw, g->W, &lo, &hi);
       if (!phase_used(g, a, b)) continue;
       for (int64_t hq = 0; hq < g->Hq; hq++) {
