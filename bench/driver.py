@@ -126,15 +126,16 @@ def machine_info():
             "git": git, "openblas_env": env}
 
 
-def run_child(cmd, threads, omp_threads=None, passive_wait=False):
+def run_child(cmd, threads, omp_threads=None, short_spin=False):
     """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure.
-    passive_wait: OMP_WAIT_POLICY=PASSIVE unless the caller's environment chose a
-    policy, which is what the graft CLI runs with (src/cli/graft.c re-executes
-    itself with it); the peer keeps libgomp's default, as torch users get it."""
+    short_spin: GOMP_SPINCOUNT=20000 (a short spin, then sleep) unless the
+    caller's environment chose a policy, which is what the graft CLI runs with
+    (src/cli/graft.c re-executes itself with it); the peer keeps libgomp's
+    default, as torch users get it."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(omp_threads or threads),
                GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
-    if passive_wait and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if short_spin and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        env["GOMP_SPINCOUNT"] = "20000"
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
         _, status, ru = os.wait4(p.pid, 0)
@@ -172,7 +173,7 @@ def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
         for side in (("graft", "peer") if r % 2 == 0 else ("peer", "graft")):
             extra = ["--intraop", str(peer_intraop)] if side == "peer" and peer_intraop else []
             recs, kib = run_child(cmds[side] + flags + extra, threads,
-                                  peer_intraop if side == "peer" else None, passive_wait=side == "graft")
+                                  peer_intraop if side == "peer" else None, short_spin=side == "graft")
             rss[side].append(kib)
             for rec in recs:
                 by_case[side].setdefault(case_key(rec), []).append(rec)

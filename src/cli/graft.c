@@ -57,20 +57,28 @@ static void usage(FILE *fp) {
             lookup(verbs[i].name) ? "" : "  [not built yet]");
 }
 
-/* OpenMP threads that busy-wait between parallel regions steal the core a
- * BLAS call or another process needs; on a loaded 2-core machine that made a
- * LeNet epoch 13x slower. libgomp reads its wait policy once at load time,
- * so when the user has chosen none, graft sets a passive one and re-executes
- * itself (before anything else has run). */
-static void prefer_passive_omp_wait(char **argv) {
+/* How long libgomp's idle threads spin before they sleep. Its default
+ * (300000 spins, or spinning for ever with OMP_WAIT_POLICY=ACTIVE) steals
+ * the core a BLAS call or another process needs: on a loaded 2-core machine
+ * that made a LeNet epoch 13x slower. Sleeping at once (PASSIVE) makes every
+ * fork wait for a futex wake-up: at 2 threads the MLP step took 0.84-0.88 ms
+ * instead of 0.58-0.60. A short spin (GOMP_SPINCOUNT 20000) was the fastest
+ * of the three on the quiet machine (MLP, LeNet, ResNet-8 at 2 threads) and
+ * under two competing CPU hogs (LeNet 3.6 ms vs 5.9 PASSIVE; docs/RESULTS.md,
+ * "OpenMP wait"). libgomp reads it once at load time, so when the user has
+ * chosen no policy, graft sets it and re-executes itself (before anything
+ * else has run). */
+#define GRAFT_GOMP_SPINCOUNT "20000"
+
+static void prefer_short_omp_spin(char **argv) {
   if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("GRAFT_NO_REEXEC")) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("GOMP_SPINCOUNT", GRAFT_GOMP_SPINCOUNT, 1);
   setenv("GRAFT_NO_REEXEC", "1", 1);
   execv("/proc/self/exe", argv); /* returns only on failure: carry on as is */
 }
 
 int main(int argc, char **argv) {
-  prefer_passive_omp_wait(argv);
+  prefer_short_omp_spin(argv);
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
