@@ -128,7 +128,7 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   double *sdy = gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double));
   double *sdyx = gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double));
   float *coef = gr_scratch_uninit(c, (size_t)(3 * C) * sizeof(float)); /* A, B, D per channel */
-  if (!sdy || !sdyx || !coef) return;
+  GR_ASSERT(sdy && sdyx && coef); /* step arena exhausted mid-backward (a silent return would lose the gradients) */
   bn_plane_sums(x->data, dy, ym, dres, rfresh, N, C, inner, s->mean, sdy, sdyx);
   double M = (double)(N * inner);
   for (int64_t ch = 0; ch < C; ch++) {
