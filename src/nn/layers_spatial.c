@@ -51,14 +51,20 @@ const gr_conv2d_opts *gr_nn_conv2d_opts(const gr_module *mod) {
 }
 
 /* ---- norms and dropout: run in the module's own train/eval mode ------------ */
-static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) {
+/* BatchNorm2d m on x in the module's own mode: gr_batch_norm, or with relu
+ * gr_batch_norm_relu (residual added before the ReLU, NULL: none). */
+static gr_tensor *bn_run(gr_module *m, gr_ctx *c, gr_tensor *x, bool relu, gr_tensor *residual) {
   norm_cfg *cf = m->cfg;
   bool prev = gr_ctx_training(c);
   gr_ctx_set_training(c, m->training && !m->model->inference);
-  gr_tensor *y = gr_batch_norm(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps);
+  gr_tensor *y = relu ? gr_batch_norm_relu(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps,
+                                           residual)
+                      : gr_batch_norm(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps);
   gr_ctx_set_training(c, prev);
   return y;
 }
+
+static gr_tensor *bn_forward(gr_module *m, gr_ctx *c, gr_tensor *x) { return bn_run(m, c, x, false, NULL); }
 
 gr_tensor *gr_nn_batchnorm_relu(gr_module *m, gr_ctx *c, gr_tensor *x, gr_tensor *residual) {
   if (!m || !x) return NULL; /* an earlier failure, its message kept */
@@ -67,12 +73,7 @@ gr_tensor *gr_nn_batchnorm_relu(gr_module *m, gr_ctx *c, gr_tensor *x, gr_tensor
     if (y && residual) y = gr_add(c, y, residual);
     return y ? gr_relu(c, y) : NULL;
   }
-  norm_cfg *cf = m->cfg;
-  bool prev = gr_ctx_training(c);
-  gr_ctx_set_training(c, m->training && !m->model->inference);
-  gr_tensor *y = gr_batch_norm_relu(c, x, m->p[0].t, m->p[1].t, m->p[2].t, m->p[3].t, cf->momentum, cf->eps, residual);
-  gr_ctx_set_training(c, prev);
-  return y;
+  return bn_run(m, c, x, true, residual);
 }
 
 gr_module *gr_nn_batchnorm2d(gr_model *m, int64_t ch) {
