@@ -5,7 +5,9 @@
  * parameters' lr while the method still gets its own options (LoRA's r) and
  * setup_optim never sees either; "adamw=1,warmup=N,cosine=1" switch the
  * run to AdamW with a warmup and cosine-decayed lr, "train_bn=1" trains
- * BatchNorm's affine parameters beside an adapter, "b_lr=K" multiplies the
+ * BatchNorm's affine parameters beside an adapter, "bn_stats=frozen" keeps
+ * BatchNorm in eval mode (source running statistics used, not updated) while
+ * an adapter trains, "b_lr=K" multiplies the
  * up factor's lr (LoRA+); bad values are errors naming the option. */
 #include <math.h>
 #include <string.h>
@@ -214,6 +216,92 @@ static void prepare_train_bn(void) {
   gr_model_free(mlp), gr_model_free(msrc), gr_model_free(src);
 }
 
+/* ResNet8 adapted by LoRA for 3 steps on random images: with opts holding
+ * bn_stats=frozen (frozen=true) the running statistics stay the source's
+ * (set to non-trivial values first) and a training-mode forward equals the
+ * inference forward; without it they move and the two forwards differ. With
+ * train_bn=1 the affine parameters train either way. */
+static void bn_stats_run(const char *opts, bool frozen) {
+  const gr_arch_info *arch = gr_arch_lookup("resnet8");
+  gr_model *src = resnet8(1), *dst = resnet8(2);
+  for (int i = 0; i < src->n_entries; i++) {
+    gr_named_tensor *e = &src->entries[i];
+    bool var = strstr(e->name, "running_var") != NULL;
+    if (e->buffer && (var || strstr(e->name, "running_mean")))
+      for (int64_t k = 0; k < e->t->numel; k++) e->t->data[k] = var ? 0.5f + 0.1f * (float)(k % 7) : 0.05f * (float)(k % 5) - 0.1f;
+  }
+  gr_dataset *ds = gr_dataset_new(8, 1, 28, 28, 5);
+  for (int64_t k = 0; k < 8 * 784; k++) ds->x[k] = (float)sin(0.37 * (double)k) + 0.3f;
+  for (int k = 0; k < 8; k++) ds->y[k] = k % 5;
+  gr_train_cfg cfg = {.steps = 3, .batch = 4, .seed = 1};
+  gr_optim_cfg oc = gr_sgd_cfg(0.05f, 0.9f, 0, false);
+  gr_transfer_run run = {dst, src, arch->head, arch->early, opts, &cfg, &oc, false, NULL, NULL};
+  const gr_transfer_method *lora = gr_transfer_find("lora");
+  CHECK_OK(gr_transfer_prepare(lora, &run));
+  gr_optim *o = gr_optim_new(dst, &oc);
+  CHECK(o != NULL);
+  gr_train_result res = {0};
+  if (o) CHECK_OK(gr_transfer_prepare_optim(lora, &run, o));
+  if (o) CHECK_OK(gr_train(dst, o, ds, NULL, &cfg, NULL, &res));
+  int stats = 0, stats_moved = 0, affine = 0, affine_moved = 0;
+  for (int i = 0; i < src->n_entries; i++) {
+    const gr_named_tensor *e = &src->entries[i];
+    if (!e->owner || !e->owner->kind || strcmp(e->owner->kind, "BatchNorm2d")) continue;
+    gr_tensor *t = gr_model_find(dst, e->name);
+    CHECK_MSG(t != NULL, "%s not in the adapted model", e->name);
+    if (!t) continue;
+    bool moved = memcmp(t->data, e->t->data, (size_t)t->numel * sizeof(float)) != 0;
+    if (e->buffer) stats++, stats_moved += moved;
+    else affine++, affine_moved += moved;
+  }
+  CHECK_MSG(stats == 18 && affine == 18, "%d running statistics, %d affine tensors", stats, affine);
+  CHECK_MSG(frozen ? stats_moved == 0 : stats_moved == stats, "%s: %d of %d running statistics moved", opts,
+            stats_moved, stats);
+  CHECK_MSG(affine_moved == affine, "%s: %d of %d affine tensors trained", opts, affine_moved, affine);
+  /* the training-mode forward (grad on, not inference) against inference */
+  gr_ctx *c = gr_ctx_new(1 << 24, 0);
+  gr_tensor *x = NULL, *y[2] = {NULL, NULL};
+  const int32_t *lab = NULL;
+  CHECK_OK(gr_dataset_batch(ds, c, 0, 4, &x, &lab));
+  for (int inf = 0; inf < 2 && x; inf++) {
+    dst->inference = inf == 1;
+    gr_ctx_set_grad(c, inf == 0);
+    y[inf] = gr_model_forward(dst, c, x);
+  }
+  dst->inference = false;
+  CHECK(y[0] && y[1]);
+  if (y[0] && y[1]) {
+    double diff = 0;
+    for (int64_t k = 0; k < y[0]->numel; k++) diff = fmax(diff, fabs((double)y[0]->data[k] - y[1]->data[k]));
+    CHECK_MSG(frozen ? diff <= 1e-5 : diff > 1e-3, "%s: training and inference forward differ by %g", opts, diff);
+  }
+  gr_ctx_free(c), gr_optim_free(o), gr_dataset_free(ds), gr_model_free(dst), gr_model_free(src);
+}
+
+/* "bn_stats=frozen" on PEFT rows; a model without BatchNorm or another value
+ * is an error naming the option; the spec key is known to the PEFT rows and
+ * CorDA, not to finetune. */
+static void prepare_bn_stats(void) {
+  bn_stats_run("r=1,train_bn=1,bn_stats=frozen", true);
+  bn_stats_run("r=1,train_bn=1", false);
+  bn_stats_run("r=1,train_bn=1,bn_stats=train", false);
+  CHECK(gr_transfer_find("corda-kp:bn_stats=frozen:r=2") != NULL);
+  CHECK(gr_transfer_find("adapter-par:bn_stats=frozen") != NULL);
+  CHECK_FAILS(gr_transfer_find("finetune:bn_stats=frozen") != NULL, GR_EARG);
+  gr_model *msrc = test_mlp(1, 6, 8, 5);
+  const char *bad[] = {"r=2,bn_stats=frozen", "r=2,bn_stats=fro", "r=2,bn_stats=frozenx", "r=2,bn_stats="};
+  for (int i = 0; i < 4; i++) {
+    gr_model *mlp = test_mlp(2, 6, 8, 5);
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    gr_transfer_run run = {mlp, msrc, "layers.2", NULL, bad[i], &cfg, &oc, false, NULL, NULL};
+    CHECK_FAILS(gr_transfer_prepare(gr_transfer_find("lora"), &run) == GR_OK, i ? GR_EARG : GR_ENOTFOUND);
+    CHECK_MSG(strstr(gr_last_error(), "bn_stats") != NULL, "%s: %s", bad[i], gr_last_error());
+    gr_model_free(mlp);
+  }
+  gr_model_free(msrc);
+}
+
 /* lr scale of each parameter after prepare + prepare_optim of spec on a
  * fresh MLP; the scale of every entry into scale[] (NULL on failure). */
 static gr_status prepare_scales(const char *spec, const char *opts, float *scale, int n) {
@@ -292,5 +380,6 @@ int main(void) {
   prepare_with_lr();
   prepare_recipe();
   prepare_train_bn();
+  prepare_bn_stats();
   return test_summary();
 }

@@ -11,7 +11,11 @@
  * adapters r 4 (LeNet's first conv has 6 channels), s 1, or 4 for the
  * scaled parallel adapter). "train_bn=1" also trains every BatchNorm2d's
  * affine weight and bias (counted as trainable; running statistics update
- * in training mode as before). */
+ * in training mode as before). "bn_stats=frozen" keeps every BatchNorm2d in
+ * eval mode during adaptation: normalized with the source's running
+ * statistics, which are not updated (default "bn_stats=train": batch
+ * statistics, running statistics re-estimated on the target); with
+ * train_bn=1 the affine parameters still train. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +52,7 @@ typedef struct method_opts {
   const char *feedforward; /* IA3: ';'-separated feedforward_modules, or NULL */
   size_t feedforward_len;
   double train_bn; /* 1: BatchNorm2d weight/bias trainable too */
+  bool bn_frozen;  /* bn_stats=frozen: BatchNorm2d in eval mode (running statistics fixed) */
 } method_opts;
 
 /* "r=4,alpha=8,scale=4,targets=a;b,feedforward=b" -> opts; unknown keys are
@@ -58,6 +63,14 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     size_t n = end ? (size_t)(end - p) : strlen(p);
     char kv[64];
     bool tg = !strncmp(p, "targets=", 8), ff = !strncmp(p, "feedforward=", 12);
+    if (!strncmp(p, "bn_stats=", 9)) {
+      bool frozen = n == 15 && !strncmp(p + 9, "frozen", 6), train = n == 14 && !strncmp(p + 9, "train", 5);
+      if (!frozen && !train)
+        return gr_error(GR_EARG, "%s: bad option '%.*s' (bn_stats=frozen or bn_stats=train)", method, (int)n, p);
+      mo->bn_frozen = frozen;
+      p = end ? end + 1 : p + n;
+      continue;
+    }
     if (tg || ff) {
       if (tg) mo->targets = p + 8, mo->targets_len = n - 8;
       else mo->feedforward = p + 12, mo->feedforward_len = n - 12;
@@ -73,7 +86,7 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     else if (eq && !strncmp(kv, "train_bn=", 9)) mo->train_bn = strtod(eq + 1, &rest);
     if (rest && (mo->train_bn != 0 && mo->train_bn != 1)) rest = eq; /* 0 or 1 only */
     if (!rest || *rest || rest == eq + 1)
-      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;..., train_bn=0|1)", method, kv);
+      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;..., train_bn=0|1, bn_stats=frozen|train)", method, kv);
     p = end ? end + 1 : p + n;
   }
   return GR_OK;
@@ -116,6 +129,19 @@ static gr_status unfreeze_batchnorm(gr_model *m, const char *method) {
   return n ? GR_OK : gr_error(GR_ENOTFOUND, "%s: train_bn=1 but the model has no BatchNorm2d", method);
 }
 
+/* bn_stats=frozen: every BatchNorm2d module (and its children) in eval mode,
+ * so adaptation normalizes with the source's running statistics and leaves
+ * them as they are. */
+static int eval_batchnorm(gr_module *mod) {
+  if (mod->kind && !strcmp(mod->kind, "BatchNorm2d")) {
+    gr_module_train(mod, false);
+    return 1;
+  }
+  int n = 0;
+  for (int i = 0; i < mod->n_children; i++) n += eval_batchnorm(mod->children[i]);
+  return n;
+}
+
 /* The adapter config of a registry row: the method's type and options, the
  * targets, and the head as modules_to_save. */
 static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_type type, method_opts mo,
@@ -138,6 +164,8 @@ static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_ty
   if (!s && tune) tune(cfg, &mo);
   if (!s) s = gr_peft_apply(run->model, cfg, GR_LORA_INIT_PEFT, NULL);
   if (!s && mo.train_bn == 1) s = unfreeze_batchnorm(run->model, method);
+  if (!s && mo.bn_frozen && eval_batchnorm(run->model->root) == 0)
+    s = gr_error(GR_ENOTFOUND, "%s: bn_stats=frozen but the model has no BatchNorm2d", method);
   gr_peft_config_free(cfg);
   gr_free(t);
   return s;
