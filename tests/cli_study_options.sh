@@ -64,6 +64,11 @@ check "demo: bad option key fails before training" '[ $early_rc -eq 1 ] && [ ! -
 "$G" study --help >"$T/help" 2>&1
 check "study --help lists the methods with their option keys" 'grep -q "^  corda-kp .*\[samples,balanced," "$T/help"'
 bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 127"
+# a long "methods" list (20 specs, ~2.4k characters) is read whole: its last spec's bad key is what fails
+long_methods=$(for i in $(seq 19); do printf '"lora:r=2:alpha=4:lr=0.0%02d:adapter_lr=2:b_lr=4:targets=layers.0;layers.2:clip=0", ' "$i"; done)
+bad_study "a 2.4k-character methods list is read to its last spec" "{\"arch\": \"mlp\", \"methods\": [$long_methods \"lora:rank=2\"], \"budgets\": [0.1], \"quick\": true}" "rank=2"
+many_methods=$(for i in $(seq 33); do printf '"finetune:lr=0.0%02d"' "$i"; [ "$i" -lt 33 ] && printf ', '; done)
+bad_study "33 methods exit 1 naming the limit" "{\"arch\": \"mlp\", \"methods\": [$many_methods], \"budgets\": [0.1], \"quick\": true}" "at most 32 methods"
 bad_study "holdout >= the training set exits 1 naming it" '{"arch": "mlp", "methods": ["finetune"], "budgets": [0.1], "quick": true, "min_steps": 2, "holdout": 6000}' "holdout 6000"
 bad_study "negative holdout exits 1" '{"methods": ["finetune"], "holdout": -1}' "holdout"
 # "source_dir": the source model of each seed is loaded from DIR/source-seed<N>

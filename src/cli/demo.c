@@ -103,7 +103,8 @@ static int demo_grid_setup(const demo_opts *o, runs_grid *g, char *storage, size
   g->arch = o->arch;
   g->dataset = "fmnist:classes=5-9";
   g->n_methods = runs_parse_list(o->methods, g->methods, RUNS_MAX_METHODS, storage, n);
-  if (g->n_methods <= 0) return cli_fail("--methods: bad list '%s'", o->methods);
+  if (g->n_methods <= 0) return cli_fail("--methods: bad list '%s' (at most %d methods, %d characters)", o->methods,
+                                       RUNS_MAX_METHODS, RUNS_MAX_LIST_CHARS - 1);
   for (int i = 0; i < g->n_methods; i++)
     if (!gr_transfer_find(g->methods[i])) return cli_fail_status("--methods");
   g->n_budgets = runs_parse_doubles(o->budgets, g->budgets, RUNS_MAX_BUDGETS);
@@ -168,7 +169,7 @@ static gr_status demo_seeds(const demo_opts *o, const runs_grid *all, const demo
 
 int demo_run(const demo_opts *o) {
   double t0 = gr_wall_seconds();
-  char storage[1024], path[1100];
+  char storage[RUNS_MAX_LIST_CHARS], path[1100];
   runs_grid g;
   int rc = demo_grid_setup(o, &g, storage, sizeof storage);
   if (rc) return rc;

@@ -37,6 +37,7 @@ gr_train_hooks runs_monitor_hooks(runs_monitor *mon);
 
 /* The transfer grid. */
 #define RUNS_MAX_METHODS 32
+#define RUNS_MAX_LIST_CHARS 8192 /* a comma-separated --methods list, joined */
 #define RUNS_MAX_BUDGETS 8
 #define RUNS_MAX_SEEDS 16
 typedef struct runs_grid {

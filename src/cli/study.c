@@ -28,7 +28,7 @@
 int study_backbone_run(const cJSON *cfg, const char *path, const char *out, bool force);
 
 typedef struct study_strings {
-  char methods[1024], budgets[256], arch[32], source_dir[512];
+  char methods[RUNS_MAX_LIST_CHARS], budgets[256], arch[32], source_dir[512];
 } study_strings;
 
 static int join_array(const cJSON *a, char *out, size_t n, bool strings, const char *key, const char *path) {
