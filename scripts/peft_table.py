@@ -1,5 +1,5 @@
 # peft_table.py — the PEFT study tables of docs/RESULTS.md from a study's results.jsonl.
-#   python3 scripts/peft_table.py DIR/results.jsonl [--ref METHOD]
+#   python3 scripts/peft_table.py DIR/results.jsonl [MORE.jsonl ...] [--ref METHOD]
 #     per (method, budget) mean ± sd accuracy over seeds, gap to METHOD (default
 #     finetune; a method spec such as finetune:lr=0.02 works), trainable
 #     parameters, source accuracy (forgetting), peak RSS, seconds per run.
@@ -12,6 +12,9 @@
 #     source accuracy over all its runs (seeds x budgets); per method (the
 #     name before the first ':') the setting with the highest mean among
 #     those where no run diverged and every run is above 50 %.
+#   Any FILE.jsonl may be written FILE.jsonl@TAG: ":TAG" is appended to every
+#     method of that file (runs of one spec under different study keys, e.g.
+#     the training length: results.jsonl@steps_x=3).
 #   python3 scripts/peft_table.py --paired A B X.jsonl [Y.jsonl ...]
 #     method B against method A run with the same options ("A:opts" and
 #     "B:opts"), per budget over the seeds both ran: mean target and source
@@ -22,7 +25,11 @@ import json, sys, statistics as st
 def load(paths):
     runs = []
     for p in paths:
-        runs += [json.loads(l) for l in open(p) if l.strip()]
+        p, _, tag = p.partition("@")
+        rs = [json.loads(l) for l in open(p) if l.strip()]
+        for r in rs:
+            if tag and "method" in r: r["method"] += ":" + tag
+        runs += rs
     return runs
 
 def pct(x):
@@ -98,8 +105,8 @@ def paired_table(a, b, paths):
                 st.mean(pct(r["accuracy"]) for r in rb), st.mean(sa), st.mean(sb), st.mean(d),
                 st.stdev(d) if len(d) > 1 else 0, sum(1 for x in d if x > 0), len(d)))
 
-def study_table(path, ref):
-    runs = load([path])
+def study_table(paths, ref):
+    runs = load(paths)
     pre = [r for r in runs if r["phase"] == "pretrain"]
     t = [r for r in runs if r["phase"] == "transfer"]
     src = {r["seed"]: r["accuracy"] for r in pre}
@@ -135,4 +142,10 @@ elif len(sys.argv) > 3 and sys.argv[1] == "--paired":
 elif len(sys.argv) > 1 and sys.argv[1] == "--rule":
     rule_table(sys.argv[2:])
 else:
-    study_table(sys.argv[1], sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--ref" else "finetune")
+    args = sys.argv[1:]
+    ref = "finetune"
+    if "--ref" in args:
+        i = args.index("--ref")
+        ref = args[i + 1]
+        del args[i:i + 2]
+    study_table(args, ref)
