@@ -12,6 +12,8 @@
 #     source accuracy over all its runs (seeds x budgets); per method (the
 #     name before the first ':') the setting with the highest mean among
 #     those where no run diverged and every run is above 50 %.
+#   python3 scripts/peft_table.py --per-seed A.jsonl [B.jsonl ...]
+#     per (method, budget) each seed's test accuracy / source accuracy.
 #   Any FILE.jsonl may be written FILE.jsonl@TAG: ":TAG" is appended to every
 #     method of that file (runs of one spec under different study keys, e.g.
 #     the training length: results.jsonl@steps_x=3).
@@ -105,6 +107,22 @@ def paired_table(a, b, paths):
                 st.mean(pct(r["accuracy"]) for r in rb), st.mean(sa), st.mean(sb), st.mean(d),
                 st.stdev(d) if len(d) > 1 else 0, sum(1 for x in d if x > 0), len(d)))
 
+def per_seed_table(paths):
+    t = [r for r in load(paths) if r["phase"] == "transfer"]
+    seeds = sorted({r["seed"] for r in t})
+    methods = []
+    for r in t:
+        if r["method"] not in methods: methods.append(r["method"])
+    print("| method | labels | " + " | ".join("seed %d" % s for s in seeds) + " |")
+    print("|---|---|" + "---|" * len(seeds))
+    for b in sorted({r["budget"] for r in t}):
+        for m in methods:
+            idx = {r["seed"]: r for r in t if r["method"] == m and r["budget"] == b}
+            if not idx: continue
+            cols = ["%.2f / %.2f" % (pct(idx[s]["accuracy"]), pct(idx[s]["extra"].get("source_accuracy")))
+                    if s in idx and idx[s]["accuracy"] is not None else "-" for s in seeds]
+            print("| %s | %g%% | %s |" % (m, 100 * b, " | ".join(cols)))
+
 def study_table(paths, ref):
     runs = load(paths)
     pre = [r for r in runs if r["phase"] == "pretrain"]
@@ -139,6 +157,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "--select":
     select_table(sys.argv[2:])
 elif len(sys.argv) > 3 and sys.argv[1] == "--paired":
     paired_table(sys.argv[2], sys.argv[3], sys.argv[4:])
+elif len(sys.argv) > 1 and sys.argv[1] == "--per-seed":
+    per_seed_table(sys.argv[2:])
 elif len(sys.argv) > 1 and sys.argv[1] == "--rule":
     rule_table(sys.argv[2:])
 else:
