@@ -38,6 +38,15 @@ static gr_status demo_load(const demo_opts *o, demo_data *d) {
   return s;
 }
 
+/* The source model every demo seed pretrains (or loads with source_dir):
+ * the arch on Fashion-MNIST classes 0-4, 1x28x28 images, 5 classes. */
+static gr_model_config demo_source_config(const demo_opts *o) {
+  gr_model_config mc = {.in_ch = 1, .h = 28, .w = 28, .n_classes = 5};
+  snprintf(mc.arch, sizeof mc.arch, "%s", o->arch);
+  snprintf(mc.data, sizeof mc.data, "fmnist:classes=0-4");
+  return mc;
+}
+
 /* Writes the source model of one seed as the model directory
  * <out>/source-seed<N> (config.json + model.safetensors): it can be
  * fine-tuned again with `graft finetune`, and the PyTorch peer probes the
@@ -46,17 +55,16 @@ static gr_status demo_save_source(const demo_opts *o, uint64_t seed, const gr_mo
   char dir[1100];
   snprintf(dir, sizeof dir, "%s/source-seed%llu", o->out, (unsigned long long)seed);
   if (mkdir(dir, 0777) && errno != EEXIST) return gr_error(GR_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
-  gr_model_config mc = {.in_ch = 1, .h = 28, .w = 28, .n_classes = 5};
-  snprintf(mc.arch, sizeof mc.arch, "%s", o->arch);
-  snprintf(mc.data, sizeof mc.data, "fmnist:classes=0-4");
+  gr_model_config mc = demo_source_config(o);
   return gr_model_save_dir(m, &mc, dir);
 }
 
 /* Trains the source model of one seed; records it as a "pretrain" result. */
 static gr_status demo_pretrain(const demo_opts *o, uint64_t seed, const demo_data *d, gr_model **out, gr_jsonl *jl,
                                gr_results *rs) {
+  gr_model_config mc = demo_source_config(o);
   gr_model *m = gr_model_new(seed);
-  gr_module *root = m ? gr_arch_build(m, o->arch, 1, 28, 28, 5) : NULL;
+  gr_module *root = m ? gr_arch_build(m, mc.arch, mc.in_ch, mc.h, mc.w, mc.n_classes) : NULL;
   gr_status s = root ? gr_model_set_root(m, root) : gr_last_status();
   gr_optim_cfg oc = gr_sgd_cfg((float)o->lr, (float)o->momentum, 0, false);
   gr_optim *opt = s ? NULL : gr_optim_new(m, &oc);
@@ -139,11 +147,12 @@ static gr_status demo_report(const demo_opts *o, const gr_results *rs, double se
 static gr_status demo_load_source(const demo_opts *o, uint64_t seed, gr_model **out) {
   char dir[1100];
   snprintf(dir, sizeof dir, "%s/source-seed%llu", o->source_dir, (unsigned long long)seed);
-  gr_model_config mc;
+  gr_model_config mc, want = demo_source_config(o);
   gr_status s = gr_model_load_dir(dir, seed, &mc, out);
-  if (!s && (strcmp(mc.arch, o->arch) || mc.in_ch != 1 || mc.h != 28 || mc.w != 28 || mc.n_classes != 5)) {
-    s = gr_error(GR_EARG, "%s: source model is %s %dx%dx%d with %d classes, the study wants %s 1x28x28 with 5", dir,
-                 mc.arch, mc.in_ch, mc.h, mc.w, mc.n_classes, o->arch);
+  if (!s && (strcmp(mc.arch, want.arch) || mc.in_ch != want.in_ch || mc.h != want.h || mc.w != want.w ||
+             mc.n_classes != want.n_classes)) {
+    s = gr_error(GR_EARG, "%s: source model is %s %dx%dx%d with %d classes, the study wants %s %dx%dx%d with %d", dir,
+                 mc.arch, mc.in_ch, mc.h, mc.w, mc.n_classes, want.arch, want.in_ch, want.h, want.w, want.n_classes);
     gr_model_free(*out), *out = NULL;
   }
   return s;
