@@ -39,6 +39,20 @@ for r in rs.values():
     assert abs(r["forgetting"] - (r["source_val_loss"] - r["source_val_loss_before"])) < 1e-9
     assert r["target_val_loss"] > 0 and r["target_test_loss"] > 0
 PYEOF'
+"$G" study gpt-peft --out "$T/k" --source-dir "$T/s/kjv" --source "$S" --source-val "$S,split=val" --target "$C" \
+  --target-val "$C,split=val" --target-test "" --target-steps 3 --eval-every 0 --batch 2 --methods lora,corda-kp \
+  --corda-samples 8 --quiet >"$T/o2" 2>"$T/e3"
+check "corda-kp beside lora from the saved source: exit 0" '[ $? -eq 0 ] && grep -q "| corda-kp |" "$T/o2"'
+check "corda-kp: same trainable parameters as lora, same source baseline" '"$PY" - "$T/k/results.jsonl" <<PYEOF
+import json, sys
+rs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}
+assert list(rs) == ["lora", "corda-kp"], rs
+assert rs["lora"]["trainable_params"] == rs["corda-kp"]["trainable_params"] > 0
+assert rs["lora"]["source_val_loss_before"] == rs["corda-kp"]["source_val_loss_before"]
+assert rs["lora"]["target_val_loss"] != rs["corda-kp"]["target_val_loss"]
+PYEOF'
+"$G" study gpt-peft --out "$T/z" --corda-samples 0 --quiet >/dev/null 2>&1
+check "bad --corda-samples: usage error" '[ $? -eq 2 ]'
 "$G" study gpt-peft --quiet >/dev/null 2>&1
 check "no --out: usage error" '[ $? -eq 2 ]'
 "$G" study gpt-peft --out "$T/x" --mam-r 0 --quiet >/dev/null 2>&1

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "graft/corda.h"
+#include "graft/gpt.h"
 #include "graft/peft.h"
 #include "graft/transfer.h"
 #include "testmodels.h"
@@ -294,6 +295,81 @@ static void registry_row(void) {
   gr_dataset_free(src_data);
 }
 
+/* gr_corda_apply_with on a GPT (forwards on token ids, not a dataset): the
+ * hooks see every wrapped Linear (c_attn, attn.c_proj, c_fc, mlp.c_proj),
+ * B is no longer 0, the logits are unchanged at init; a calibration
+ * function that fails or runs no forward is an error. */
+typedef struct gpt_calib {
+  gr_gpt *g;
+  const int32_t *ids;
+  int passages;
+  gr_status fail;
+} gpt_calib;
+
+static gr_status gpt_forwards(void *ud, gr_model *m, gr_ctx *c) {
+  gpt_calib *gc = ud;
+  CHECK(m == gc->g->model && m->inference);
+  if (gc->fail) return gr_error(gc->fail, "calibration failed on purpose");
+  for (int k = 0; k < gc->passages; k++) {
+    if (!gr_gpt_forward(gc->g, c, gc->ids + 3 * k, 1, 16, 0, NULL)) return gr_last_status();
+    gr_ctx_reset(c);
+  }
+  return GR_OK;
+}
+
+static void gpt_case(void) {
+  gr_gpt_config cfg = {.vocab = 13, .block = 16, .n_layer = 1, .n_head = 2, .n_embd = 8};
+  gr_gpt *g = NULL;
+  CHECK_OK(gr_gpt_new(&cfg, 3, &g));
+  if (!g) return;
+  const char *targets[] = {"c_attn", "c_proj", "c_fc"};
+  gr_peft_config *pc = gr_peft_config_new(GR_PEFT_LORA, 2, 4.0, targets, 3);
+  int n = 0, done = 0;
+  CHECK_OK(gr_lora_apply(g->model, pc, GR_LORA_INIT_PEFT, &n));
+  CHECK(n == 4);
+  int32_t ids[64];
+  for (int i = 0; i < 64; i++) ids[i] = (i * 7 + i / 5) % 13;
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_ctx_set_grad(c, false);
+  gr_tensor *y0 = gr_gpt_forward(g, c, ids, 1, 16, 0, NULL);
+  float before[16 * 13];
+  CHECK(y0 && y0->numel == 16 * 13);
+  if (y0) memcpy(before, y0->data, sizeof before);
+  gpt_calib gc = {g, ids, 12, GR_OK};
+  CHECK_OK(gr_corda_apply_with(g->model, gpt_forwards, &gc, GR_CORDA_KPM, true, &done));
+  CHECK(done == 4 && !g->model->inference);
+  int nonzero_b = 0;
+  for (int i = 0; i < g->model->n_entries; i++) {
+    const gr_named_tensor *e = &g->model->entries[i];
+    if (!strstr(e->name, ".lora_B.")) continue;
+    bool nz = false;
+    for (int64_t k = 0; k < e->t->numel; k++) nz = nz || e->t->data[k] != 0;
+    nonzero_b += nz;
+  }
+  CHECK_MSG(nonzero_b == 4, "%d of 4 lora_B initialized", nonzero_b);
+  gr_ctx_reset(c);
+  gr_tensor *y1 = gr_gpt_forward(g, c, ids, 1, 16, 0, NULL);
+  double worst = 0;
+  for (int k = 0; y1 && y0 && k < 16 * 13; k++) worst = fmax(worst, fabs(y1->data[k] - before[k]) / (1 + fabs(before[k])));
+  CHECK_MSG(y1 && worst <= 1e-4, "logits moved by %g at init", worst);
+  /* a failing calibration, none at all, no function */
+  gr_gpt *g2 = NULL;
+  CHECK_OK(gr_gpt_new(&cfg, 4, &g2));
+  if (g2) {
+    CHECK_OK(gr_lora_apply(g2->model, pc, GR_LORA_INIT_PEFT, &n));
+    gpt_calib bad = {g2, ids, 12, GR_ENUMERIC};
+    CHECK_FAILS(gr_corda_apply_with(g2->model, gpt_forwards, &bad, GR_CORDA_KPM, true, &done) == GR_OK, GR_ENUMERIC);
+    CHECK(done == 0 && !g2->model->inference);
+    bad = (gpt_calib){g2, ids, 0, GR_OK};
+    CHECK(gr_corda_apply_with(g2->model, gpt_forwards, &bad, GR_CORDA_KPM, true, &done) != GR_OK && done == 0);
+    CHECK_FAILS(gr_corda_apply_with(g2->model, NULL, &bad, GR_CORDA_KPM, true, &done) == GR_OK, GR_EARG);
+    gr_gpt_free(g2);
+  }
+  gr_peft_config_free(pc);
+  gr_ctx_free(c);
+  gr_gpt_free(g);
+}
+
 int main(void) {
   array_case("corda_tall", 3, 2.0f);
   array_case("corda_wide", 4, 0.5f);
@@ -303,5 +379,6 @@ int main(void) {
   bad_input();
   knowledge_preserved_directions();
   registry_row();
+  gpt_case();
   return test_summary();
 }

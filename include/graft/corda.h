@@ -73,6 +73,16 @@ gr_status gr_corda_init(gr_module *lora, const gr_corda_cov *cov, gr_corda_mode 
 gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples, gr_corda_mode mode, bool balanced,
                          int *n_done);
 
+/* The calibration forwards of gr_corda_apply_with: run the model on the
+ * calibration data (one forward call per sample, as PEFT does) in ctx c
+ * (no tape; reset it between calls as needed); the model is in inference
+ * mode meanwhile. */
+typedef gr_status (*gr_corda_calib_fn)(void *ud, gr_model *m, gr_ctx *c);
+/* gr_corda_apply with the forwards done by run (for models whose forward
+ * is not gr_model_forward on a gr_dataset batch, e.g. a GPT on token ids). */
+gr_status gr_corda_apply_with(gr_model *m, gr_corda_calib_fn run, void *ud, gr_corda_mode mode, bool balanced,
+                              int *n_done);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,11 @@
  *     one in --source-dir (a GPT model directory, e.g. graft study text's kjv/).
  *  2. from that model, equal steps on C headers with each method: full
  *     fine-tuning, LoRA (c_attn, c_proj, c_fc, mlp.c_proj), prefix tuning,
- *     MAM (prefix + scaled parallel adapter on each FFN).
+ *     MAM (prefix + scaled parallel adapter on each FFN), and (only when
+ *     listed in --methods) CorDA knowledge-preserved: the same LoRA modules
+ *     initialized from the r smallest components of SVD(W C), C the input
+ *     covariance of each layer over --corda-samples passages of the KJV
+ *     training split (the knowledge to keep; graft/corda.h).
  * Per method: trainable parameters (and their share of the model), target
  * validation loss/perplexity, and forgetting: the adapted model's KJV
  * validation loss against the source's. Every run is one lm_run
@@ -19,6 +23,7 @@
 
 #include "cli/lm_runs.h"
 #include "cli/runs.h"
+#include "graft/corda.h"
 #include "graft/peft.h"
 #include "graft/peft_prefix.h"
 
@@ -26,12 +31,12 @@ typedef struct study_cfg {
   const char *out, *model, *source_dir, *source, *source_val, *target, *target_val, *target_test, *methods, *prefix_init;
   int64_t source_steps, target_steps, batch, eval_every;
   double lr_source, lr_full, lr_peft;
-  int lora_r, prefix_l, mam_l, mam_r, seed, threads;
+  int lora_r, prefix_l, mam_l, mam_r, corda_samples, seed, threads;
   bool force, quiet;
 } study_cfg;
 
-enum { M_FULL, M_LORA, M_PREFIX, M_MAM, N_METHODS };
-static const char *const METHOD_NAMES[N_METHODS] = {"full", "lora", "prefix", "mam"};
+enum { M_FULL, M_LORA, M_PREFIX, M_MAM, M_CORDA_KP, N_METHODS };
+static const char *const METHOD_NAMES[N_METHODS] = {"full", "lora", "prefix", "mam", "corda-kp"};
 
 /* The prefix init of Li & Liang (sec. 7.2, "real words"): the model's own
  * keys and values of the start of a C file; repeated when l is longer. */
@@ -45,15 +50,50 @@ typedef struct method_run {
   double target_loss, test_loss, source_loss, seconds; /* test_loss: NaN without --target-test */
 } method_run;
 
+/* CorDA's calibration forwards: one per passage of T tokens, the passages
+ * spread evenly over the KJV training split. */
+typedef struct kjv_calib {
+  gr_gpt *g;
+  gr_token_stream ids;
+  int64_t passages, T;
+} kjv_calib;
+
+static gr_status kjv_forwards(void *ud, gr_model *m, gr_ctx *c) {
+  (void)m;
+  const kjv_calib *kc = ud;
+  for (int64_t k = 0; k < kc->passages; k++) {
+    int64_t start = k * (kc->ids.n - kc->T) / kc->passages;
+    if (!gr_gpt_forward(kc->g, c, kc->ids.ids + start, 1, kc->T, 0, NULL)) return gr_last_status();
+    gr_ctx_reset(c);
+  }
+  return GR_OK;
+}
+
+/* CorDA-KP on the freshly wrapped LoRA modules of g. */
+static gr_status corda_kp_init(gr_gpt *g, const method_run *m) {
+  kjv_calib kc = {.g = g, .passages = m->s->corda_samples, .T = g->cfg.block < 128 ? g->cfg.block : 128};
+  gr_text_spec ts;
+  gr_corpus *cp = NULL;
+  gr_status st = gr_text_spec_parse(m->s->source, &ts);
+  if (!st) st = gr_text_load(&ts, GR_SPLIT_TRAIN, &cp);
+  if (!st) st = gr_corpus_tokenize(cp, m->t, &kc.ids);
+  if (!st && kc.ids.n <= kc.T) st = gr_error(GR_EARG, "corda-kp: %s holds only %lld tokens", m->s->source, (long long)kc.ids.n);
+  if (!st) st = gr_corda_apply_with(g->model, kjv_forwards, &kc, GR_CORDA_KPM, true, NULL);
+  gr_token_stream_free(&kc.ids);
+  gr_corpus_free(cp);
+  return st;
+}
+
 static gr_status adapt_model(gr_gpt *g, void *ud) {
   method_run *m = ud;
   const study_cfg *s = m->s;
   gr_status st = GR_OK;
-  if (m->method == M_LORA) {
+  if (m->method == M_LORA || m->method == M_CORDA_KP) {
     const char *targets[] = {"c_attn", "c_proj", "c_fc"};
     gr_peft_config *cfg = gr_peft_config_new(GR_PEFT_LORA, s->lora_r, 2.0 * s->lora_r, targets, 3);
     st = cfg ? gr_lora_apply(g->model, cfg, GR_LORA_INIT_PEFT, NULL) : gr_error(GR_ENOMEM, "lora: out of memory");
     gr_peft_config_free(cfg);
+    if (!st && m->method == M_CORDA_KP) st = corda_kp_init(g, m);
   } else if (m->method == M_PREFIX || m->method == M_MAM) {
     int l = m->method == M_PREFIX ? s->prefix_l : s->mam_l;
     int32_t *text = NULL, *ids = NULL;
@@ -168,9 +208,10 @@ static void summary(FILE *fp, const study_cfg *s, const method_run *m, const boo
             100.0 * (double)m[i].trainable / (double)m[i].total, m[i].target_loss, exp(m[i].target_loss),
             ran[0] ? m[i].target_loss - m[0].target_loss : NAN, m[i].test_loss, m[i].source_loss, m[i].source_loss - source_before);
   fprintf(fp, "\n(loss in nats per byte = per character; LoRA r=%d alpha=%d on c_attn/c_proj/c_fc/mlp.c_proj; prefix l=%d "
-              "direct; MAM prefix l=%d + scaled parallel adapter r=%d s=4 per FFN; prefix init: %s)\n",
+              "direct; MAM prefix l=%d + scaled parallel adapter r=%d s=4 per FFN; prefix init: %s; corda-kp: the LoRA "
+              "modules from the smallest components, covariance of %d KJV training passages)\n",
           s->lora_r, 2 * s->lora_r, s->prefix_l, s->mam_l, s->mam_r,
-          strcmp(s->prefix_init, "tokens") ? "N(0,1) (PEFT's)" : "keys/values of C text (Li & Liang)");
+          strcmp(s->prefix_init, "tokens") ? "N(0,1) (PEFT's)" : "keys/values of C text (Li & Liang)", s->corda_samples);
 }
 
 static int study_run(const study_cfg *s) {
@@ -214,7 +255,7 @@ int study_gptpeft_main(int argc, char **argv) {
                  .target = "ccode:max=2M", .target_val = "ccode:split=val,max=512K",
                  .target_test = "ccode:split=test,max=512K", .source_steps = 250,
                  .target_steps = 200, .batch = 8, .eval_every = 50, .lr_source = 3e-3, .lr_full = 1e-3,
-                 .lr_peft = 5e-3, .methods = "full,lora,prefix,mam", .prefix_init = "tokens", .lora_r = 4, .prefix_l = 16, .mam_l = 8, .mam_r = 32, .seed = 1, .threads = 1};
+                 .lr_peft = 5e-3, .methods = "full,lora,prefix,mam", .prefix_init = "tokens", .lora_r = 4, .prefix_l = 16, .mam_l = 8, .mam_r = 32, .corda_samples = 256, .seed = 1, .threads = 1};
   const cli_opt opts[] = {
       {"--out", CLI_STR, &s.out, "output directory"},
       {"--force", CLI_BOOL, &s.force, "overwrite a non-empty output directory"},
@@ -232,12 +273,13 @@ int study_gptpeft_main(int argc, char **argv) {
       {"--lr-source", CLI_FLOAT, &s.lr_source, "pretraining peak learning rate"},
       {"--lr-full", CLI_FLOAT, &s.lr_full, "full fine-tuning peak learning rate"},
       {"--lr-peft", CLI_FLOAT, &s.lr_peft, "LoRA/prefix/MAM peak learning rate"},
-      {"--methods", CLI_STR, &s.methods, "comma-separated subset of full,lora,prefix,mam"},
+      {"--methods", CLI_STR, &s.methods, "comma-separated subset of full,lora,prefix,mam,corda-kp"},
       {"--prefix-init", CLI_STR, &s.prefix_init, "tokens (the model's keys/values of C text) | random (N(0,1))"},
       {"--lora-r", CLI_INT, &s.lora_r, "LoRA rank (alpha = 2r)"},
       {"--prefix-l", CLI_INT, &s.prefix_l, "prefix length of prefix tuning"},
       {"--mam-l", CLI_INT, &s.mam_l, "MAM prefix length"},
       {"--mam-r", CLI_INT, &s.mam_r, "MAM FFN adapter bottleneck"},
+      {"--corda-samples", CLI_INT, &s.corda_samples, "corda-kp: KJV training passages for the covariance"},
       {"--seed", CLI_INT, &s.seed, "seed"},
       {"--threads", CLI_INT, &s.threads, "threads"},
       {"--quiet", CLI_BOOL, &s.quiet, "no progress output"},
@@ -251,13 +293,13 @@ int study_gptpeft_main(int argc, char **argv) {
   gr_gpt_config probe;
   if (!s.out) return fprintf(stderr, "graft study gpt-peft: --out DIR is required\n"), CLI_USAGE;
   if (s.source_steps < 1 || s.target_steps < 1 || s.batch < 1 || s.eval_every < 0 || !(s.lr_source > 0) ||
-      !(s.lr_full > 0) || !(s.lr_peft > 0) || s.lora_r < 1 || s.prefix_l < 1 || s.mam_l < 1 || s.mam_r < 1 || s.threads < 0)
+      !(s.lr_full > 0) || !(s.lr_peft > 0) || s.lora_r < 1 || s.prefix_l < 1 || s.mam_l < 1 || s.mam_r < 1 || s.corda_samples < 1 || s.threads < 0)
     return fprintf(stderr, "graft study gpt-peft: a numeric option is out of range\n"), CLI_USAGE;
   if (strcmp(s.prefix_init, "tokens") && strcmp(s.prefix_init, "random"))
     return fprintf(stderr, "graft study gpt-peft: --prefix-init is tokens or random\n"), CLI_USAGE;
   bool any = false;
   for (int i = 0; i < N_METHODS; i++) any = any || method_listed(s.methods, METHOD_NAMES[i]);
-  if (!any) return fprintf(stderr, "graft study gpt-peft: --methods lists none of full,lora,prefix,mam\n"), CLI_USAGE;
+  if (!any) return fprintf(stderr, "graft study gpt-peft: --methods lists none of full,lora,prefix,mam,corda-kp\n"), CLI_USAGE;
   if (!s.source_dir && (rc = lm_parse_model(s.model, &probe))) return rc;
   if (!s.source_dir && probe.block != 128) return fprintf(stderr, "graft study gpt-peft: the study uses block=128\n"), CLI_USAGE;
   gr_set_threads(s.threads);

@@ -280,32 +280,44 @@ static gr_status find_lora(gr_module *mod, corda_collect *cc) {
   return GR_OK;
 }
 
-/* One forward call per calibration sample, eval mode, no tape. */
-static gr_status run_calibration(gr_model *m, const gr_dataset *calib, int64_t n_samples) {
+/* One forward call per calibration sample of a dataset (gr_corda_apply). */
+typedef struct dataset_calib {
+  const gr_dataset *data;
+  int64_t n_samples;
+} dataset_calib;
+
+static gr_status run_dataset_calibration(void *ud, gr_model *m, gr_ctx *c) {
+  const dataset_calib *dc = ud;
+  gr_status s = GR_OK;
+  int64_t n = dc->n_samples < dc->data->n ? dc->n_samples : dc->data->n;
+  for (int64_t k = 0; k < n && !s; k++) {
+    gr_tensor *x = NULL;
+    const int32_t *y = NULL;
+    s = gr_dataset_batch(dc->data, c, k * dc->data->n / n, 1, &x, &y);
+    if (!s && !gr_model_forward(m, c, x)) s = gr_last_status() ? gr_last_status() : GR_ENUMERIC;
+    gr_ctx_reset(c);
+  }
+  return s;
+}
+
+/* The calibration forwards in inference mode (batch norm on its running
+ * statistics, dropout off), no tape. */
+static gr_status run_calibration(gr_model *m, gr_corda_calib_fn run, void *ud) {
   gr_ctx *c = gr_ctx_new(1 << 20, 0);
   if (!c) return gr_last_status();
   gr_ctx_set_grad(c, false);
   bool prev = m->inference;
   m->inference = true;
-  gr_status s = GR_OK;
-  int64_t n = n_samples < calib->n ? n_samples : calib->n;
-  for (int64_t k = 0; k < n && !s; k++) {
-    gr_tensor *x = NULL;
-    const int32_t *y = NULL;
-    s = gr_dataset_batch(calib, c, k * calib->n / n, 1, &x, &y);
-    if (!s && !gr_model_forward(m, c, x)) s = gr_last_status() ? gr_last_status() : GR_ENUMERIC;
-    gr_ctx_reset(c);
-  }
+  gr_status s = run(ud, m, c);
   m->inference = prev;
   gr_ctx_free(c);
   return s;
 }
 
-gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples, gr_corda_mode mode, bool balanced,
-                         int *n_done) {
+gr_status gr_corda_apply_with(gr_model *m, gr_corda_calib_fn run, void *ud, gr_corda_mode mode, bool balanced,
+                              int *n_done) {
   if (n_done) *n_done = 0;
-  if (!m || !m->root || !calib || calib->n < 1 || n_samples < 1)
-    return gr_error(GR_EARG, "CorDA: NULL model, empty calibration data or n_samples < 1");
+  if (!m || !m->root || !run) return gr_error(GR_EARG, "CorDA: NULL model or calibration function");
   corda_collect cc = {0};
   cc.scratch = gr_ctx_new(1 << 20, 0);
   cc.arena = gr_arena_new(1 << 16);
@@ -314,7 +326,7 @@ gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples
   if (cc.scratch) gr_ctx_set_grad(cc.scratch, false);
   int hooked = 0;
   for (; !s && hooked < cc.n; hooked++) s = gr_module_hook_input(cc.site[hooked].base, corda_hook, &cc);
-  if (!s) s = run_calibration(m, calib, n_samples);
+  if (!s) s = run_calibration(m, run, ud);
   for (int i = 0; i < hooked; i++) gr_module_unhook_input(cc.site[i].base);
   for (int i = 0; i < cc.n && !s; i++) {
     s = gr_corda_cov_finish(&cc.site[i].cov);
@@ -326,6 +338,15 @@ gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples
   gr_ctx_free(cc.scratch);
   gr_arena_free(cc.arena);
   return s;
+}
+
+gr_status gr_corda_apply(gr_model *m, const gr_dataset *calib, int64_t n_samples, gr_corda_mode mode, bool balanced,
+                         int *n_done) {
+  if (n_done) *n_done = 0;
+  if (!m || !m->root || !calib || calib->n < 1 || n_samples < 1)
+    return gr_error(GR_EARG, "CorDA: NULL model, empty calibration data or n_samples < 1");
+  dataset_calib dc = {calib, n_samples};
+  return gr_corda_apply_with(m, run_dataset_calibration, &dc, mode, balanced, n_done);
 }
 
 /* ---- transfer-registry rows: LoRA targets and options, CorDA init ---------- */
