@@ -5,6 +5,7 @@
 
 #include "core/conv_direct.h"
 #include "core/conv_valid.h"
+#include "core/conv_winograd.h"
 #include "gradcheck.h"
 #include "refdata.h"
 
@@ -55,7 +56,9 @@ static void conv_refs(void) {
                                 "conv_same_k5", "conv_same_k7", "conv_valid_o8_k3x2", "conv_valid_groups_o16",
                                 "conv_valid_o16_k1x5", "conv_resnet_s2", "conv_resnet_s2_rows8", "conv_resnet_down",
                                 "conv_s2_odd", "conv_s2_tiny", "conv_s2_wide", "conv_s1_pad_k5", "conv_s2_k9", "conv_s2_pad2_odd", "conv_s2_pad2_odd",
-                                "conv_valid_o8_ow12", "conv_valid_o16_ow13"};
+                                "conv_valid_o8_ow12", "conv_valid_o16_ow13",
+                                "conv_wino_rows8", "conv_wino_rows8_tall", "conv_wino_tails", "conv_wino_groups",
+                                "conv_wino_h10", "conv_wino_wide"};
   static const char *xwb[] = {"x", "w", "b"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     ref_file *of;
@@ -122,6 +125,12 @@ static void gradchecks(void) {
                     gc_rand(&r, 1, GR_SHAPE(4), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(4, 2, 3, 3), -1, 1, true)};
   CHECK_GRAD("conv2d same size, pad 2x1, dil 2x1, groups 2, x used twice", f_conv_twice, &same, 4, si);
   for (int k = 0; k < 4; k++) gc_input_free(&si[k]);
+  /* 3x3 pad 1 with 8 channels: Winograd (when enabled), dx fresh then accumulated */
+  gr_conv2d_opts pad1 = {.pad_h = 1, .pad_w = 1};
+  gc_input wg[4] = {gc_rand(&r, 4, GR_SHAPE(2, 8, 4, 8), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(8, 8, 3, 3), -1, 1, true),
+                    gc_rand(&r, 1, GR_SHAPE(8), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(8, 8, 3, 3), -1, 1, true)};
+  CHECK_GRAD("conv2d 3x3 pad 1, 8 channels, x used twice", f_conv_twice, &pad1, 4, wg);
+  for (int k = 0; k < 4; k++) gc_input_free(&wg[k]);
   /* stride 2 (direct kernels over phase-split planes): a 3x3 pad-1 kernel on
    * odd sizes, a 1x1 downsample, a plane smaller than the kernel (batch 1) */
   gr_conv2d_opts s2 = {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
@@ -241,6 +250,11 @@ int main(void) {
   conv_refs();
   pool_refs();
   gradchecks();
+  /* again on the direct kernels where Winograd took the 3x3 convolutions */
+  gr_conv_wino_set_enabled(false);
+  conv_refs();
+  gradchecks();
+  gr_conv_wino_set_enabled(true);
   /* again on the gemm path that machines without AVX2 take (the same on those) */
   gr_conv_direct_set_enabled(false);
   gr_conv_valid_set_enabled(false);

@@ -42,6 +42,7 @@
 
 #include "core/conv_direct.h"
 #include "core/conv_valid.h"
+#include "core/conv_winograd.h"
 #include "core/op.h"
 
 typedef struct conv_geom {
@@ -469,25 +470,47 @@ static gr_conv_direct same_direct_geom(const conv_geom *g, int64_t cin, int64_t 
   return (gr_conv_direct){cin, cout, g->H, g->W, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw};
 }
 
-/* Floats of same_conv_group's scratch for cin input planes. */
-static int64_t same_scratch_floats(const conv_geom *g, int64_t cin) {
+/* Floats of same_conv_group's scratch from cin to cout planes: the padded
+ * input (+ Winograd's transforms after it, in whole cache lines). */
+static int64_t same_scratch_floats(const conv_geom *g, int64_t cin, int64_t cout) {
   if (same_direct(g)) {
-    gr_conv_direct d = same_direct_geom(g, cin, 1);
-    return gr_conv_direct_pad_floats(&d);
+    gr_conv_direct d = same_direct_geom(g, cin, cout);
+    int64_t pad = (gr_conv_direct_pad_floats(&d) + 15) / 16 * 16;
+    return pad + (gr_conv_wino_fits(&d) ? gr_conv_wino_scratch_floats(&d) : 0);
   }
   return g->kh * g->kw > 1 ? cin * g->kh * g->kw * g->H * g->W : 0;
 }
 
+/* Winograd's weights of every group, [g][16][cout][cin] (conv_winograd.h),
+ * for the same-size convolution from cin to cout planes a group with
+ * kernels wk [g][cout][cin][kh][kw]; NULL when Winograd does not fit it
+ * (and *ok false when out of memory). */
+static float *same_wino_weights(gr_ctx *c, const conv_geom *g, int64_t cin, int64_t cout, const float *wk, bool *ok) {
+  gr_conv_direct d = same_direct_geom(g, cin, cout);
+  if (!same_direct(g) || !gr_conv_wino_fits(&d)) return NULL;
+  float *u = gr_scratch_uninit(c, (size_t)(g->g * 16 * cout * cin) * sizeof(float));
+  *ok = *ok && u;
+  for (int64_t gi = 0; u && gi < g->g; gi++)
+    gr_conv_wino_weights(cout, cin, wk + gi * cout * cin * 9, u + gi * 16 * cout * cin);
+  return u;
+}
+
 /* One sample's group: y [cout, H, W] (+= when accumulate) conv(x [cin, H, W],
- * wk [cout, cin, kh, kw]) + b; scratch as same_scratch_floats, already
+ * wk [cout, cin, kh, kw]) + b, by Winograd when wu (the group's
+ * same_wino_weights) is given; scratch as same_scratch_floats, already
  * holding a padded input of this geometry when `reused`. */
 static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const float *x, const float *wk,
-                            const float *b, bool accumulate, float *scratch, bool reused, float *y) {
+                            const float *wu, const float *b, bool accumulate, float *scratch, bool reused, float *y) {
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   if (same_direct(g)) {
     gr_conv_direct d = same_direct_geom(g, cin, cout);
     gr_conv_taps t;
     gr_conv_direct_pad(&d, x, scratch, reused);
+    if (wu) {
+      float *wino = scratch + (gr_conv_direct_pad_floats(&d) + 15) / 16 * 16;
+      gr_conv_wino_forward(&d, scratch, wu, b, accumulate, wino, y);
+      return;
+    }
     gr_conv_direct_taps(&d, &t);
     gr_conv_taps_forward(&t, scratch, wk, b, accumulate, y);
     return;
@@ -502,8 +525,8 @@ static void same_conv_group(const conv_geom *g, int64_t cin, int64_t cout, const
 /* Samples in parallel, each thread with its own padded-input scratch
  * (scratch holds `per` floats per thread): a sample's output does not
  * depend on the thread count. */
-static void same_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *scratch,
-                         int64_t per, int T, float *y) {
+static void same_forward(const conv_geom *g, const float *x, const float *w, const float *wu, const float *b,
+                         float *scratch, int64_t per, int T, float *y) {
   int64_t HW = g->H * g->W;
 #pragma omp parallel num_threads(T) if (T > 1)
   {
@@ -513,7 +536,8 @@ static void same_forward(const conv_geom *g, const float *x, const float *w, con
     for (int64_t n = 0; n < g->N; n++)
       for (int64_t gi = 0; gi < g->g; gi++, padded = true)
         same_conv_group(g, g->Cg, g->Og, x + (n * g->C + gi * g->Cg) * HW, w + gi * g->Og * g->K,
-                        b ? b + gi * g->Og : NULL, false, own, padded, y + (n * g->O + gi * g->Og) * HW);
+                        wu ? wu + gi * 16 * g->Og * g->Cg : NULL, b ? b + gi * g->Og : NULL, false, own, padded,
+                        y + (n * g->O + gi * g->Og) * HW);
   }
 }
 
@@ -662,7 +686,7 @@ typedef struct same_bwd_work {
 
 typedef struct same_bwd {
   const conv_geom *g;
-  const float *x, *dy, *wflip;
+  const float *x, *dy, *wflip, *wflip_u; /* wflip_u: wflip's Winograd weights (NULL: direct kernels) */
   float *dx;
   bool fresh, direct, wgrad; /* dx assigned (not accumulated); direct kernels; dW wanted */
   sample_tree trees[GR_MAX_THREADS];
@@ -676,7 +700,7 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
   same_bwd_work *wk = &s->wk[t];
   const conv_geom *g = s->g;
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
-  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og), bw = same_direct_geom(g, g->Og, g->Cg);
+  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
   float *part = s->wgrad ? s->trees[t].part : NULL;
   if (part && s->direct) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
   for (int64_t gi = 0; gi < g->g; gi++) {
@@ -684,14 +708,13 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
     float *dwg = part ? part + gi * g->Og * g->K : NULL;
     float *dxs = s->dx ? s->dx + (n * g->C + gi * g->Cg) * HW : NULL;
     const float *wfg = s->wflip ? s->wflip + gi * g->Cg * g->Og * kk : NULL;
+    const float *wug = s->wflip_u ? s->wflip_u + gi * 16 * g->Cg * g->Og : NULL;
     if (s->direct) { /* dW from padded x and dY itself, dx from padded dY */
-      gr_conv_taps ft, bt;
+      gr_conv_taps ft;
       gr_conv_direct_taps(&fw, &ft);
-      gr_conv_direct_taps(&bw, &bt);
       if (dwg) gr_conv_direct_pad(&fw, xs, wk->xpad, wk->padded);
       if (dwg) gr_conv_taps_wgrad(&ft, wk->xpad, dys, dwg);
-      if (dxs) gr_conv_direct_pad(&bw, dys, wk->ypad, wk->padded);
-      if (dxs) gr_conv_taps_forward(&bt, wk->ypad, wfg, NULL, !s->fresh, dxs);
+      if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, wug, NULL, !s->fresh, wk->ypad, wk->padded, dxs);
       wk->padded = true;
       continue;
     }
@@ -699,7 +722,7 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
       if (kk > 1) shift_lower(g, xs, g->Cg, wk->col);
       gr_sgemm_rm(false, true, g->Og, g->K, HW, dys, HW, kk > 1 ? wk->col : xs, HW, 0, dwg, g->K);
     }
-    if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, !s->fresh, wk->ypad, false, dxs);
+    if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, NULL, NULL, !s->fresh, wk->ypad, false, dxs);
   }
 }
 
@@ -709,9 +732,9 @@ static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, same_bwd_work *wk) 
   bool lowered = s->wgrad && g->kh * g->kw > 1 && !s->direct;
   *wk = (same_bwd_work){0};
   wk->col = lowered ? gr_scratch_uninit(c, (size_t)(g->K * g->H * g->W) * sizeof(float)) : NULL;
-  wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)same_scratch_floats(g, g->Cg) * sizeof(float)) : NULL;
-  wk->ypad = s->dx ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og) + 1) * sizeof(float))
-                                : NULL;
+  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
+  wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)gr_conv_direct_pad_floats(&fw) * sizeof(float)) : NULL;
+  wk->ypad = s->dx ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og, g->Cg) + 1) * sizeof(float)) : NULL;
   return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
 }
 
@@ -738,6 +761,8 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
   for (int t = 0; t < T; t++) ok = ok && same_bwd_work_init(c, s, &s->wk[t]);
   GR_ASSERT(ok && (wflip || !s->dx));
   if (s->dx) same_kernel_for_dx(g, w->data, wflip);
+  if (s->dx) s->wflip_u = same_wino_weights(c, g, g->Og, g->Cg, wflip, &ok);
+  GR_ASSERT(ok);
   run_blocks(&blk, T, same_backward_sample, s, s->wgrad ? s->trees : NULL, sums);
   if (s->wgrad) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
 }
@@ -992,10 +1017,12 @@ gr_tensor *gr_conv2d(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b, const 
   if (!y) return NULL;
   if (g.same) {
     int T = conv_threads(g.N, (double)g.N * g.H * g.W * g.O * g.K);
-    int64_t per = (same_scratch_floats(&g, g.Cg) + 16) / 16 * 16; /* + 1, in whole cache lines */
+    int64_t per = (same_scratch_floats(&g, g.Cg, g.Og) + 16) / 16 * 16; /* + 1, in whole cache lines */
     float *scratch = gr_scratch_uninit(c, (size_t)(T * per) * sizeof(float));
-    if (!scratch) return NULL;
-    same_forward(&g, x->data, w->data, b ? b->data : NULL, scratch, per, T, y->data);
+    bool ok = scratch != NULL;
+    float *wu = same_wino_weights(c, &g, g.Cg, g.Og, w->data, &ok);
+    if (!ok) return NULL;
+    same_forward(&g, x->data, w->data, wu, b ? b->data : NULL, scratch, per, T, y->data);
   } else if (phased_direct(&g)) {
     if (!phased_forward(c, &g, x->data, w->data, b ? b->data : NULL, y->data, w->requires_grad && gr_ctx_grad(c)))
       return NULL;

@@ -69,6 +69,15 @@ CONV = [
     # forward tiles of 6 pixels (rows of 12), of 5, 5 and 3 (rows of 13)
     ("conv_valid_o8_ow12", 2, 3, 5, 14, 8, 2, 3, 1, 0, 1, 1, True),
     ("conv_valid_o16_ow13", 2, 2, 4, 15, 16, 3, 3, 1, 0, 1, 1, True),
+    # 3x3 pad 1, >= 8 channels: Winograd F(2x2, 3x3) (conv_winograd.c), forward and dx.
+    # 8-wide planes (two tile rows a chunk), output-channel tails, groups, a last
+    # block of one chunk (a single vector of tiles), rows of 3 chunks
+    ("conv_wino_rows8", 2, 8, 8, 8, 10, 3, 3, 1, 1, 1, 1, True),
+    ("conv_wino_rows8_tall", 1, 11, 12, 8, 9, 3, 3, 1, 1, 1, 1, False),
+    ("conv_wino_tails", 2, 9, 6, 16, 13, 3, 3, 1, 1, 1, 1, True),
+    ("conv_wino_groups", 2, 16, 16, 16, 16, 3, 3, 1, 1, 1, 2, False),
+    ("conv_wino_h10", 1, 8, 10, 16, 8, 3, 3, 1, 1, 1, 1, True),
+    ("conv_wino_wide", 1, 8, 4, 48, 12, 3, 3, 1, 1, 1, 1, True),
 ]
 for name, N, C, H, W, O, kh, kw, s, p, d, g, b in CONV:
     inputs = {"x": r(N, C, H, W), "w": r(O, C // g, kh, kw)}

@@ -1,0 +1,272 @@
+/* core/conv_winograd.c — Winograd F(2x2, 3x3) kernels for same-size 3x3
+ * convolutions (contract in conv_winograd.h; used by ops_conv.c).
+ *
+ * Transforms (correlation, as conv2d): V = B^T d B, U = G g G^T,
+ * y = A^T (U . V) A with
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1].
+ * Tile (i, j) covers outputs rows 2i, 2i+1 and columns 2j, 2j+1 and reads
+ * the padded planes' rows 2i..2i+3, columns 2j..2j+3. Tiles are numbered
+ * row by row and handled in chunks of 8 (one vector lane each): 8
+ * consecutive tiles of one tile row, or for 8-wide planes (4 tiles a row)
+ * the 4 tiles of two tile rows. Either way a chunk's patches are two runs
+ * of 8 floats per row, from two pointers (chunk_at: 16 floats of one row,
+ * or 8 of two rows), and its outputs two runs of 8 floats, so one shuffle
+ * per pair of loads splits even and odd columns (input_chunk) and one
+ * unpack per store merges them back (store_merged); the tiles then sit in
+ * the lanes in the order 0 1 4 5 2 3 6 7 (full rows) or row i: 0 1, row
+ * i+1: 0 1, row i: 2 3, row i+1: 2 3, the same for V, M and the output. A block of up to
+ * WINO_BLOCK_CHUNKS chunks goes through input transform -> 16 products ->
+ * output transform while its V and M (16 x channels x 32 tiles) stay in
+ * L1/L2, laid out [channel][16 positions][32 tiles] so every transform
+ * reads and writes at fixed offsets. */
+#include "core/conv_winograd.h"
+
+#include "core/op.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define WINO_SIMD 1
+#else
+#define WINO_SIMD 0
+#endif
+
+#define WINO_BLOCK_CHUNKS 4
+#define WINO_TB (8 * WINO_BLOCK_CHUNKS) /* tiles per block: V and M are [channel][16 positions][WINO_TB] */
+#define WINO_CS (16 * WINO_TB)          /* floats from one channel of V or M to the next */
+
+static bool wino_enabled = true;
+
+void gr_conv_wino_set_enabled(bool on) { wino_enabled = on; }
+
+bool gr_conv_wino_fits(const gr_conv_direct *d) {
+  if (!WINO_SIMD || !wino_enabled || !gr_conv_direct_available()) return false;
+  if (d->kh != 3 || d->kw != 3 || d->dh != 1 || d->dw != 1 || d->ph != 1 || d->pw != 1) return false;
+  if (d->cin < 8 || d->cout < 8 || d->H < 2 || d->H % 2 || d->W % 2) return false;
+  int64_t tw = d->W / 2, th = d->H / 2;
+  return tw % 8 == 0 || (tw == 4 && th % 2 == 0);
+}
+
+/* The 4 values G r for a row r of 3 (scalar and 8 lanes). */
+static void wino_g(const float r0, const float r1, const float r2, float out[4]) {
+  out[0] = r0;
+  out[1] = 0.5f * (r0 + r2 + r1);
+  out[2] = 0.5f * (r0 + r2 - r1);
+  out[3] = r2;
+}
+
+/* u[pos, o, c] for one (o, c): G g G^T, g = wk[o, c]. */
+static void wino_weight(int64_t cout, int64_t cin, const float *wk, int64_t o, int64_t c, float *u) {
+  const float *g = wk + (o * cin + c) * 9;
+  float col[3][4], row[4]; /* col[j] = G g[:, j] */
+  for (int j = 0; j < 3; j++) wino_g(g[j], g[3 + j], g[6 + j], col[j]);
+  for (int i = 0; i < 4; i++) {
+    wino_g(col[0][i], col[1][i], col[2][i], row);
+    for (int j = 0; j < 4; j++) u[((i * 4 + j) * cout + o) * cin + c] = row[j];
+  }
+}
+
+#if WINO_SIMD
+static void wino_g8(__m256 r0, __m256 r1, __m256 r2, __m256 out[4]) {
+  __m256 half = _mm256_set1_ps(0.5f), s = _mm256_add_ps(r0, r2);
+  out[0] = r0;
+  out[1] = _mm256_mul_ps(half, _mm256_add_ps(s, r1));
+  out[2] = _mm256_mul_ps(half, _mm256_sub_ps(s, r1));
+  out[3] = r2;
+}
+#endif
+
+/* 8 input channels at a time (the same operations per lane as
+ * wino_weight: the same bits), the rest one by one. */
+void gr_conv_wino_weights(int64_t cout, int64_t cin, const float *wk, float *u) {
+  for (int64_t o = 0; o < cout; o++) {
+    int64_t c = 0;
+#if WINO_SIMD
+    const __m256i nine = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
+    for (; c + 8 <= cin; c += 8) {
+      const float *g = wk + (o * cin + c) * 9;
+      __m256 col[3][4], row[4];
+      for (int j = 0; j < 3; j++)
+        wino_g8(_mm256_i32gather_ps(g + j, nine, 4), _mm256_i32gather_ps(g + 3 + j, nine, 4),
+                _mm256_i32gather_ps(g + 6 + j, nine, 4), col[j]);
+      for (int i = 0; i < 4; i++) {
+        wino_g8(col[0][i], col[1][i], col[2][i], row);
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(u + ((i * 4 + j) * cout + o) * cin + c, row[j]);
+      }
+    }
+#endif
+    for (; c < cin; c++) wino_weight(cout, cin, wk, o, c, u);
+  }
+}
+
+int64_t gr_conv_wino_scratch_floats(const gr_conv_direct *d) { return 16 * WINO_TB * (d->cin + d->cout); }
+
+#if WINO_SIMD
+/* Where chunk k reads (lanes 0-3 from in_a, 4-7 from in_b, at the top-left
+ * corner of its tiles' patches in the padded planes) and writes (out_a,
+ * out_b: first output row of those tiles). */
+typedef struct wino_chunk {
+  int64_t in_a, in_b, out_a, out_b;
+} wino_chunk;
+
+static wino_chunk chunk_at(const gr_conv_direct *d, int64_t pitch, int64_t k) {
+  int64_t tw = d->W / 2;
+  if (tw % 8 == 0) {
+    int64_t per = tw / 8, i = k / per, j0 = k % per * 8;
+    int64_t in = 2 * i * pitch + 2 * j0, out = 2 * i * d->W + 2 * j0;
+    return (wino_chunk){in, in + 8, out, out + 8};
+  }
+  int64_t i = 2 * k; /* 4 tiles a row: tile rows i and i + 1 */
+  return (wino_chunk){2 * i * pitch, 2 * (i + 1) * pitch, 2 * i * d->W, 2 * (i + 1) * d->W};
+}
+
+/* a[0..7] and b[0..7] = the even and odd columns interleaved, the inverse
+ * of input_chunk's shuffles (added to what is there when accumulate). */
+static inline void store_merged(float *a, float *b, __m256 even, __m256 odd, bool accumulate) {
+  __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+  if (accumulate) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(a));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(b));
+  }
+  _mm256_storeu_ps(a, lo);
+  _mm256_storeu_ps(b, hi);
+}
+
+/* v[c, pos, lt..lt+7] = (B^T d B)[pos] of the chunk's 8 tiles, every channel:
+ * for each row a of B^T the combination of 2 patch rows, split into even
+ * and odd columns, times B. */
+static void input_chunk(const float *xp, int64_t cin, int64_t cstride, int64_t pitch, wino_chunk ch, float *v,
+                        int64_t lt) {
+  static const int ra[4] = {0, 1, 2, 1}, rb[4] = {2, 2, 1, 3}; /* B^T row a: patch row ra[a] -+ row rb[a] */
+  for (int64_t c = 0; c < cin; c++) {
+    const float *a = xp + c * cstride + ch.in_a, *b = xp + c * cstride + ch.in_b;
+    float *vc = v + c * WINO_CS + lt;
+    for (int r = 0; r < 4; r++) {
+      const int64_t p = ra[r] * pitch, q = rb[r] * pitch;
+      __m256 l0 = _mm256_loadu_ps(a + p), l1 = _mm256_loadu_ps(b + p), l2 = _mm256_loadu_ps(a + p + 2);
+      __m256 l3 = _mm256_loadu_ps(b + p + 2), m0 = _mm256_loadu_ps(a + q), m1 = _mm256_loadu_ps(b + q);
+      __m256 m2 = _mm256_loadu_ps(a + q + 2), m3 = _mm256_loadu_ps(b + q + 2);
+      if (r == 1) { /* the one row of B^T that adds */
+        l0 = _mm256_add_ps(l0, m0), l1 = _mm256_add_ps(l1, m1), l2 = _mm256_add_ps(l2, m2), l3 = _mm256_add_ps(l3, m3);
+      } else {
+        l0 = _mm256_sub_ps(l0, m0), l1 = _mm256_sub_ps(l1, m1), l2 = _mm256_sub_ps(l2, m2), l3 = _mm256_sub_ps(l3, m3);
+      }
+      __m256 d0 = _mm256_shuffle_ps(l0, l1, 0x88), d1 = _mm256_shuffle_ps(l0, l1, 0xDD);
+      __m256 d2 = _mm256_shuffle_ps(l2, l3, 0x88), d3 = _mm256_shuffle_ps(l2, l3, 0xDD);
+      float *vr = vc + 4 * r * WINO_TB;
+      _mm256_storeu_ps(vr, _mm256_sub_ps(d0, d2));
+      _mm256_storeu_ps(vr + WINO_TB, _mm256_add_ps(d1, d2));
+      _mm256_storeu_ps(vr + 2 * WINO_TB, _mm256_sub_ps(d2, d1));
+      _mm256_storeu_ps(vr + 3 * WINO_TB, _mm256_sub_ps(d1, d3));
+    }
+  }
+}
+
+/* y for the chunk's 8 tiles = A^T m A (+ bias), every output channel. */
+static void output_chunk(const float *m, int64_t cout, int64_t lt, wino_chunk ch, int64_t W, int64_t plane,
+                         const float *bias, bool accumulate, float *y) {
+  for (int64_t o = 0; o < cout; o++) {
+    const float *mo = m + o * WINO_CS + lt;
+    __m256 s0[4], s1[4]; /* row i of m times A: columns 0 and 1 */
+    for (int i = 0; i < 4; i++) {
+      __m256 m0 = _mm256_loadu_ps(mo + (4 * i) * WINO_TB), m1 = _mm256_loadu_ps(mo + (4 * i + 1) * WINO_TB);
+      __m256 m2 = _mm256_loadu_ps(mo + (4 * i + 2) * WINO_TB), m3 = _mm256_loadu_ps(mo + (4 * i + 3) * WINO_TB);
+      s0[i] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+      s1[i] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    __m256 bv = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+    __m256 y00 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]), bv);
+    __m256 y01 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]), bv);
+    __m256 y10 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]), bv);
+    __m256 y11 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]), bv);
+    float *ya = y + o * plane + ch.out_a, *yb = y + o * plane + ch.out_b;
+    store_merged(ya, yb, y00, y01, accumulate);
+    store_merged(ya + W, yb + W, y10, y11, accumulate);
+  }
+}
+
+/* m[o0..o0+OB-1, t0..t0+8NV-1] = u[o, :] v[:, t] for one position. */
+static inline __attribute__((always_inline)) void product_tile(const float *u, const float *v, float *m,
+                                                               int64_t cin, int64_t o0, int64_t t0, const int OB,
+                                                               const int NV) {
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_setzero_ps();
+  const float *uo = u + o0 * cin, *vt = v + t0;
+  for (int64_t c = 0; c < cin; c++, vt += WINO_CS) {
+    __m256 xv[2];
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) xv[nv] = _mm256_loadu_ps(vt + 8 * nv);
+#pragma GCC unroll 6
+    for (int ob = 0; ob < OB; ob++) {
+      __m256 wb = _mm256_broadcast_ss(uo + ob * cin + c);
+#pragma GCC unroll 2
+      for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_fmadd_ps(wb, xv[nv], acc[ob][nv]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(m + (o0 + ob) * WINO_CS + t0 + 8 * nv, acc[ob][nv]);
+}
+
+#define PRODUCT_TILE_FN(OB, NV)                                                                            \
+  static void product_tile_##OB##x##NV(const float *u, const float *v, float *m, int64_t cin, int64_t o0, \
+                                       int64_t t0) {                                                     \
+    product_tile(u, v, m, cin, o0, t0, OB, NV);                                                          \
+  }
+PRODUCT_TILE_FN(6, 2)
+PRODUCT_TILE_FN(4, 2)
+PRODUCT_TILE_FN(2, 2)
+PRODUCT_TILE_FN(1, 2)
+PRODUCT_TILE_FN(6, 1)
+PRODUCT_TILE_FN(4, 1)
+PRODUCT_TILE_FN(2, 1)
+PRODUCT_TILE_FN(1, 1)
+
+typedef void (*product_tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t);
+static const int64_t product_channels[4] = {6, 4, 2, 1};
+static const product_tile_fn product_tiles[2][4] = {
+    {product_tile_6x2, product_tile_4x2, product_tile_2x2, product_tile_1x2},
+    {product_tile_6x1, product_tile_4x1, product_tile_2x1, product_tile_1x1}};
+
+/* m[pos] = u[pos] v[pos] for the block's nt tiles (a multiple of 8). */
+static void product_block(const float *u, const float *v, float *m, int64_t cin, int64_t cout, int64_t nt) {
+  for (int pos = 0; pos < 16; pos++) {
+    const float *up = u + pos * cout * cin, *vp = v + pos * WINO_TB;
+    float *mp = m + pos * WINO_TB;
+    for (int64_t o0 = 0; o0 < cout;) {
+      int k = 0;
+      while (product_channels[k] > cout - o0) k++;
+      int64_t t0 = 0;
+      for (; t0 + 16 <= nt; t0 += 16) product_tiles[0][k](up, vp, mp, cin, o0, t0);
+      if (t0 < nt) product_tiles[1][k](up, vp, mp, cin, o0, t0);
+      o0 += product_channels[k];
+    }
+  }
+}
+
+void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
+                          bool accumulate, float *scratch, float *y) {
+  gr_conv_taps t;
+  gr_conv_direct_taps(d, &t);
+  int64_t chunks = d->H / 2 * (d->W / 2) / 8, plane = d->H * d->W;
+  float *v = scratch, *m = scratch + WINO_CS * d->cin;
+  for (int64_t k0 = 0; k0 < chunks; k0 += WINO_BLOCK_CHUNKS) {
+    int64_t kb = chunks - k0 < WINO_BLOCK_CHUNKS ? chunks - k0 : WINO_BLOCK_CHUNKS;
+    for (int64_t k = 0; k < kb; k++) input_chunk(xp, d->cin, t.cstride, t.pitch, chunk_at(d, t.pitch, k0 + k), v, 8 * k);
+    product_block(u, v, m, d->cin, d->cout, 8 * kb);
+    for (int64_t k = 0; k < kb; k++)
+      output_chunk(m, d->cout, 8 * k, chunk_at(d, t.pitch, k0 + k), d->W, plane, bias, accumulate, y);
+  }
+}
+#else
+void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
+                          bool accumulate, float *scratch, float *y) {
+  (void)d, (void)xp, (void)u, (void)bias, (void)accumulate, (void)scratch, (void)y;
+  GR_ASSERT(!"gr_conv_wino_forward without AVX2 (gr_conv_wino_fits is false)");
+}
+#endif
