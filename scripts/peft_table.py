@@ -37,12 +37,14 @@ def load(paths):
 def pct(x):
     return float("nan") if x is None else 100 * x
 
-def select_table(paths):
+def transfer_runs(paths):
+    """The transfer runs of the files and their method specs in first-seen order."""
     t = [r for r in load(paths) if r["phase"] == "transfer"]
+    return t, list(dict.fromkeys(r["method"] for r in t))
+
+def select_table(paths):
+    t, settings = transfer_runs(paths)
     budgets = sorted({r["budget"] for r in t})
-    settings = []
-    for r in t:
-        if r["method"] not in settings: settings.append(r["method"])
     settings.sort(key=lambda m: (m.split(":")[0], m))
     print("| setting | " + " | ".join("%g%%: acc %% | %g%%: source acc %%" % (100 * b, 100 * b) for b in budgets) + " | seeds |")
     print("|---|" + "---|---|" * len(budgets) + "---|")
@@ -60,10 +62,7 @@ def select_table(paths):
         print("| %s | %s | %d |" % (m, " | ".join(cols), n))
 
 def rule_table(paths):
-    t = [r for r in load(paths) if r["phase"] == "transfer"]
-    settings = []
-    for r in t:
-        if r["method"] not in settings: settings.append(r["method"])
+    t, settings = transfer_runs(paths)
     settings.sort(key=lambda m: (m.split(":")[0], m))
     best = {}
     print("| setting | held-out acc % (mean) | min | all > 50 % | source acc % (mean) | trainable | runs |")
@@ -108,11 +107,8 @@ def paired_table(a, b, paths):
                 st.stdev(d) if len(d) > 1 else 0, sum(1 for x in d if x > 0), len(d)))
 
 def per_seed_table(paths):
-    t = [r for r in load(paths) if r["phase"] == "transfer"]
+    t, methods = transfer_runs(paths)
     seeds = sorted({r["seed"] for r in t})
-    methods = []
-    for r in t:
-        if r["method"] not in methods: methods.append(r["method"])
     print("| method | labels | " + " | ".join("seed %d" % s for s in seeds) + " |")
     print("|---|---|" + "---|" * len(seeds))
     for b in sorted({r["budget"] for r in t}):
@@ -130,9 +126,7 @@ def study_table(paths, ref):
     src = {r["seed"]: r["accuracy"] for r in pre}
     n_seeds = len({r["seed"] for r in t})
     if src: print("source models (pretrain, test acc on classes 0-4): " + ", ".join("seed %d %.2f%%" % (s, 100 * a) for s, a in sorted(src.items())))
-    methods = []
-    for r in t:
-        if r["method"] not in methods: methods.append(r["method"])
+    methods = list(dict.fromkeys(r["method"] for r in t))
     budgets = sorted({r["budget"] for r in t})
     def cell(m, b):
         return [r for r in t if r["method"] == m and r["budget"] == b]
