@@ -34,7 +34,8 @@
 
 #define WINO_BLOCK_CHUNKS 4
 #define WINO_TB (8 * WINO_BLOCK_CHUNKS) /* tiles per block: V and M are [channel][16 positions][WINO_TB] */
-#define WINO_CS (16 * WINO_TB)          /* floats from one channel of V or M to the next */
+#define WINO_CS (16 * WINO_TB + 16) /* floats from one channel of V or M to the next (+ 16: not 2 KiB, which
+                                       mapped every channel to the same 2 cache sets) */
 
 static bool wino_enabled = true;
 
@@ -100,7 +101,43 @@ void gr_conv_wino_weights(int64_t cout, int64_t cin, const float *wk, float *u) 
   }
 }
 
-int64_t gr_conv_wino_scratch_floats(const gr_conv_direct *d) { return 16 * WINO_TB * (d->cin + d->cout); }
+int64_t gr_conv_wino_scratch_floats(const gr_conv_direct *d) { return WINO_CS * (d->cin + d->cout); }
+
+bool gr_conv_wino_wgrad_fits(const gr_conv_direct *d) { return gr_conv_wino_fits(d) && d->cin % 8 == 0; }
+
+/* Floats from one position's slab of V' [16][tiles][cin] or dM
+ * [16][cout][tiles] to the next: 16 more than the slab, so the 16 stores of
+ * a transform do not all land in one cache set (the slabs are powers of two). */
+static int64_t slab(int64_t floats) { return floats + 16; }
+
+/* V', dM, then one chunk's V [cin][16][WINO_TB]. */
+int64_t gr_conv_wino_wgrad_scratch_floats(const gr_conv_direct *d) {
+  int64_t tiles = d->H / 2 * (d->W / 2);
+  return 16 * (slab(tiles * d->cin) + slab(tiles * d->cout)) + WINO_CS * d->cin;
+}
+
+/* The 3 values G^T r for a column r of 4: G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+static void wino_gt(const float r0, const float r1, const float r2, const float r3, float out[3]) {
+  float s = 0.5f * (r1 + r2);
+  out[0] = r0 + s;
+  out[1] = 0.5f * (r1 - r2);
+  out[2] = s + r3;
+}
+
+void gr_conv_wino_wgrad_add(int64_t cout, int64_t cin, const float *du, float *dw) {
+  const int64_t ps = cout * cin;
+  for (int64_t o = 0; o < cout; o++)
+    for (int64_t c = 0; c < cin; c++) {
+      const float *u = du + o * cin + c;
+      float col[4][3], row[3]; /* col[j] = G^T du[:, j] */
+      for (int j = 0; j < 4; j++) wino_gt(u[j * ps], u[(4 + j) * ps], u[(8 + j) * ps], u[(12 + j) * ps], col[j]);
+      float *g = dw + (o * cin + c) * 9;
+      for (int i = 0; i < 3; i++) {
+        wino_gt(col[0][i], col[1][i], col[2][i], col[3][i], row);
+        for (int j = 0; j < 3; j++) g[i * 3 + j] += row[j];
+      }
+    }
+}
 
 #if WINO_SIMD
 /* Where chunk k reads (lanes 0-3 from in_a, 4-7 from in_b, at the top-left
@@ -249,6 +286,129 @@ static void product_block(const float *u, const float *v, float *m, int64_t cin,
   }
 }
 
+/* out[j] = lane j of r[0..7] (an 8x8 transpose). */
+static inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+    r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+  }
+}
+
+/* dm[pos, o, lt..lt+7] = (A dY A^T)[pos] of the chunk's 8 tiles, A = (A^T)^T,
+ * the tiles in the lanes in input_chunk's order. */
+static void dy_chunk(const float *dy, int64_t cout, int64_t W, int64_t plane, int64_t tiles, wino_chunk ch,
+                     float *dm, int64_t lt) {
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t o = 0; o < cout; o++) {
+    const float *a = dy + o * plane + ch.out_a, *b = dy + o * plane + ch.out_b;
+    __m256 p = _mm256_loadu_ps(a), q = _mm256_loadu_ps(b), p1 = _mm256_loadu_ps(a + W), q1 = _mm256_loadu_ps(b + W);
+    __m256 y[2][2] = {{_mm256_shuffle_ps(p, q, 0x88), _mm256_shuffle_ps(p, q, 0xDD)},
+                      {_mm256_shuffle_ps(p1, q1, 0x88), _mm256_shuffle_ps(p1, q1, 0xDD)}};
+    __m256 r[4][2]; /* A Y: rows Y0, Y0 + Y1, Y0 - Y1, -Y1 */
+    for (int j = 0; j < 2; j++) {
+      r[0][j] = y[0][j];
+      r[1][j] = _mm256_add_ps(y[0][j], y[1][j]);
+      r[2][j] = _mm256_sub_ps(y[0][j], y[1][j]);
+      r[3][j] = _mm256_sub_ps(zero, y[1][j]);
+    }
+    float *mo = dm + o * tiles + lt;
+    const int64_t ps = slab(cout * tiles);
+    for (int i = 0; i < 4; i++) { /* row i of (A Y) A^T */
+      _mm256_storeu_ps(mo + (4 * i) * ps, r[i][0]);
+      _mm256_storeu_ps(mo + (4 * i + 1) * ps, _mm256_add_ps(r[i][0], r[i][1]));
+      _mm256_storeu_ps(mo + (4 * i + 2) * ps, _mm256_sub_ps(r[i][0], r[i][1]));
+      _mm256_storeu_ps(mo + (4 * i + 3) * ps, _mm256_sub_ps(zero, r[i][1]));
+    }
+  }
+}
+
+/* du[pos, o0..o0+OB-1, c0..c0+8NV-1] = sum over t of dm[pos, o, t] vt[pos, t, c]. */
+static inline __attribute__((always_inline)) void wgrad_product_tile(const float *dm, const float *vt, float *du,
+                                                                     int64_t cin, int64_t tiles, int64_t o0,
+                                                                     int64_t c0, const int OB, const int NV) {
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_setzero_ps();
+  const float *mo = dm + o0 * tiles, *vc = vt + c0;
+  for (int64_t t = 0; t < tiles; t++, vc += cin) {
+    __m256 xv[2];
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) xv[nv] = _mm256_loadu_ps(vc + 8 * nv);
+#pragma GCC unroll 6
+    for (int ob = 0; ob < OB; ob++) {
+      __m256 gb = _mm256_broadcast_ss(mo + ob * tiles + t);
+#pragma GCC unroll 2
+      for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_fmadd_ps(gb, xv[nv], acc[ob][nv]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int ob = 0; ob < OB; ob++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(du + (o0 + ob) * cin + c0 + 8 * nv, acc[ob][nv]);
+}
+
+#define WGRAD_PRODUCT_FN(OB, NV)                                                                             \
+  static void wgrad_product_##OB##x##NV(const float *dm, const float *vt, float *du, int64_t cin,          \
+                                        int64_t tiles, int64_t o0, int64_t c0) {                           \
+    wgrad_product_tile(dm, vt, du, cin, tiles, o0, c0, OB, NV);                                             \
+  }
+WGRAD_PRODUCT_FN(6, 2)
+WGRAD_PRODUCT_FN(4, 2)
+WGRAD_PRODUCT_FN(2, 2)
+WGRAD_PRODUCT_FN(1, 2)
+WGRAD_PRODUCT_FN(6, 1)
+WGRAD_PRODUCT_FN(4, 1)
+WGRAD_PRODUCT_FN(2, 1)
+WGRAD_PRODUCT_FN(1, 1)
+
+typedef void (*wgrad_product_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t);
+static const wgrad_product_fn wgrad_products[2][4] = {
+    {wgrad_product_6x2, wgrad_product_4x2, wgrad_product_2x2, wgrad_product_1x2},
+    {wgrad_product_6x1, wgrad_product_4x1, wgrad_product_2x1, wgrad_product_1x1}};
+
+void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *dy, float *scratch, float *du) {
+  gr_conv_taps t;
+  gr_conv_direct_taps(d, &t);
+  const int64_t cin = d->cin, cout = d->cout, tiles = d->H / 2 * (d->W / 2), chunks = tiles / 8;
+  const int64_t vs = slab(tiles * cin), ms = slab(tiles * cout);
+  float *vt = scratch, *dm = vt + 16 * vs, *v = dm + 16 * ms;
+  for (int64_t k = 0; k < chunks; k++) {
+    wino_chunk ch = chunk_at(d, t.pitch, k);
+    input_chunk(xp, cin, t.cstride, t.pitch, ch, v, 0);
+    for (int pos = 0; pos < 16; pos++) /* v [c][pos][8 tiles] -> vt [pos][tile][c] */
+      for (int64_t c0 = 0; c0 < cin; c0 += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(v + (c0 + i) * WINO_CS + pos * WINO_TB);
+        transpose8(r);
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(vt + pos * vs + (8 * k + i) * cin + c0, r[i]);
+      }
+    dy_chunk(dy, cout, d->W, d->H * d->W, tiles, ch, dm, 8 * k);
+  }
+  for (int pos = 0; pos < 16; pos++)
+    for (int64_t o0 = 0; o0 < cout;) {
+      int kb = 0;
+      while (product_channels[kb] > cout - o0) kb++;
+      int64_t c0 = 0;
+      for (; c0 + 16 <= cin; c0 += 16)
+        wgrad_products[0][kb](dm + pos * ms, vt + pos * vs, du + pos * cout * cin, cin, tiles, o0, c0);
+      if (c0 < cin) wgrad_products[1][kb](dm + pos * ms, vt + pos * vs, du + pos * cout * cin, cin, tiles, o0, c0);
+      o0 += product_channels[kb];
+    }
+}
+
 void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
                           bool accumulate, float *scratch, float *y) {
   gr_conv_taps t;
@@ -264,6 +424,11 @@ void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float 
   }
 }
 #else
+void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *dy, float *scratch, float *du) {
+  (void)d, (void)xp, (void)dy, (void)scratch, (void)du;
+  GR_ASSERT(!"gr_conv_wino_wgrad without AVX2 (gr_conv_wino_fits is false)");
+}
+
 void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
                           bool accumulate, float *scratch, float *y) {
   (void)d, (void)xp, (void)u, (void)bias, (void)accumulate, (void)scratch, (void)y;

@@ -37,4 +37,17 @@ int64_t gr_conv_wino_scratch_floats(const gr_conv_direct *d);
 void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
                           bool accumulate, float *scratch, float *y);
 
+/* Weight gradient: d fits Winograd and has a multiple of 8 input channels
+ * (the product sums over tiles with 8 channels in the vector lanes). */
+bool gr_conv_wino_wgrad_fits(const gr_conv_direct *d);
+/* Floats of gr_conv_wino_wgrad's scratch. */
+int64_t gr_conv_wino_wgrad_scratch_floats(const gr_conv_direct *d);
+/* du [16, cout, cin] = sum over tiles of (A dY A^T)[pos] (B^T d B)[pos] for
+ * one sample: the gradient of u in gr_conv_wino_forward, from xp =
+ * gr_conv_direct_pad(d, x) and dy [cout, H, W]. Linear in dY, so a batch's
+ * du may be summed first and turned into dW once (gr_conv_wino_wgrad_add). */
+void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *dy, float *scratch, float *du);
+/* dw [cout, cin, 3, 3] += G^T du[:, o, c] G. */
+void gr_conv_wino_wgrad_add(int64_t cout, int64_t cin, const float *du, float *dw);
+
 #endif

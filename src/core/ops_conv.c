@@ -681,6 +681,7 @@ static bool block_trees_init(gr_ctx *c, const sample_blocks *b, int T, int64_t n
 /* One thread's buffers in same_backward. */
 typedef struct same_bwd_work {
   float *xpad, *ypad, *col; /* padded x and dY (direct kernels), lowered x (gemm) */
+  float *wino;              /* gr_conv_wino_wgrad's scratch */
   bool padded;              /* xpad and ypad already hold a padded sample */
 } same_bwd_work;
 
@@ -689,6 +690,7 @@ typedef struct same_bwd {
   const float *x, *dy, *wflip, *wflip_u; /* wflip_u: wflip's Winograd weights (NULL: direct kernels) */
   float *dx;
   bool fresh, direct, wgrad; /* dx assigned (not accumulated); direct kernels; dW wanted */
+  bool wino_wgrad;           /* dW by Winograd: the trees sum du [g][16][Og][Cg] (conv_winograd.h) */
   sample_tree trees[GR_MAX_THREADS];
   same_bwd_work wk[GR_MAX_THREADS];
 } same_bwd;
@@ -702,7 +704,7 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
   float *part = s->wgrad ? s->trees[t].part : NULL;
-  if (part && s->direct) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
+  if (part && s->direct && !s->wino_wgrad) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
   for (int64_t gi = 0; gi < g->g; gi++) {
     const float *dys = s->dy + (n * g->O + gi * g->Og) * HW, *xs = s->x + (n * g->C + gi * g->Cg) * HW;
     float *dwg = part ? part + gi * g->Og * g->K : NULL;
@@ -713,7 +715,8 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
       gr_conv_taps ft;
       gr_conv_direct_taps(&fw, &ft);
       if (dwg) gr_conv_direct_pad(&fw, xs, wk->xpad, wk->padded);
-      if (dwg) gr_conv_taps_wgrad(&ft, wk->xpad, dys, dwg);
+      if (dwg && s->wino_wgrad) gr_conv_wino_wgrad(&fw, wk->xpad, dys, wk->wino, part + gi * 16 * g->Og * g->Cg);
+      else if (dwg) gr_conv_taps_wgrad(&ft, wk->xpad, dys, dwg);
       if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, wug, NULL, !s->fresh, wk->ypad, wk->padded, dxs);
       wk->padded = true;
       continue;
@@ -735,7 +738,10 @@ static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, same_bwd_work *wk) 
   gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
   wk->xpad = s->direct && s->wgrad ? gr_scratch_uninit(c, (size_t)gr_conv_direct_pad_floats(&fw) * sizeof(float)) : NULL;
   wk->ypad = s->dx ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og, g->Cg) + 1) * sizeof(float)) : NULL;
-  return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx);
+  wk->wino =
+      s->wino_wgrad ? gr_scratch_uninit(c, (size_t)gr_conv_wino_wgrad_scratch_floats(&fw) * sizeof(float)) : NULL;
+  return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx) &&
+         (wk->wino || !s->wino_wgrad);
 }
 
 /* dW (per sample, into a tree) and dx (=, when fresh, else +=) conv(dY_g,
@@ -749,12 +755,15 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
   same_bwd *s = gr_scratch(c, sizeof *s);
   GR_ASSERT(s);
   *s = (same_bwd){.g = g, .x = x->data, .dy = nd->out->grad, .direct = same_direct(g), .wgrad = w->requires_grad};
+  gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
+  s->wino_wgrad = s->wgrad && s->direct && gr_conv_wino_wgrad_fits(&fw);
+  int64_t dw_numel = s->wino_wgrad ? g->g * 16 * g->Og * g->Cg : w->numel; /* floats per sample in the trees */
   int T = conv_threads(g->N, (double)g->N * g->H * g->W * g->O * g->K);
   sample_blocks blk;
   sample_blocks_init(&blk, g->N, T);
   sample_tree tree = {0};
   float *sums = NULL;
-  bool ok = !s->wgrad || block_trees_init(c, &blk, T, w->numel, g->N, s->trees, &sums, &tree);
+  bool ok = !s->wgrad || block_trees_init(c, &blk, T, dw_numel, g->N, s->trees, &sums, &tree);
   float *wflip = x->requires_grad ? gr_scratch_uninit(c, (size_t)w->numel * sizeof(float)) : NULL;
   s->wflip = wflip;
   s->dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &s->fresh) : NULL;
@@ -764,7 +773,15 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
   if (s->dx) s->wflip_u = same_wino_weights(c, g, g->Og, g->Cg, wflip, &ok);
   GR_ASSERT(ok);
   run_blocks(&blk, T, same_backward_sample, s, s->wgrad ? s->trees : NULL, sums);
-  if (s->wgrad) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+  if (s->wgrad && s->wino_wgrad) { /* the batch's du, then dW once */
+    float *du = gr_scratch(c, (size_t)dw_numel * sizeof(float)), *dw = gr_grad_buf(c, w);
+    GR_ASSERT(du);
+    blocks_add_to(&blk, sums, &tree, du);
+    for (int64_t gi = 0; gi < g->g; gi++)
+      gr_conv_wino_wgrad_add(g->Og, g->Cg, du + gi * 16 * g->Og * g->Cg, dw + gi * g->Og * g->K);
+  } else if (s->wgrad) {
+    blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+  }
 }
 
 /* One thread's buffers in conv_backward. */
