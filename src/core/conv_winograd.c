@@ -224,23 +224,26 @@ static void output_chunk(const float *m, int64_t cout, int64_t lt, wino_chunk ch
   }
 }
 
-/* m[o0..o0+OB-1, t0..t0+8NV-1] = u[o, :] v[:, t] for one position. */
-static inline __attribute__((always_inline)) void product_tile(const float *u, const float *v, float *m,
-                                                               int64_t cin, int64_t o0, int64_t t0, const int OB,
-                                                               const int NV) {
+/* out[i, 8NV columns] = sum over k < K of a[i*arow + k] b[k*bk + 0..8NV-1],
+ * i < OB: one register tile of the products, OB x 8NV accumulators (2 loads
+ * and 6 broadcasts per 12 FMAs at 6 x 2, as conv_direct.c's tiles). The
+ * forward's m = u v (k: input channels) and the weight gradient's
+ * du = dm vt (k: tiles) are both this. */
+static inline __attribute__((always_inline)) void product_tile(const float *a, int64_t arow, const float *b,
+                                                               int64_t bk, int64_t K, float *out, int64_t orow,
+                                                               const int OB, const int NV) {
   __m256 acc[6][2];
 #pragma GCC unroll 6
   for (int ob = 0; ob < OB; ob++)
 #pragma GCC unroll 2
     for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_setzero_ps();
-  const float *uo = u + o0 * cin, *vt = v + t0;
-  for (int64_t c = 0; c < cin; c++, vt += WINO_CS) {
+  for (int64_t k = 0; k < K; k++, b += bk) {
     __m256 xv[2];
 #pragma GCC unroll 2
-    for (int nv = 0; nv < NV; nv++) xv[nv] = _mm256_loadu_ps(vt + 8 * nv);
+    for (int nv = 0; nv < NV; nv++) xv[nv] = _mm256_loadu_ps(b + 8 * nv);
 #pragma GCC unroll 6
     for (int ob = 0; ob < OB; ob++) {
-      __m256 wb = _mm256_broadcast_ss(uo + ob * cin + c);
+      __m256 wb = _mm256_broadcast_ss(a + ob * arow + k);
 #pragma GCC unroll 2
       for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_fmadd_ps(wb, xv[nv], acc[ob][nv]);
     }
@@ -248,13 +251,13 @@ static inline __attribute__((always_inline)) void product_tile(const float *u, c
 #pragma GCC unroll 6
   for (int ob = 0; ob < OB; ob++)
 #pragma GCC unroll 2
-    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(m + (o0 + ob) * WINO_CS + t0 + 8 * nv, acc[ob][nv]);
+    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(out + ob * orow + 8 * nv, acc[ob][nv]);
 }
 
-#define PRODUCT_TILE_FN(OB, NV)                                                                            \
-  static void product_tile_##OB##x##NV(const float *u, const float *v, float *m, int64_t cin, int64_t o0, \
-                                       int64_t t0) {                                                     \
-    product_tile(u, v, m, cin, o0, t0, OB, NV);                                                          \
+#define PRODUCT_TILE_FN(OB, NV)                                                                                  \
+  static void product_tile_##OB##x##NV(const float *a, int64_t arow, const float *b, int64_t bk, int64_t K,     \
+                                       float *out, int64_t orow) {                                             \
+    product_tile(a, arow, b, bk, K, out, orow, OB, NV);                                                        \
   }
 PRODUCT_TILE_FN(6, 2)
 PRODUCT_TILE_FN(4, 2)
@@ -265,26 +268,30 @@ PRODUCT_TILE_FN(4, 1)
 PRODUCT_TILE_FN(2, 1)
 PRODUCT_TILE_FN(1, 1)
 
-typedef void (*product_tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t);
-static const int64_t product_channels[4] = {6, 4, 2, 1};
+typedef void (*product_tile_fn)(const float *, int64_t, const float *, int64_t, int64_t, float *, int64_t);
+static const int64_t product_rows[4] = {6, 4, 2, 1};
 static const product_tile_fn product_tiles[2][4] = {
     {product_tile_6x2, product_tile_4x2, product_tile_2x2, product_tile_1x2},
     {product_tile_6x1, product_tile_4x1, product_tile_2x1, product_tile_1x1}};
 
+/* out [rows, cols] = a [rows, K] (row stride arow) b [K, cols] (row stride
+ * bk), cols a multiple of 8; out's row stride orow. */
+static void product(const float *a, int64_t arow, const float *b, int64_t bk, int64_t K, float *out, int64_t orow,
+                    int64_t rows, int64_t cols) {
+  for (int64_t r0 = 0; r0 < rows;) {
+    int k = 0;
+    while (product_rows[k] > rows - r0) k++;
+    int64_t c0 = 0;
+    for (; c0 + 16 <= cols; c0 += 16) product_tiles[0][k](a + r0 * arow, arow, b + c0, bk, K, out + r0 * orow + c0, orow);
+    if (c0 < cols) product_tiles[1][k](a + r0 * arow, arow, b + c0, bk, K, out + r0 * orow + c0, orow);
+    r0 += product_rows[k];
+  }
+}
+
 /* m[pos] = u[pos] v[pos] for the block's nt tiles (a multiple of 8). */
 static void product_block(const float *u, const float *v, float *m, int64_t cin, int64_t cout, int64_t nt) {
-  for (int pos = 0; pos < 16; pos++) {
-    const float *up = u + pos * cout * cin, *vp = v + pos * WINO_TB;
-    float *mp = m + pos * WINO_TB;
-    for (int64_t o0 = 0; o0 < cout;) {
-      int k = 0;
-      while (product_channels[k] > cout - o0) k++;
-      int64_t t0 = 0;
-      for (; t0 + 16 <= nt; t0 += 16) product_tiles[0][k](up, vp, mp, cin, o0, t0);
-      if (t0 < nt) product_tiles[1][k](up, vp, mp, cin, o0, t0);
-      o0 += product_channels[k];
-    }
-  }
+  for (int pos = 0; pos < 16; pos++)
+    product(u + pos * cout * cin, cin, v + pos * WINO_TB, WINO_CS, cin, m + pos * WINO_TB, WINO_CS, cout, nt);
 }
 
 /* out[j] = lane j of r[0..7] (an 8x8 transpose). */
@@ -334,52 +341,6 @@ static void dy_chunk(const float *dy, int64_t cout, int64_t W, int64_t plane, in
   }
 }
 
-/* du[pos, o0..o0+OB-1, c0..c0+8NV-1] = sum over t of dm[pos, o, t] vt[pos, t, c]. */
-static inline __attribute__((always_inline)) void wgrad_product_tile(const float *dm, const float *vt, float *du,
-                                                                     int64_t cin, int64_t tiles, int64_t o0,
-                                                                     int64_t c0, const int OB, const int NV) {
-  __m256 acc[6][2];
-#pragma GCC unroll 6
-  for (int ob = 0; ob < OB; ob++)
-#pragma GCC unroll 2
-    for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_setzero_ps();
-  const float *mo = dm + o0 * tiles, *vc = vt + c0;
-  for (int64_t t = 0; t < tiles; t++, vc += cin) {
-    __m256 xv[2];
-#pragma GCC unroll 2
-    for (int nv = 0; nv < NV; nv++) xv[nv] = _mm256_loadu_ps(vc + 8 * nv);
-#pragma GCC unroll 6
-    for (int ob = 0; ob < OB; ob++) {
-      __m256 gb = _mm256_broadcast_ss(mo + ob * tiles + t);
-#pragma GCC unroll 2
-      for (int nv = 0; nv < NV; nv++) acc[ob][nv] = _mm256_fmadd_ps(gb, xv[nv], acc[ob][nv]);
-    }
-  }
-#pragma GCC unroll 6
-  for (int ob = 0; ob < OB; ob++)
-#pragma GCC unroll 2
-    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(du + (o0 + ob) * cin + c0 + 8 * nv, acc[ob][nv]);
-}
-
-#define WGRAD_PRODUCT_FN(OB, NV)                                                                             \
-  static void wgrad_product_##OB##x##NV(const float *dm, const float *vt, float *du, int64_t cin,          \
-                                        int64_t tiles, int64_t o0, int64_t c0) {                           \
-    wgrad_product_tile(dm, vt, du, cin, tiles, o0, c0, OB, NV);                                             \
-  }
-WGRAD_PRODUCT_FN(6, 2)
-WGRAD_PRODUCT_FN(4, 2)
-WGRAD_PRODUCT_FN(2, 2)
-WGRAD_PRODUCT_FN(1, 2)
-WGRAD_PRODUCT_FN(6, 1)
-WGRAD_PRODUCT_FN(4, 1)
-WGRAD_PRODUCT_FN(2, 1)
-WGRAD_PRODUCT_FN(1, 1)
-
-typedef void (*wgrad_product_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t);
-static const wgrad_product_fn wgrad_products[2][4] = {
-    {wgrad_product_6x2, wgrad_product_4x2, wgrad_product_2x2, wgrad_product_1x2},
-    {wgrad_product_6x1, wgrad_product_4x1, wgrad_product_2x1, wgrad_product_1x1}};
-
 void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *dy, float *scratch, float *du) {
   gr_conv_taps t;
   gr_conv_direct_taps(d, &t);
@@ -398,16 +359,8 @@ void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *d
       }
     dy_chunk(dy, cout, d->W, d->H * d->W, tiles, ch, dm, 8 * k);
   }
-  for (int pos = 0; pos < 16; pos++)
-    for (int64_t o0 = 0; o0 < cout;) {
-      int kb = 0;
-      while (product_channels[kb] > cout - o0) kb++;
-      int64_t c0 = 0;
-      for (; c0 + 16 <= cin; c0 += 16)
-        wgrad_products[0][kb](dm + pos * ms, vt + pos * vs, du + pos * cout * cin, cin, tiles, o0, c0);
-      if (c0 < cin) wgrad_products[1][kb](dm + pos * ms, vt + pos * vs, du + pos * cout * cin, cin, tiles, o0, c0);
-      o0 += product_channels[kb];
-    }
+  for (int pos = 0; pos < 16; pos++) /* du[pos] = dm[pos] [cout, tiles] vt[pos] [tiles, cin] */
+    product(dm + pos * ms, tiles, vt + pos * vs, cin, tiles, du + pos * cout * cin, cin, cout, cin);
 }
 
 void gr_conv_wino_forward(const gr_conv_direct *d, const float *xp, const float *u, const float *bias,
