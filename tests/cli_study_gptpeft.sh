@@ -43,6 +43,7 @@ PYEOF'
   --target-val "$C,split=val" --target-test "" --target-steps 3 --eval-every 0 --batch 2 --methods lora,corda-kp \
   --corda-samples 8 --quiet >"$T/o2" 2>"$T/e3"
 check "corda-kp beside lora from the saved source: exit 0" '[ $? -eq 0 ] && grep -q "| corda-kp |" "$T/o2"'
+check "summary without full or a test split: '-' in those cells, no nan" '! grep -qi "nan" "$T/k/summary.md" && grep -q "^| lora | [0-9]* | [0-9.]* | [0-9.]* | [0-9.]* | - | - |" "$T/k/summary.md"'
 check "corda-kp: same trainable parameters as lora, same source baseline" '"$PY" - "$T/k/results.jsonl" <<PYEOF
 import json, sys
 rs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}

@@ -196,6 +196,12 @@ static bool method_listed(const char *list, const char *name) {
   return false;
 }
 
+/* One table cell: the number in fmt, or "-" for NaN (not measured). */
+static void cell(char *buf, size_t n, const char *fmt, double v) {
+  if (isnan(v)) snprintf(buf, n, "-");
+  else snprintf(buf, n, fmt, v);
+}
+
 static void summary(FILE *fp, const study_cfg *s, const method_run *m, const bool *ran, double source_before) {
   fprintf(fp, "## graft study gpt-peft\n\nKJV -> C headers (%s, val %s), %lld steps per method, batch %lld x 128 bytes, "
               "AdamW cosine, lr %g (full) / %g (PEFT), seed %d.\nSource KJV val loss %.4f nats/char.\n\n",
@@ -203,10 +209,15 @@ static void summary(FILE *fp, const study_cfg *s, const method_run *m, const boo
           source_before);
   fprintf(fp, "| method | trainable | %% of model | C val loss | C val ppl | gap to full | C test loss | KJV val loss | forgetting |\n");
   fprintf(fp, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (int i = 0; i < N_METHODS; i++)
-    if (ran[i]) fprintf(fp, "| %s | %lld | %.2f | %.4f | %.3f | %+.4f | %.4f | %.4f | %+.4f |\n", METHOD_NAMES[i], (long long)m[i].trainable,
-            100.0 * (double)m[i].trainable / (double)m[i].total, m[i].target_loss, exp(m[i].target_loss),
-            ran[0] ? m[i].target_loss - m[0].target_loss : NAN, m[i].test_loss, m[i].source_loss, m[i].source_loss - source_before);
+  for (int i = 0; i < N_METHODS; i++) {
+    if (!ran[i]) continue;
+    char gap[32], test[32]; /* "-" where not measured: full not run, no test split */
+    cell(gap, sizeof gap, "%+.4f", ran[0] ? m[i].target_loss - m[0].target_loss : NAN);
+    cell(test, sizeof test, "%.4f", m[i].test_loss);
+    fprintf(fp, "| %s | %lld | %.2f | %.4f | %.3f | %s | %s | %.4f | %+.4f |\n", METHOD_NAMES[i], (long long)m[i].trainable,
+            100.0 * (double)m[i].trainable / (double)m[i].total, m[i].target_loss, exp(m[i].target_loss), gap, test,
+            m[i].source_loss, m[i].source_loss - source_before);
+  }
   fprintf(fp, "\n(loss in nats per byte = per character; LoRA r=%d alpha=%d on c_attn/c_proj/c_fc/mlp.c_proj; prefix l=%d "
               "direct; MAM prefix l=%d + scaled parallel adapter r=%d s=4 per FFN; prefix init: %s; corda-kp: the LoRA "
               "modules from the smallest components, covariance of %d KJV training passages)\n",
