@@ -216,6 +216,57 @@ static void prepare_train_bn(void) {
   gr_model_free(mlp), gr_model_free(msrc), gr_model_free(src);
 }
 
+/* The names of the modules LoRA wrapped (one lora_A each), comma-joined. */
+static void wrapped(const gr_model *m, char *out, size_t n) {
+  size_t k = 0;
+  out[0] = 0;
+  for (int i = 0; i < m->n_entries; i++) {
+    const char *nm = m->entries[i].name, *a = strstr(nm, ".lora_A.");
+    if (a && k < n) k += (size_t)snprintf(out + k, n - k, "%s%.*s", k ? "," : "", (int)(a - nm), nm);
+  }
+}
+
+/* "targets=conv1" matches as PEFT's list does (the path or its dotted
+ * suffix: the stem and every block's conv1); "target_regex=conv1" is a full
+ * match (the stem alone), alternatives work; a regex matching nothing, an
+ * empty one or one with targets= too is an error naming it. */
+static void prepare_target_regex(void) {
+  const gr_arch_info *arch = gr_arch_lookup("resnet8");
+  const gr_transfer_method *lora = gr_transfer_find("lora");
+  static const struct { const char *opts, *want; } cases[] = {
+      {"r=1,targets=conv1", "conv1,layer1.0.conv1,layer2.0.conv1,layer3.0.conv1"},
+      {"r=1,target_regex=conv1", "conv1"},
+      {"r=1,target_regex=conv1|layer3\\.0\\.conv.", "conv1,layer3.0.conv1,layer3.0.conv2"},
+  };
+  gr_model *src = resnet8(1);
+  char got[512];
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    gr_model *dst = resnet8(2);
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    gr_transfer_run run = {dst, src, arch->head, arch->early, cases[i].opts, &cfg, &oc, false, NULL, NULL};
+    CHECK_OK(gr_transfer_prepare(lora, &run));
+    wrapped(dst, got, sizeof got);
+    CHECK_MSG(!strcmp(got, cases[i].want), "%s wrapped %s, want %s", cases[i].opts, got, cases[i].want);
+    gr_model_free(dst);
+  }
+  static const struct { const char *opts, *names; gr_status st; } bad[] = {
+      {"r=1,target_regex=conv9", "conv9", GR_ENOTFOUND},
+      {"r=1,target_regex=", "target_regex", GR_EARG},
+      {"r=1,targets=conv1,target_regex=conv1", "target_regex", GR_EARG},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    gr_model *dst = resnet8(2);
+    gr_train_cfg cfg = {.steps = 1, .batch = 4};
+    gr_optim_cfg oc = gr_sgd_cfg(0.01f, 0.9f, 0, false);
+    gr_transfer_run run = {dst, src, arch->head, arch->early, bad[i].opts, &cfg, &oc, false, NULL, NULL};
+    CHECK_FAILS(gr_transfer_prepare(lora, &run) == GR_OK, bad[i].st);
+    CHECK_MSG(strstr(gr_last_error(), bad[i].names) != NULL, "%s: error '%s'", bad[i].opts, gr_last_error());
+    gr_model_free(dst);
+  }
+  gr_model_free(src);
+}
+
 /* ResNet8 adapted by LoRA for 3 steps on random images: with opts holding
  * bn_stats=frozen (frozen=true) the running statistics stay the source's
  * (set to non-trivial values first) and a training-mode forward equals the
@@ -381,5 +432,6 @@ int main(void) {
   prepare_recipe();
   prepare_train_bn();
   prepare_bn_stats();
+  prepare_target_regex();
   return test_summary();
 }

@@ -12,7 +12,7 @@
 #include "transfer/methods.h"
 
 /* The option keys of the PEFT rows (see peft_methods.c parse_options) and of CorDA (corda.c). */
-#define PEFT_KEYS "r,alpha,scale,targets,feedforward,train_bn,bn_stats"
+#define PEFT_KEYS "r,alpha,scale,targets,target_regex,feedforward,train_bn,bn_stats"
 #define CORDA_KEYS "samples,balanced,freeze_a," PEFT_KEYS
 
 static const gr_transfer_method methods[] = {

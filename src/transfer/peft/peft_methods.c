@@ -6,7 +6,11 @@
  * both convs, classifier.0 and classifier.2), which is what PEFT's
  * target_modules list would name for this network; the new head stays
  * trainable (PEFT's modules_to_save). Options "r=N,alpha=A,scale=S,
- * targets=NAME;NAME,feedforward=NAME;NAME" (IA3's feedforward_modules:
+ * targets=NAME;NAME,feedforward=NAME;NAME" (targets match as PEFT's list
+ * does: the whole path or its dotted suffix, so "conv1" is every block's
+ * conv1 too; "target_regex=RE" instead is PEFT's string target_modules, a
+ * full match of the whole path, e.g. "conv1" the stem alone; RE holds no
+ * ',' or ':'; IA3's feedforward_modules:
  * those scale their input; defaults: LoRA/DoRA r 4 alpha 8; IA3 has no rank;
  * adapters r 4 (LeNet's first conv has 6 channels), s 1, or 4 for the
  * scaled parallel adapter). "train_bn=1" also trains every BatchNorm2d's
@@ -49,6 +53,8 @@ typedef struct method_opts {
   double alpha, scale;
   const char *targets; /* ';'-separated module names, or NULL: every layer but the head */
   size_t targets_len;
+  const char *target_regex; /* target_modules as PEFT's full-match regex (instead of targets), or NULL */
+  size_t target_regex_len;
   const char *feedforward; /* IA3: ';'-separated feedforward_modules, or NULL */
   size_t feedforward_len;
   double train_bn; /* 1: BatchNorm2d weight/bias trainable too */
@@ -62,7 +68,7 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     const char *end = strchr(p, ',');
     size_t n = end ? (size_t)(end - p) : strlen(p);
     char kv[64];
-    bool tg = !strncmp(p, "targets=", 8), ff = !strncmp(p, "feedforward=", 12);
+    bool tg = !strncmp(p, "targets=", 8), ff = !strncmp(p, "feedforward=", 12), rx = !strncmp(p, "target_regex=", 13);
     if (!strncmp(p, "bn_stats=", 9)) {
       bool frozen = n == 15 && !strncmp(p + 9, "frozen", 6), train = n == 14 && !strncmp(p + 9, "train", 5);
       if (!frozen && !train)
@@ -71,8 +77,9 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
       p = end ? end + 1 : p + n;
       continue;
     }
-    if (tg || ff) {
+    if (tg || ff || rx) {
       if (tg) mo->targets = p + 8, mo->targets_len = n - 8;
+      else if (rx) mo->target_regex = p + 13, mo->target_regex_len = n - 13;
       else mo->feedforward = p + 12, mo->feedforward_len = n - 12;
       p = end ? end + 1 : p + n;
       continue;
@@ -86,9 +93,11 @@ static gr_status parse_options(const char *opts, const char *method, method_opts
     else if (eq && !strncmp(kv, "train_bn=", 9)) mo->train_bn = strtod(eq + 1, &rest);
     if (rest && (mo->train_bn != 0 && mo->train_bn != 1)) rest = eq; /* 0 or 1 only */
     if (!rest || *rest || rest == eq + 1)
-      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., feedforward=NAME;..., train_bn=0|1, bn_stats=frozen|train)", method, kv);
+      return gr_error(GR_EARG, "%s: bad option '%s' (known: r=N, alpha=A, scale=S, targets=NAME;NAME..., target_regex=RE, feedforward=NAME;..., train_bn=0|1, bn_stats=frozen|train)", method, kv);
     p = end ? end + 1 : p + n;
   }
+  if (mo->target_regex && (mo->targets || !mo->target_regex_len))
+    return gr_error(GR_EARG, "%s: target_regex= needs a pattern and excludes targets=", method);
   return GR_OK;
 }
 
@@ -151,9 +160,14 @@ static gr_status peft_setup(gr_transfer_run *run, const char *method, gr_peft_ty
   target_names *t = gr_malloc(sizeof *t);
   if (!t) return gr_error(GR_ENOMEM, "%s: out of memory", method);
   if (mo.targets) split_names(mo.targets, mo.targets_len, t);
+  else if (mo.target_regex) t->n = 0;
   else t->n = 0, list_layers(run->model->root, run->head, t);
   gr_peft_config *cfg = mo.r >= 1 ? gr_peft_config_new(type, mo.r, mo.alpha, t->ptr, t->n) : NULL;
   if (!cfg) s = mo.r >= 1 ? gr_error(GR_ENOMEM, "%s: out of memory", method) : gr_error(GR_EARG, "%s: r=%d", method, mo.r);
+  if (!s && mo.target_regex) { /* PEFT's target_modules as a string: re.fullmatch on each module path */
+    if (!(cfg->target_modules_regex = gr_malloc(mo.target_regex_len + 1))) s = gr_error(GR_ENOMEM, "%s: out of memory", method);
+    else memcpy(cfg->target_modules_regex, mo.target_regex, mo.target_regex_len), cfg->target_modules_regex[mo.target_regex_len] = 0;
+  }
   if (!s && run->head) s = config_list(&cfg->modules_to_save, &cfg->n_modules_to_save, &run->head, 1);
   if (!s && mo.feedforward && type != GR_PEFT_IA3)
     s = gr_error(GR_EARG, "%s: feedforward= is an IA3 option (feedforward_modules)", method);
