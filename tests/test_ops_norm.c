@@ -74,6 +74,15 @@ static void bn_train_case(const char *name) {
   ref_close(f);
 }
 
+/* Eval-mode state with the 3 channels' running stats "rm" / "rv" of a
+ * reference file, in arena a. */
+static bn_state eval_state_from_ref(gr_arena *a, ref_file *f) {
+  bn_state s = {gr_tensor_new_in(a, 1, GR_SHAPE(3), false), gr_tensor_new_in(a, 1, GR_SHAPE(3), false), false};
+  memcpy(s.rm->data, ref_get(f, "rm")->data, 3 * sizeof(float));
+  memcpy(s.rv->data, ref_get(f, "rv")->data, 3 * sizeof(float));
+  return s;
+}
+
 static void bn_eval_case(void) {
   static const char *xgb[] = {"x", "gamma", "beta"};
   ref_file *f = ref_open("bn_eval");
@@ -82,9 +91,7 @@ static void bn_eval_case(void) {
     return;
   }
   gr_arena *a = gr_arena_new(1 << 12);
-  bn_state s = {gr_tensor_new_in(a, 1, GR_SHAPE(3), false), gr_tensor_new_in(a, 1, GR_SHAPE(3), false), false};
-  memcpy(s.rm->data, ref_get(f, "rm")->data, 3 * sizeof(float));
-  memcpy(s.rv->data, ref_get(f, "rv")->data, 3 * sizeof(float));
+  bn_state s = eval_state_from_ref(a, f);
   CHECK_REF("bn_eval", f_bn, &s, 3, xgb);
   CHECK_CLOSE("eval leaves running_mean", s.rm->data, ref_get(f, "rm")->data, 3, 0, 0);
   gr_arena_free(a);
@@ -147,9 +154,7 @@ static void bnr_refs(void) {
     return;
   }
   gr_arena *a = gr_arena_new(1 << 12);
-  bn_state ev = {gr_tensor_new_in(a, 1, GR_SHAPE(3), false), gr_tensor_new_in(a, 1, GR_SHAPE(3), false), false};
-  memcpy(ev.rm->data, ref_get(f, "rm")->data, 3 * sizeof(float));
-  memcpy(ev.rv->data, ref_get(f, "rv")->data, 3 * sizeof(float));
+  bn_state ev = eval_state_from_ref(a, f);
   CHECK_REF("bnr_eval_res", f_bnr, &ev, 4, xgbr);
   gr_arena_free(a);
   ref_close(f);
