@@ -15,7 +15,7 @@ fail=0
 check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
 cat > "$T/c.json" <<JSON
 {"arch": "mlp", "methods": ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30",
- "lora:adapter_lr=4", "lora", "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:targets=layers.0;layers.2"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01}
+ "lora:adapter_lr=4", "lora", "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:warmup=0:cosine=0:adamw=0:train_bn=0:b_lr=1:bn_stats=train:targets=layers.0;layers.2"], "budgets": [0.1], "seeds": 1, "quick": true, "min_steps": 5, "lr": 0.01}
 JSON
 "$G" study "$T/c.json" --out "$T/s" --quiet >"$T/o" 2>"$T/e"
 check "study exits 0" '[ $? -eq 0 ] || { cat "$T/e"; false; }'
@@ -29,7 +29,7 @@ import json, sys
 def load(p):
     return {r["method"]: r for r in (json.loads(l) for l in open(p) if l.strip()) if r["phase"] == "transfer"}
 t, h = load(sys.argv[1]), load(sys.argv[2])
-long = "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:targets=layers.0;layers.2"  # 70 characters, kept whole
+long = "lora:r=2:alpha=4:adapter_lr=2:lr=0.01:clip=0:warmup=0:cosine=0:adamw=0:train_bn=0:b_lr=1:bn_stats=train:targets=layers.0;layers.2"  # 129 characters, kept whole
 assert list(t) == ["finetune", "finetune:lr=0.01", "finetune:lr=0.05", "finetune:lr=1e30", "lora:adapter_lr=4", "lora", long], list(t)
 assert t[long]["trainable_params"] < t["lora"]["trainable_params"], (t[long]["trainable_params"], t["lora"]["trainable_params"])
 # the study lr is 0.01: lr=0.01 is the same run, lr=0.05 another one
@@ -63,7 +63,7 @@ early_rc=$?
 check "demo: bad option key fails before training" '[ $early_rc -eq 1 ] && [ ! -e "$T/early_demo" ] && grep -q "bottleneck=8" "$T/e"'
 "$G" study --help >"$T/help" 2>&1
 check "study --help lists the methods with their option keys" 'grep -q "^  corda-kp .*\[samples,balanced," "$T/help"'
-bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 127"
+bad_study "a method spec too long to record exits 1" '{"arch": "mlp", "methods": ["lora:targets=layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2;layers.0;layers.2"], "budgets": [0.1], "quick": true, "min_steps": 2}' "longer than 255"
 # a long "methods" list (20 specs, ~2.4k characters) is read whole: its last spec's bad key is what fails
 long_methods=$(for i in $(seq 19); do printf '"lora:r=2:alpha=4:lr=0.0%02d:adapter_lr=2:b_lr=4:targets=layers.0;layers.2:clip=0", ' "$i"; done)
 bad_study "a 2.4k-character methods list is read to its last spec" "{\"arch\": \"mlp\", \"methods\": [$long_methods \"lora:rank=2\"], \"budgets\": [0.1], \"quick\": true}" "rank=2"

@@ -129,7 +129,7 @@ typedef struct gr_run_metric {
  * (doubles) or -1 (integers). */
 typedef struct gr_run_result {
   char phase[32];      /* "transfer" (the grid) or another phase, e.g. "pretrain" */
-  char method[128];    /* "linear-probe", "finetune", "lora r=8", "lora:adapter_lr=4" ... */
+  char method[256];    /* "linear-probe", "finetune", "lora r=8", "lora:adapter_lr=4" ... */
   char dataset[96];    /* data spec, e.g. "fmnist:classes=5-9" */
   double budget;       /* fraction of the target labels used, (0,1] */
   int64_t n_labels;    /* labelled examples actually used */
@@ -177,7 +177,7 @@ gr_status gr_results_load_jsonl(gr_results *rs, const char *path);
 /* Mean ± sample std over seeds for one (phase, method, budget) cell. */
 typedef struct gr_summary_row {
   char phase[32];
-  char method[128];
+  char method[256];
   double budget;
   int64_t n_labels;    /* of the first seed */
   int n_seeds;

@@ -154,7 +154,7 @@ static void write_cost_table(FILE *fp, const html_summary_rows *sr, const char *
 
 typedef struct curve_set {
   const gr_run_result *runs[MAX_CURVES];
-  char names[MAX_CURVES][160]; /* a method name (128) and " (seed N)" */
+  char names[MAX_CURVES][288]; /* a method name (256) and " (seed N)" */
   int n;
 } curve_set;
 
