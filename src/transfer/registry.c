@@ -13,7 +13,8 @@
 
 /* The option keys of the PEFT rows (see peft_methods.c parse_options) and of CorDA (corda.c). */
 #define PEFT_KEYS "r,alpha,scale,targets,target_regex,feedforward,train_bn,bn_stats"
-#define CORDA_KEYS "samples,balanced,freeze_a," PEFT_KEYS
+#define LORA_KEYS "freeze_a," PEFT_KEYS
+#define CORDA_KEYS "samples,balanced," LORA_KEYS
 
 static const gr_transfer_method methods[] = {
     {"scratch", "train the target model from random init (no transfer)", false, NULL, NULL, NULL},
@@ -24,7 +25,7 @@ static const gr_transfer_method methods[] = {
     {"finetune-discriminative", "fine-tune with a 10x smaller lr for the backbone", true, NULL,
      gr_method_discriminative_optim, "backbone_lr"},
     {"lora", "LoRA r=4 alpha=8 on every conv/linear but the head, new head trained (PEFT math)", true,
-     gr_method_lora_setup, NULL, PEFT_KEYS},
+     gr_method_lora_setup, NULL, LORA_KEYS},
     {"rslora", "rsLoRA (scaling alpha/sqrt r) r=4 alpha=8, same targets as lora", true, gr_method_rslora_setup, NULL,
      PEFT_KEYS},
     {"dora", "DoRA (LoRA r=4 alpha=8 + magnitude vector), same targets as lora", true, gr_method_dora_setup, NULL,

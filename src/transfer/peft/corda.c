@@ -358,31 +358,27 @@ enum { CORDA_SAMPLES = 256 }; /* the paper's calibration size; option "samples=N
  * lr 0.01 diverged within 25 steps (loss 5e17); balancing keeps B A, the
  * residual and the selected components, so the model at init is the same. */
 
-/* "freeze_a=1" (an ablation, not the paper's method): lora_A stays at its
- * CorDA init and only B (and the head) train, so every adapter update acts
- * through the selected components' input directions. */
+/* "freeze_a=1" (an ablation, not the paper's method; taken by the lora row's
+ * setup): lora_A stays at its CorDA init and only B (and the head) train, so
+ * every adapter update acts through the selected components' input directions. */
 static gr_status corda_setup(gr_transfer_run *run, gr_corda_mode mode) {
   const gr_dataset *calib = mode == GR_CORDA_KPM ? run->source_data : run->target_data;
   if (!calib)
     return gr_error(GR_EARG, "corda-%s needs calibration data (the %s task's training set)",
                     mode == GR_CORDA_KPM ? "kp" : "ip", mode == GR_CORDA_KPM ? "source" : "target");
-  char rest[512], tmp[512], tmp2[512];
-  double samples = CORDA_SAMPLES, balanced = 1, freeze_a = 0;
+  char rest[512], tmp[512];
+  double samples = CORDA_SAMPLES, balanced = 1;
   gr_status s = gr_transfer_take_option(run->options, "samples", tmp, sizeof tmp, &samples, NULL);
-  if (!s) s = gr_transfer_take_option(tmp, "balanced", tmp2, sizeof tmp2, &balanced, NULL);
-  if (!s) s = gr_transfer_take_option(tmp2, "freeze_a", rest, sizeof rest, &freeze_a, NULL);
-  if (!s && (!(samples >= 1 && samples <= 1e7 && samples == floor(samples)) || (balanced != 0 && balanced != 1) ||
-             (freeze_a != 0 && freeze_a != 1)))
-    s = gr_error(GR_EARG, "corda-%s: samples=%g must be a whole number >= 1, balanced=%g and freeze_a=%g 0 or 1",
-                 mode == GR_CORDA_KPM ? "kp" : "ip", samples, balanced, freeze_a);
+  if (!s) s = gr_transfer_take_option(tmp, "balanced", rest, sizeof rest, &balanced, NULL);
+  if (!s && (!(samples >= 1 && samples <= 1e7 && samples == floor(samples)) || (balanced != 0 && balanced != 1)))
+    s = gr_error(GR_EARG, "corda-%s: samples=%g must be a whole number >= 1, balanced=%g 0 or 1",
+                 mode == GR_CORDA_KPM ? "kp" : "ip", samples, balanced);
   if (s) return s;
   const char *given = run->options;
   run->options = rest[0] ? rest : NULL;
   s = gr_method_lora_setup(run);
   run->options = given;
   if (!s) s = gr_corda_apply(run->model, calib, (int64_t)samples, mode, balanced == 1, NULL);
-  if (!s && freeze_a == 1 && gr_model_freeze(run->model, "*.lora_A.*", true) < 1)
-    s = gr_error(GR_ENOTFOUND, "corda: freeze_a=1 but no lora_A parameter");
   return s;
 }
 

@@ -197,7 +197,23 @@ static const method_opts lora_defaults = {.r = 4, .alpha = 8, .scale = 1};
 static const method_opts adapter_defaults = {.r = 4, .alpha = 8, .scale = 1};
 static const method_opts scaled_adapter_defaults = {.r = 4, .alpha = 8, .scale = 4};
 
-gr_status gr_method_lora_setup(gr_transfer_run *run) { return peft_setup(run, "lora", GR_PEFT_LORA, lora_defaults, NULL); }
+/* The lora row (and the CorDA rows, which set LoRA up through it). "freeze_a=1"
+ * (an ablation): every lora_A stays at its init and only lora_B (and the
+ * head) train, so an update B' A reads the input only through A's rows. */
+gr_status gr_method_lora_setup(gr_transfer_run *run) {
+  char rest[512];
+  double freeze_a = 0;
+  gr_status s = gr_transfer_take_option(run->options, "freeze_a", rest, sizeof rest, &freeze_a, NULL);
+  if (!s && freeze_a != 0 && freeze_a != 1) s = gr_error(GR_EARG, "lora: freeze_a=%g must be 0 or 1", freeze_a);
+  if (s) return s;
+  const char *given = run->options;
+  run->options = rest[0] ? rest : NULL;
+  s = peft_setup(run, "lora", GR_PEFT_LORA, lora_defaults, NULL);
+  run->options = given;
+  if (!s && freeze_a == 1 && gr_model_freeze(run->model, "*.lora_A.*", true) < 1)
+    s = gr_error(GR_ENOTFOUND, "lora: freeze_a=1 but no lora_A parameter");
+  return s;
+}
 gr_status gr_method_rslora_setup(gr_transfer_run *run) {
   return peft_setup(run, "rslora", GR_PEFT_LORA, lora_defaults, tune_rslora);
 }
