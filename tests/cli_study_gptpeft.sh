@@ -52,6 +52,20 @@ assert rs["lora"]["trainable_params"] == rs["corda-kp"]["trainable_params"] > 0
 assert rs["lora"]["source_val_loss_before"] == rs["corda-kp"]["source_val_loss_before"]
 assert rs["lora"]["target_val_loss"] != rs["corda-kp"]["target_val_loss"]
 PYEOF'
+"$G" study gpt-peft --out "$T/f" --source-dir "$T/s/kjv" --source "$S" --source-val "$S,split=val" --target "$C" \
+  --target-val "$C,split=val" --target-test "" --target-steps 3 --eval-every 0 --batch 2 --methods lora,corda-kp \
+  --corda-samples 8 --freeze-a --quiet >/dev/null 2>"$T/e4"
+check "--freeze-a: lora and corda-kp train lora_B only (4 x d_out per module)" '"$PY" - "$T/f/results.jsonl" "$T/k/results.jsonl" <<PYEOF
+import json, sys
+rs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}
+full = {r["run"]: r for r in map(json.loads, open(sys.argv[2]))}
+C = 16
+assert list(rs) == ["lora", "corda-kp"], rs
+for m in rs:
+    assert rs[m]["trainable_params"] == 4 * (3 * C + C + 4 * C + C), rs[m]
+    assert rs[m]["source_val_loss_before"] == full[m]["source_val_loss_before"]
+assert rs["lora"]["target_val_loss"] != full["lora"]["target_val_loss"]
+PYEOF'
 "$G" study gpt-peft --out "$T/z" --corda-samples 0 --quiet >/dev/null 2>&1
 check "bad --corda-samples: usage error" '[ $? -eq 2 ]'
 "$G" study gpt-peft --quiet >/dev/null 2>&1

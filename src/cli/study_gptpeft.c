@@ -10,6 +10,8 @@
  *     initialized from the r smallest components of SVD(W C), C the input
  *     covariance of each layer over --corda-samples passages of the KJV
  *     training split (the knowledge to keep; graft/corda.h).
+ *     --freeze-a (an ablation): lora_A of lora and corda-kp frozen at its
+ *     init, only lora_B trains.
  * Per method: trainable parameters (and their share of the model), target
  * validation loss/perplexity, and forgetting: the adapted model's KJV
  * validation loss against the source's. Every run is one lm_run
@@ -32,7 +34,7 @@ typedef struct study_cfg {
   int64_t source_steps, target_steps, batch, eval_every;
   double lr_source, lr_full, lr_peft;
   int lora_r, prefix_l, mam_l, mam_r, corda_samples, seed, threads;
-  bool force, quiet;
+  bool force, quiet, freeze_a;
 } study_cfg;
 
 enum { M_FULL, M_LORA, M_PREFIX, M_MAM, M_CORDA_KP, N_METHODS };
@@ -94,6 +96,8 @@ static gr_status adapt_model(gr_gpt *g, void *ud) {
     st = cfg ? gr_lora_apply(g->model, cfg, GR_LORA_INIT_PEFT, NULL) : gr_error(GR_ENOMEM, "lora: out of memory");
     gr_peft_config_free(cfg);
     if (!st && m->method == M_CORDA_KP) st = corda_kp_init(g, m);
+    if (!st && s->freeze_a && gr_model_freeze(g->model, "*.lora_A.*", true) < 1)
+      st = gr_error(GR_ENOTFOUND, "--freeze-a: no lora_A parameter");
   } else if (m->method == M_PREFIX || m->method == M_MAM) {
     int l = m->method == M_PREFIX ? s->prefix_l : s->mam_l;
     int32_t *text = NULL, *ids = NULL;
@@ -220,9 +224,10 @@ static void summary(FILE *fp, const study_cfg *s, const method_run *m, const boo
   }
   fprintf(fp, "\n(loss in nats per byte = per character; LoRA r=%d alpha=%d on c_attn/c_proj/c_fc/mlp.c_proj; prefix l=%d "
               "direct; MAM prefix l=%d + scaled parallel adapter r=%d s=4 per FFN; prefix init: %s; corda-kp: the LoRA "
-              "modules from the smallest components, covariance of %d KJV training passages)\n",
+              "modules from the smallest components, covariance of %d KJV training passages%s)\n",
           s->lora_r, 2 * s->lora_r, s->prefix_l, s->mam_l, s->mam_r,
-          strcmp(s->prefix_init, "tokens") ? "N(0,1) (PEFT's)" : "keys/values of C text (Li & Liang)", s->corda_samples);
+          strcmp(s->prefix_init, "tokens") ? "N(0,1) (PEFT's)" : "keys/values of C text (Li & Liang)", s->corda_samples,
+          s->freeze_a ? "; lora_A frozen at its init (--freeze-a)" : "");
 }
 
 static int study_run(const study_cfg *s) {
@@ -291,6 +296,7 @@ int study_gptpeft_main(int argc, char **argv) {
       {"--mam-l", CLI_INT, &s.mam_l, "MAM prefix length"},
       {"--mam-r", CLI_INT, &s.mam_r, "MAM FFN adapter bottleneck"},
       {"--corda-samples", CLI_INT, &s.corda_samples, "corda-kp: KJV training passages for the covariance"},
+      {"--freeze-a", CLI_BOOL, &s.freeze_a, "lora, corda-kp: lora_A stays at its init, only lora_B trains (an ablation)"},
       {"--seed", CLI_INT, &s.seed, "seed"},
       {"--threads", CLI_INT, &s.threads, "threads"},
       {"--quiet", CLI_BOOL, &s.quiet, "no progress output"},
