@@ -1,4 +1,5 @@
-/* matmul and linear: PyTorch reference (forward + backward), finite-difference
+/* matmul and linear: PyTorch reference (forward + backward, incl. one-row
+ * products), finite-difference
  * gradients, shape errors. */
 #include <math.h>
 
@@ -23,8 +24,8 @@ int main(void) {
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++) {
       mm_opt o = {ta, tb};
-      const char *kinds[] = {"2d", "batched", "shared"};
-      for (int k = 0; k < 3; k++) {
+      const char *kinds[] = {"2d", "batched", "shared", "row"};
+      for (int k = 0; k < 4; k++) {
         snprintf(name, sizeof name, "matmul_%s_t%d%d", kinds[k], ta, tb);
         CHECK_REF(name, f_matmul, &o, 2, ab);
       }
@@ -41,6 +42,7 @@ int main(void) {
   CHECK_REF("matmul_edge1", f_matmul, &o0, 2, ab);
   CHECK_REF("linear_bias", f_linear, NULL, 3, xwb);
   CHECK_REF("linear_nobias", f_linear_nb, NULL, 2, xwb);
+  CHECK_REF("linear_row", f_linear, NULL, 3, xwb);
 
   gr_rng r;
   gr_rng_seed(&r, 3);

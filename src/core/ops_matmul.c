@@ -8,9 +8,17 @@
 
 #include "core/op.h"
 
-/* Row-major C[m,n] = op(A) op(B) + beta C, one OpenBLAS call (single-threaded: core/threads.c). */
+/* Row-major C[m,n] = op(A) op(B) + beta C, one OpenBLAS call (single-threaded: core/threads.c).
+ * A single row (batch-1 inference) is a matrix-vector product: OpenBLAS
+ * 0.3.21's sgemm packs the whole k x n operand for it once m*n*k passes its
+ * small-matrix limit (1x1024x1024: 676 us against sgemv's 56 us). */
 static void sgemm_once(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  if (m == 1) { /* C[0,:] = op(B)^T a, a the row of op(A) with stride lda when A is transposed */
+    if (tb) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, 1.0f, B, (int)ldb, A, ta ? (int)lda : 1, beta, C, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, 1.0f, B, (int)ldb, A, ta ? (int)lda : 1, beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
               1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
@@ -41,7 +49,9 @@ void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float 
       for (int64_t j = 0; j < n; j++) C[i * ldc + j] = beta == 0 ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  int P = omp_get_level() ? 1 : gr_threads();
+  /* one row times a k x n operand runs whole: sgemv's kernel for it blocks the
+   * k sums by the length of its output, so pieces of n would change the bits */
+  int P = omp_get_level() || (m == 1 && !tb) ? 1 : gr_threads();
   while (P > 1 && (double)m * (double)n * (double)k < P * GEMM_PIECE_MIN) P--;
   if (P == 1) {
     sgemm_once(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
