@@ -1,9 +1,13 @@
 /* matmul and linear: PyTorch reference (forward + backward, incl. one-row
- * products), finite-difference
- * gradients, shape errors. */
+ * products), finite-difference gradients, shape errors; linear on the
+ * direct gemm kernels (core/gemm_direct.c) with and without them, and the
+ * bits of its rows independent of the batch size and of the thread count. */
 #include <math.h>
+#include <string.h>
 
+#include "core/gemm_direct.h"
 #include "gradcheck.h"
+#include "graft/rng.h"
 #include "refdata.h"
 
 typedef struct { bool ta, tb; } mm_opt;
@@ -16,6 +20,104 @@ static gr_tensor *f_linear(gr_ctx *c, gr_tensor **in, void *ud) { return gr_line
 static gr_tensor *f_linear_nb(gr_ctx *c, gr_tensor **in, void *ud) { return gr_linear(c, in[0], in[1], NULL); }
 static gr_tensor *f_square_use(gr_ctx *c, gr_tensor **in, void *ud) { /* a used twice */
   return gr_matmul(c, in[0], in[0], false, true);
+}
+
+/* y, dx, dw, db (NULL: no bias) of linear on x[rows, in], w[out, in] with
+ * the seed gradient gy[rows, out]; each a gr_malloc'd copy. */
+static void linear_run(const float *x, const float *w, const float *b, const float *gy, int64_t rows, int64_t out,
+                       int64_t in, float *got[4]) {
+  gr_ctx *c = gr_ctx_new(1 << 22, 1);
+  gr_tensor *tx = gr_leaf(c, 2, GR_SHAPE(rows, in), x), *tw = gr_leaf(c, 2, GR_SHAPE(out, in), w);
+  gr_tensor *tb = b ? gr_leaf(c, 1, GR_SHAPE(out), b) : NULL;
+  gr_tensor *y = tx && tw ? gr_linear(c, tx, tw, tb) : NULL;
+  CHECK(y != NULL);
+  if (y) CHECK_OK(gr_backward_seed(c, y, gy));
+  gr_tensor *all[4] = {y, tx, tw, tb};
+  for (int i = 0; i < 4; i++) {
+    got[i] = NULL;
+    if (!y || !all[i]) continue;
+    size_t bytes = (size_t)all[i]->numel * sizeof(float);
+    got[i] = gr_malloc(bytes);
+    memcpy(got[i], i ? all[i]->grad : y->data, bytes);
+  }
+  gr_ctx_free(c);
+}
+
+static void free4(float *p[4]) {
+  for (int i = 0; i < 4; i++) gr_free(p[i]);
+}
+
+/* On the direct kernels, a row's y and dx have the same bits in a batch of
+ * any size (rows 0..sub-1 run alone), and y, dx, dw, db the same bits at
+ * 1, 2 and 3 threads (the MLP's first layer: split over the threads). */
+static void test_linear_direct_bits(void) {
+  enum { ROWS = 64, OUT = 256, IN = 784 };
+  CHECK(gr_gemm_direct_fits(false, true, ROWS, OUT, IN) && gr_gemm_direct_fits(false, false, ROWS, IN, OUT) &&
+        gr_gemm_direct_fits(true, false, OUT, IN, ROWS));
+  gr_rng r;
+  gr_rng_seed(&r, 21);
+  static float x[ROWS * IN], w[OUT * IN], b[OUT], gy[ROWS * OUT];
+  gr_rng_fill_uniform(&r, x, ROWS * IN, -1, 1);
+  gr_rng_fill_uniform(&r, w, OUT * IN, -1, 1);
+  gr_rng_fill_uniform(&r, b, OUT, -1, 1);
+  gr_rng_fill_uniform(&r, gy, ROWS * OUT, -1, 1);
+  float *want[4], *got[4];
+  int64_t len[4] = {ROWS * OUT, ROWS * IN, OUT * IN, OUT};
+  static const char *what[4] = {"y", "dx", "dw", "db"};
+  linear_run(x, w, b, gy, ROWS, OUT, IN, want);
+  static const int64_t subs[] = {1, 3, 5, 33};
+  for (size_t s = 0; s < sizeof subs / sizeof subs[0]; s++) {
+    linear_run(x, w, b, gy, subs[s], OUT, IN, got);
+    for (int i = 0; i < 2; i++)
+      CHECK_MSG(got[i] && want[i] && !memcmp(got[i], want[i], (size_t)(len[i] / ROWS * subs[s]) * sizeof(float)),
+                "linear %dx%d->%d: %s of the first %lld rows differs from the whole batch's", ROWS, IN, OUT, what[i],
+                (long long)subs[s]);
+    free4(got);
+  }
+  static const int threads[] = {2, 3};
+  for (int t = 0; t < 2; t++) {
+    gr_set_threads(threads[t]);
+    linear_run(x, w, b, gy, ROWS, OUT, IN, got);
+    for (int i = 0; i < 4; i++)
+      CHECK_MSG(got[i] && want[i] && !memcmp(got[i], want[i], (size_t)len[i] * sizeof(float)),
+                "linear %dx%d->%d: %s at %d threads differs from 1 thread", ROWS, IN, OUT, what[i], threads[t]);
+    free4(got);
+  }
+  gr_set_threads(1);
+  free4(want);
+}
+
+/* The torch references of linear_direct_* (shapes with tails in every
+ * blocking), on the direct kernels and again on OpenBLAS; a gradcheck. */
+static void test_linear_direct_ref(void) {
+  static const char *xw[] = {"x", "w"}, *xwb[] = {"x", "w", "b"};
+  static const struct { const char *name; int64_t rows, out, in; bool bias; } cases[] = {
+      {"a", 70, 19, 116, true}, {"b", 33, 20, 112, false}, {"c", 67, 17, 120, true},
+      {"d", 8, 16, 110, true},  {"e", 5, 18, 104, true},   {"f", 96, 48, 784, true}};
+  char name[64];
+  for (int on = 1; on >= 0; on--) {
+    gr_gemm_direct_set_enabled(on);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      int64_t m = cases[i].rows, o = cases[i].out, k = cases[i].in;
+      CHECK_MSG(!on || (gr_gemm_direct_fits(false, true, m, o, k) && gr_gemm_direct_fits(false, false, m, k, o) &&
+                        gr_gemm_direct_fits(true, false, o, k, m)),
+                "linear_direct_%s: not on the direct kernels", cases[i].name);
+      snprintf(name, sizeof name, "linear_direct_%s", cases[i].name);
+      if (cases[i].bias)
+        CHECK_REF(name, f_linear, NULL, 3, xwb);
+      else
+        CHECK_REF(name, f_linear_nb, NULL, 2, xw);
+    }
+  }
+  gr_gemm_direct_set_enabled(true);
+  CHECK(gr_gemm_direct_fits(false, true, 6, 17, 98) && gr_gemm_direct_fits(false, false, 6, 98, 17) &&
+        gr_gemm_direct_fits(true, false, 17, 98, 6));
+  gr_rng r;
+  gr_rng_seed(&r, 5);
+  gc_input lin[3] = {gc_rand(&r, 2, GR_SHAPE(6, 98), -1, 1, true), gc_rand(&r, 2, GR_SHAPE(17, 98), -1, 1, true),
+                     gc_rand(&r, 1, GR_SHAPE(17), -1, 1, true)};
+  CHECK_GRAD("linear on the direct kernels", f_linear, NULL, 3, lin);
+  for (int k = 0; k < 3; k++) gc_input_free(&lin[k]);
 }
 
 int main(void) {
@@ -67,5 +169,7 @@ int main(void) {
   gr_tensor *zy = gr_matmul(c, z, w, false, false);
   CHECK(zy && zy->shape[0] == 0 && zy->shape[1] == 2);
   gr_ctx_free(c);
+  test_linear_direct_ref();
+  test_linear_direct_bits();
   return test_summary();
 }

@@ -1,19 +1,26 @@
 /* core/ops_matmul.c — matmul (batched, optional transposes) and linear.
  * Both lower to OpenBLAS sgemm; backward accumulates with beta = 1. With a
  * 2-D right operand and no transpose on the left, all batch rows are folded
- * into one gemm (the common linear-layer case). */
+ * into one gemm (the common linear-layer case). Linear's small-batch gemms
+ * take the unpacked kernels of core/gemm_direct.c where those are faster. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
+#include "core/gemm_direct.h"
 #include "core/op.h"
 
-/* Row-major C[m,n] = op(A) op(B) + beta C, one OpenBLAS call (single-threaded: core/threads.c).
+/* Row-major C[m,n] = op(A) op(B) + beta C on the calling thread: the direct
+ * kernels, or one OpenBLAS call (single-threaded: core/threads.c).
  * A single row (batch-1 inference) is a matrix-vector product: OpenBLAS
  * 0.3.21's sgemm packs the whole k x n operand for it once m*n*k passes its
  * small-matrix limit (1x1024x1024: 676 us against sgemv's 56 us). */
-static void sgemm_once(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+static void sgemm_once(bool direct, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  if (direct) {
+    gr_gemm_direct(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   if (m == 1) { /* C[0,:] = op(B)^T a, a the row of op(A) with stride lda when A is transposed */
     if (tb) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)k, 1.0f, B, (int)ldb, A, ta ? (int)lda : 1, beta, C, 1);
     else cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)n, 1.0f, B, (int)ldb, A, ta ? (int)lda : 1, beta, C, 1);
@@ -37,12 +44,13 @@ static int64_t piece_start(int64_t len, int P, int p, int64_t align) {
   return p == P || b > len ? len : b;
 }
 
-/* Row-major C[m,n] = op(A) op(B) + beta C (declared in core/op.h). Outside
- * OpenMP regions, a large gemm is split over the threads along m or n
- * (whichever leaves the smaller operand to be packed by every thread);
- * columns in pieces of 16 floats, so no two threads write one cache line. */
-void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+/* Row-major C[m,n] = op(A) op(B) + beta C. Outside OpenMP regions, a large
+ * gemm is split over the threads along m or n (whichever leaves the smaller
+ * operand to be packed by every thread); columns in pieces of 16 floats, so
+ * no two threads write one cache line. `direct`: every piece on the direct
+ * kernels (decided on the whole gemm, so the bits do not depend on the split). */
+static void sgemm_split(bool direct, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) { /* empty inner dim: C = beta C (C may be uninitialized when beta is 0) */
     for (int64_t i = 0; i < m; i++)
@@ -54,7 +62,7 @@ void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float 
   int P = omp_get_level() || (m == 1 && !tb) ? 1 : gr_threads();
   while (P > 1 && (double)m * (double)n * (double)k < P * GEMM_PIECE_MIN) P--;
   if (P == 1) {
-    sgemm_once(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    sgemm_once(direct, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   bool rows = m > n;
@@ -64,10 +72,22 @@ void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float 
     int64_t lo = piece_start(len, P, p, align), w = piece_start(len, P, p + 1, align) - lo;
     if (w <= 0) continue;
     if (rows)
-      sgemm_once(ta, tb, w, n, k, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+      sgemm_once(direct, ta, tb, w, n, k, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
     else
-      sgemm_once(ta, tb, m, w, k, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+      sgemm_once(direct, ta, tb, m, w, k, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
   }
+}
+
+/* Declared in core/op.h: OpenBLAS for every shape. */
+void gr_sgemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  sgemm_split(false, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* A gemm of linear: the direct kernels for the shapes where they are faster. */
+static void linear_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  sgemm_split(gr_gemm_direct_fits(ta, tb, m, n, k), ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Shapes of one matmul problem, decoded once by forward and backward. */
@@ -176,9 +196,9 @@ static void linear_backward(gr_ctx *c, gr_node *n) {
   if (x->requires_grad) {
     bool fresh;
     float *dx = gr_grad_buf_fresh(c, x, &fresh);
-    gr_sgemm_rm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
+    linear_gemm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
   }
-  if (w->requires_grad) gr_sgemm_rm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
+  if (w->requires_grad) linear_gemm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
   if (b && b->requires_grad) {
     float *db = gr_grad_buf(c, b);
     for (int64_t r = 0; r < rows; r++)
@@ -210,7 +230,7 @@ gr_tensor *gr_linear(gr_ctx *c, gr_tensor *x, gr_tensor *w, gr_tensor *b) {
   for (int i = 0; i < x->ndim - 1; i++) rows *= x->shape[i];
   if (b)
     for (int64_t r = 0; r < rows; r++) memcpy(y->data + r * out, b->data, (size_t)out * sizeof(float));
-  gr_sgemm_rm(false, true, rows, out, in, x->data, in, w->data, in, b ? 1 : 0, y->data, out);
+  linear_gemm(false, true, rows, out, in, x->data, in, w->data, in, b ? 1 : 0, y->data, out);
   gr_tape_record(c, &OP_LINEAR, y, b ? 3 : 2, (gr_tensor *[]){x, w, b});
   return y;
 }
