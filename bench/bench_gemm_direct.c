@@ -1,24 +1,15 @@
 /* bench/bench_gemm_direct.c — the unpacked gemm kernels of
  * core/gemm_direct.c against single-threaded OpenBLAS sgemm on the
  * products of the MLP and LeNet classifier layers (forward NT, dx NN, dW
- * TN, batch 64 and a few other batch sizes): thread CPU time per call
+ * TN, batch 64 and a few other batch sizes): CPU time per call
  * (minimum over rounds of several calls), the ratio, and the largest
  * difference of the two results. Not run by `make bench` (no PyTorch twin):
  * the A/B for kernel work. Usage: build/bench_gemm_direct [--cold] [rounds] */
 #include <cblas.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "core/gemm_direct.h"
-
-static double thread_cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static float *random_floats(int64_t n) {
   float *p = malloc((size_t)n * sizeof(float));
@@ -58,14 +49,14 @@ static double time_calls(void (*fn)(const gemm_case *, const float *, const floa
     if (g_cold)
       for (int i = 0; i < reps; i++) {
         for (size_t e = 0; e < sizeof g_evict / sizeof *g_evict; e++) g_evict[e] += 1.0f;
-        double t0 = thread_cpu_now();
+        double t0 = bench_cpu_now();
         fn(g, A, B, C);
-        t += (thread_cpu_now() - t0) / reps;
+        t += (bench_cpu_now() - t0) / reps;
       }
     else {
-      double t0 = thread_cpu_now();
+      double t0 = bench_cpu_now();
       for (int i = 0; i < reps; i++) fn(g, A, B, C);
-      t = (thread_cpu_now() - t0) / reps;
+      t = (bench_cpu_now() - t0) / reps;
     }
     if (t < best) best = t;
   }
