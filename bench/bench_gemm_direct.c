@@ -24,8 +24,13 @@ typedef struct gemm_case {
   float beta;
 } gemm_case;
 
+/* OpenBLAS as ops_matmul.c calls it: sgemv for one row times W^T. */
 static void run_blas(const gemm_case *g, const float *A, const float *B, float *C) {
   int64_t lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+  if (g->m == 1 && !g->ta && g->tb) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)g->n, (int)g->k, 1.0f, B, (int)ldb, A, 1, g->beta, C, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->m,
               (int)g->n, (int)g->k, 1.0f, A, (int)lda, B, (int)ldb, g->beta, C, (int)g->n);
 }
@@ -112,7 +117,8 @@ int main(int argc, char **argv) {
       {"b32 dW1", true, false, 256, 784, 32, 1},    {"b128 dW1", true, false, 256, 784, 128, 1},
       {"b128 dx2", false, false, 128, 256, 256, 0}, {"tails", false, true, 63, 257, 781, 1},
       {"tails", true, false, 255, 781, 63, 1},      {"short k", false, true, 64, 64, 64, 1},
-      {"short k", false, true, 64, 192, 32, 1},      {"tails", false, false, 63, 781, 255, 0},
+      {"short k", false, true, 64, 192, 32, 1},     {"b1 fwd1", false, true, 1, 256, 784, 1},
+      {"ft b1 fwd1", false, true, 1, 1024, 784, 1}, {"ft b1 fwd2", false, true, 1, 1024, 1024, 1},      {"tails", false, false, 63, 781, 255, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], rounds);
   return 0;

@@ -35,7 +35,8 @@ torch_case("linear_bias", lambda x, w, b: torch.nn.functional.linear(x, w, b),
            {"x": r(2, 3, 6), "w": r(4, 6), "b": r(4)}, grad=["x", "w", "b"])
 torch_case("linear_nobias", lambda x, w: torch.nn.functional.linear(x, w),
            {"x": r(5, 6), "w": r(1, 6)}, grad=["x", "w"])
-# one row (batch-1 inference): graft runs it as a matrix-vector product
+# one row (batch-1 inference): graft runs it as a matrix-vector product (linear's
+# forward and dW on the direct kernels of core/gemm_direct.c)
 for ta in (0, 1):
     for tb in (0, 1):
         a = r(300, 1) if ta else r(1, 300)
