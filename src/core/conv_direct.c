@@ -326,6 +326,111 @@ void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy,
     }
   }
 }
+
+bool gr_conv_taps_wgrad_t_fits(const gr_conv_taps *t) { return direct_enabled && t->cout % 8 == 0; }
+
+int64_t gr_conv_taps_wgrad_t_scratch(const gr_conv_taps *t) { return t->OH * t->OW * t->cout; }
+
+/* dyt [P, cout] = dy [cout, P], P = OH*OW: 8x8 blocks through the
+ * registers (cout is a multiple of 8), the last P % 8 columns one by one. */
+static void transpose_dy(const gr_conv_taps *t, const float *dy, float *dyt) {
+  const int64_t P = t->OH * t->OW, cout = t->cout, P8 = P / 8 * 8;
+  for (int64_t o0 = 0; o0 < cout; o0 += 8) {
+    for (int64_t p0 = 0; p0 < P8; p0 += 8) {
+      __m256 r[8], u[8], v[8];
+      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(dy + (o0 + i) * P + p0);
+      for (int i = 0; i < 4; i++) {
+        u[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        u[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 2; i++) {
+        v[4 * i] = _mm256_shuffle_ps(u[4 * i], u[4 * i + 2], 0x44);
+        v[4 * i + 1] = _mm256_shuffle_ps(u[4 * i], u[4 * i + 2], 0xEE);
+        v[4 * i + 2] = _mm256_shuffle_ps(u[4 * i + 1], u[4 * i + 3], 0x44);
+        v[4 * i + 3] = _mm256_shuffle_ps(u[4 * i + 1], u[4 * i + 3], 0xEE);
+      }
+      for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dyt + (p0 + i) * cout + o0, _mm256_permute2f128_ps(v[i], v[4 + i], 0x20));
+        _mm256_storeu_ps(dyt + (p0 + 4 + i) * cout + o0, _mm256_permute2f128_ps(v[i], v[4 + i], 0x31));
+      }
+    }
+    for (int64_t p = P8; p < P; p++)
+      for (int i = 0; i < 8; i++) dyt[p * cout + o0 + i] = dy[(o0 + i) * P + p];
+  }
+}
+
+/* One tile of the transposed weight gradient: dwt[r, o] for r = r0..r0+RB-1
+ * (RB plane columns (c, k), each read through its own pointer and
+ * broadcast) and o = o0..o0+8NV-1 (vectors of dyt rows), summed over the
+ * output plane in registers: per output, NV loads, RB broadcasts and RB*NV
+ * FMAs, as the forward tile. */
+static inline __attribute__((always_inline)) void wgrad_t_tile(const gr_conv_taps *t, const float *xp,
+                                                               const float *dyt, float *dwt, int64_t r0, int64_t o0,
+                                                               const int RB, const int NV) {
+  const int64_t kk = t->kk, cout = t->cout, OW = t->OW;
+  const float *col[6];
+#pragma GCC unroll 6
+  for (int j = 0; j < RB; j++) col[j] = xp + (r0 + j) / kk * t->cstride + t->toff[(r0 + j) % kk];
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int j = 0; j < RB; j++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) acc[j][nv] = _mm256_setzero_ps();
+  for (int64_t h = 0; h < t->OH; h++) {
+    const float *g = dyt + h * OW * cout + o0;
+    const int64_t xo = h * t->pitch;
+    for (int64_t w = 0; w < OW; w++, g += cout) {
+      __m256 gv[2];
+#pragma GCC unroll 2
+      for (int nv = 0; nv < NV; nv++) gv[nv] = _mm256_loadu_ps(g + 8 * nv);
+#pragma GCC unroll 6
+      for (int j = 0; j < RB; j++) {
+        __m256 xb = _mm256_broadcast_ss(col[j] + xo + w);
+#pragma GCC unroll 2
+        for (int nv = 0; nv < NV; nv++) acc[j][nv] = _mm256_fmadd_ps(xb, gv[nv], acc[j][nv]);
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int j = 0; j < RB; j++)
+#pragma GCC unroll 2
+    for (int nv = 0; nv < NV; nv++) _mm256_storeu_ps(dwt + (r0 + j) * cout + o0 + 8 * nv, acc[j][nv]);
+}
+
+#define WGRAD_T_TILE_FN(RB, NV)                                                                                   \
+  static void wgrad_t_tile_##RB##x##NV(const gr_conv_taps *t, const float *xp, const float *dyt, float *dwt,     \
+                                       int64_t r0, int64_t o0) {                                                  \
+    wgrad_t_tile(t, xp, dyt, dwt, r0, o0, RB, NV);                                                                \
+  }
+WGRAD_T_TILE_FN(6, 2)
+WGRAD_T_TILE_FN(4, 2)
+WGRAD_T_TILE_FN(2, 2)
+WGRAD_T_TILE_FN(1, 2)
+WGRAD_T_TILE_FN(6, 1)
+WGRAD_T_TILE_FN(4, 1)
+WGRAD_T_TILE_FN(2, 1)
+WGRAD_T_TILE_FN(1, 1)
+
+typedef void (*wgrad_t_tile_fn)(const gr_conv_taps *, const float *, const float *, float *, int64_t, int64_t);
+static const wgrad_t_tile_fn wgrad_t_tiles[2][4] = {
+    {wgrad_t_tile_6x2, wgrad_t_tile_4x2, wgrad_t_tile_2x2, wgrad_t_tile_1x2},
+    {wgrad_t_tile_6x1, wgrad_t_tile_4x1, wgrad_t_tile_2x1, wgrad_t_tile_1x1}};
+
+/* Blocks of 6 columns (c, k) in parallel: each writes its own rows of dwt. */
+void gr_conv_taps_wgrad_t(const gr_conv_taps *t, const float *xp, const float *dy, float *dyt, float *dwt) {
+  GR_ASSERT(t->cout % 8 == 0);
+  transpose_dy(t, dy, dyt);
+  int64_t K = t->cin * t->kk, work = t->OH * t->OW * t->cout * K;
+#pragma omp parallel for schedule(static) if (work > 64 * GR_PAR_MIN)
+  for (int64_t rb = 0; rb < (K + 5) / 6; rb++)
+    for (int64_t r0 = rb * 6, end = r0 + 6 < K ? r0 + 6 : K; r0 < end;) {
+      int kb = channel_block(end - r0);
+      int64_t o0 = 0;
+      for (; o0 + 16 <= t->cout; o0 += 16) wgrad_t_tiles[0][kb](t, xp, dyt, dwt, r0, o0);
+      if (o0 < t->cout) wgrad_t_tiles[1][kb](t, xp, dyt, dwt, r0, o0);
+      r0 += tile_channels[kb];
+    }
+}
 #else
 /* Without AVX2 ops_conv.c does not call these; kept correct all the same. */
 static float taps_plane_at(const gr_conv_taps *t, const float *xp, int64_t c, int64_t k, int64_t h, int64_t w) {
@@ -355,6 +460,18 @@ void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy,
             s += dy[(o * t->OH + h) * t->OW + w] * taps_plane_at(t, xp, c, k, h, w);
         dw[(o * t->cin + c) * t->kk + k] += s;
       }
+}
+
+bool gr_conv_taps_wgrad_t_fits(const gr_conv_taps *t) {
+  (void)t;
+  return false;
+}
+
+int64_t gr_conv_taps_wgrad_t_scratch(const gr_conv_taps *t) { return t->OH * t->OW * t->cout; }
+
+void gr_conv_taps_wgrad_t(const gr_conv_taps *t, const float *xp, const float *dy, float *dyt, float *dwt) {
+  (void)t, (void)xp, (void)dy, (void)dyt, (void)dwt;
+  GR_ASSERT(!"gr_conv_taps_wgrad_t without AVX2 (gr_conv_taps_wgrad_t_fits is false)");
 }
 
 void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp) {

@@ -64,6 +64,17 @@ void gr_conv_taps_forward(const gr_conv_taps *t, const float *xp, const float *w
                           bool accumulate, float *y);
 /* dw[o, c, t] += sum over oh, ow of dy[o, oh, ow] * xp[c*cstride + toff[t] + oh*pitch + ow]. */
 void gr_conv_taps_wgrad(const gr_conv_taps *t, const float *xp, const float *dy, float *dw);
+/* The weight gradient transposed, assigned: dwt[c*kk + t, o] = sum over oh, ow of
+ * dy[o, oh, ow] * xp[c*cstride + toff[t] + oh*pitch + ow], dwt [cin*kk, cout],
+ * through dyt (gr_conv_taps_wgrad_t_scratch floats: dY transposed to
+ * [OH*OW, cout], so the sum over the plane is the long loop of a register
+ * tile of 6 columns x 16 outputs, as the forward's; gr_conv_taps_wgrad's
+ * tiles sum short rows and add up their lanes, at half the FMA rate on
+ * ResNet-8's strided convs). Only where gr_conv_taps_wgrad_t_fits: AVX2 and
+ * cout a multiple of 8. */
+bool gr_conv_taps_wgrad_t_fits(const gr_conv_taps *t);
+int64_t gr_conv_taps_wgrad_t_scratch(const gr_conv_taps *t);
+void gr_conv_taps_wgrad_t(const gr_conv_taps *t, const float *xp, const float *dy, float *dyt, float *dwt);
 /* xp[c*cstride + toff[t] + oh*pitch + ow] += sum over o of wk[o, c, t] * dy[o, oh, ow]
  * (every t in turn: the gradient of the planes that gr_conv_taps_forward read). */
 void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp);

@@ -668,6 +668,31 @@ static void blocks_add_to(const sample_blocks *b, const float *sums, sample_tree
   sample_tree_add_to(tree, dw);
 }
 
+/* dw [g][Og][K] += dwt [g][K][Og]: the weight gradient from the transposed
+ * layout of gr_conv_taps_wgrad_t. */
+static void add_transposed_wgrad(const conv_geom *g, const float *dwt, float *dw) {
+  for (int64_t gi = 0; gi < g->g; gi++) {
+    const float *s = dwt + gi * g->Og * g->K;
+    float *d = dw + gi * g->Og * g->K;
+    for (int64_t o = 0; o < g->Og; o++)
+      for (int64_t r = 0; r < g->K; r++) d[o * g->K + r] += s[r * g->Og + o];
+  }
+}
+
+/* dw += the sum of the block sums, which hold the weight gradient
+ * transposed (dwt, as add_transposed_wgrad) when transposed. */
+static void blocks_add_wgrad(gr_ctx *c, const conv_geom *g, const sample_blocks *b, const float *sums,
+                             sample_tree *tree, bool transposed, float *dw) {
+  if (!transposed) {
+    blocks_add_to(b, sums, tree, dw);
+    return;
+  }
+  float *dwt = gr_scratch(c, (size_t)tree->n * sizeof(float));
+  GR_ASSERT(dwt); /* step arena exhausted mid-backward */
+  blocks_add_to(b, sums, tree, dwt);
+  add_transposed_wgrad(g, dwt, dw);
+}
+
 /* The weight-gradient trees of T threads over blocks b, the block sums and
  * the tree that adds them (false when out of memory). */
 static bool block_trees_init(gr_ctx *c, const sample_blocks *b, int T, int64_t numel, int64_t items,
@@ -682,6 +707,7 @@ static bool block_trees_init(gr_ctx *c, const sample_blocks *b, int T, int64_t n
 typedef struct same_bwd_work {
   float *xpad, *ypad, *col; /* padded x and dY (direct kernels), lowered x (gemm) */
   float *wino;              /* gr_conv_wino_wgrad's scratch */
+  float *dyt;               /* gr_conv_taps_wgrad_t's scratch */
   bool padded;              /* xpad and ypad already hold a padded sample */
 } same_bwd_work;
 
@@ -691,6 +717,7 @@ typedef struct same_bwd {
   float *dx;
   bool fresh, direct, wgrad; /* dx assigned (not accumulated); direct kernels; dW wanted */
   bool wino_wgrad;           /* dW by Winograd: the trees sum du [g][16][Og][Cg] (conv_winograd.h) */
+  bool wgrad_t;              /* dW by gr_conv_taps_wgrad_t: the trees sum dwt [g][K][Og] */
   sample_tree trees[GR_MAX_THREADS];
   same_bwd_work wk[GR_MAX_THREADS];
 } same_bwd;
@@ -704,7 +731,7 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
   int64_t HW = g->H * g->W, kk = g->kh * g->kw;
   gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
   float *part = s->wgrad ? s->trees[t].part : NULL;
-  if (part && s->direct && !s->wino_wgrad) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
+  if (part && s->direct && !s->wino_wgrad && !s->wgrad_t) memset(part, 0, (size_t)s->trees[t].n * sizeof(float));
   for (int64_t gi = 0; gi < g->g; gi++) {
     const float *dys = s->dy + (n * g->O + gi * g->Og) * HW, *xs = s->x + (n * g->C + gi * g->Cg) * HW;
     float *dwg = part ? part + gi * g->Og * g->K : NULL;
@@ -716,6 +743,7 @@ static void same_backward_sample(void *ctx, int t, int64_t n) {
       gr_conv_direct_taps(&fw, &ft);
       if (dwg) gr_conv_direct_pad(&fw, xs, wk->xpad, wk->padded);
       if (dwg && s->wino_wgrad) gr_conv_wino_wgrad(&fw, wk->xpad, dys, wk->wino, part + gi * 16 * g->Og * g->Cg);
+      else if (dwg && s->wgrad_t) gr_conv_taps_wgrad_t(&ft, wk->xpad, dys, wk->dyt, dwg);
       else if (dwg) gr_conv_taps_wgrad(&ft, wk->xpad, dys, dwg);
       if (dxs) same_conv_group(g, g->Og, g->Cg, dys, wfg, wug, NULL, !s->fresh, wk->ypad, wk->padded, dxs);
       wk->padded = true;
@@ -740,8 +768,11 @@ static bool same_bwd_work_init(gr_ctx *c, const same_bwd *s, same_bwd_work *wk) 
   wk->ypad = s->dx ? gr_scratch_uninit(c, (size_t)(same_scratch_floats(g, g->Og, g->Cg) + 1) * sizeof(float)) : NULL;
   wk->wino =
       s->wino_wgrad ? gr_scratch_uninit(c, (size_t)gr_conv_wino_wgrad_scratch_floats(&fw) * sizeof(float)) : NULL;
+  gr_conv_taps ft;
+  gr_conv_direct_taps(&fw, &ft);
+  wk->dyt = s->wgrad_t ? gr_scratch_uninit(c, (size_t)gr_conv_taps_wgrad_t_scratch(&ft) * sizeof(float)) : NULL;
   return (wk->col || !lowered) && (wk->xpad || !s->wgrad || !s->direct) && (wk->ypad || !s->dx) &&
-         (wk->wino || !s->wino_wgrad);
+         (wk->wino || !s->wino_wgrad) && (wk->dyt || !s->wgrad_t);
 }
 
 /* dW (per sample, into a tree) and dx (=, when fresh, else +=) conv(dY_g,
@@ -756,7 +787,10 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
   GR_ASSERT(s);
   *s = (same_bwd){.g = g, .x = x->data, .dy = nd->out->grad, .direct = same_direct(g), .wgrad = w->requires_grad};
   gr_conv_direct fw = same_direct_geom(g, g->Cg, g->Og);
+  gr_conv_taps ft;
+  if (s->direct) gr_conv_direct_taps(&fw, &ft);
   s->wino_wgrad = s->wgrad && s->direct && gr_conv_wino_wgrad_fits(&fw);
+  s->wgrad_t = s->wgrad && s->direct && !s->wino_wgrad && gr_conv_taps_wgrad_t_fits(&ft);
   int64_t dw_numel = s->wino_wgrad ? g->g * 16 * g->Og * g->Cg : w->numel; /* floats per sample in the trees */
   int T = conv_threads(g->N, (double)g->N * g->H * g->W * g->O * g->K);
   sample_blocks blk;
@@ -780,7 +814,7 @@ static void same_backward(gr_ctx *c, gr_node *nd) {
     for (int64_t gi = 0; gi < g->g; gi++)
       gr_conv_wino_wgrad_add(g->Og, g->Cg, du + gi * 16 * g->Og * g->Cg, dw + gi * g->Og * g->K);
   } else if (s->wgrad) {
-    blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+    blocks_add_wgrad(c, g, &blk, sums, &tree, s->wgrad_t, gr_grad_buf(c, w));
   }
 }
 
@@ -891,6 +925,8 @@ typedef struct phased_bwd {
   const float *x, *w, *dy;
   float *dx, *xp, *dxp; /* planes of x and of their gradient, per floats apart for each thread */
   int64_t per;
+  float *dyt;          /* gr_conv_taps_wgrad_t's scratch, dyt_per floats for each thread (NULL: not used) */
+  int64_t dyt_per;
   sample_tree *trees; /* NULL: no weight gradient */
 } phased_bwd;
 
@@ -900,13 +936,14 @@ static void phased_backward_sample(void *ctx, int th, int64_t n) {
   const conv_geom *g = s->g;
   float *part = s->trees ? s->trees[th].part : NULL, *xp = s->xp ? s->xp + th * s->per : NULL;
   float *dxp = s->dxp ? s->dxp + th * s->per : NULL;
-  if (part) memset(part, 0, (size_t)s->trees[th].n * sizeof(float));
+  if (part && !s->dyt) memset(part, 0, (size_t)s->trees[th].n * sizeof(float));
   for (int64_t gi = 0; gi < g->g; gi++) {
     const float *dys = s->dy + (n * g->O + gi * g->Og) * g->OH * g->OW;
     if (part) {
       const float *planes = g->planes ? g->planes + (n * g->g + gi) * g->plane_pitch : xp;
       if (!g->planes) phase_chunk(g, s->x, gi, n, 1, xp);
-      gr_conv_taps_wgrad(&s->t, planes, dys, part + gi * g->Og * g->K);
+      if (s->dyt) gr_conv_taps_wgrad_t(&s->t, planes, dys, s->dyt + th * s->dyt_per, part + gi * g->Og * g->K);
+      else gr_conv_taps_wgrad(&s->t, planes, dys, part + gi * g->Og * g->K);
     }
     if (s->dx) {
       memset(dxp, 0, (size_t)(g->Cg * g->cplane) * sizeof(float));
@@ -933,9 +970,14 @@ static void phased_backward(gr_ctx *c, gr_node *nd) {
   s->xp = s->trees && !g->planes ? phased_scratch(c, g, T, &s->per) : NULL;
   s->dxp = x->requires_grad ? phased_scratch(c, g, T, &s->per) : NULL;
   s->dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
+  if (s->trees && gr_conv_taps_wgrad_t_fits(&s->t)) {
+    s->dyt_per = (gr_conv_taps_wgrad_t_scratch(&s->t) + 15) / 16 * 16;
+    s->dyt = gr_scratch_uninit(c, (size_t)(T * s->dyt_per) * sizeof(float));
+    ok = ok && s->dyt;
+  }
   GR_ASSERT(ok && (s->xp || g->planes || !s->trees) && (s->dxp || !s->dx));
   run_blocks(&blk, T, phased_backward_sample, s, s->trees, sums);
-  if (s->trees) blocks_add_to(&blk, sums, &tree, gr_grad_buf(c, w));
+  if (s->trees) blocks_add_wgrad(c, g, &blk, sums, &tree, s->dyt != NULL, gr_grad_buf(c, w));
 }
 
 /* Whether conv_valid.c's direct kernels take this (stride 1, unpadded,
