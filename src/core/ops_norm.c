@@ -7,11 +7,17 @@
  * batch_norm_relu: max(0, batch_norm(x) + residual) as one op (ResNet's
  * bn -> relu and bn -> add -> relu): one pass forward instead of two or
  * three, and its backward masks dY by y > 0 inside batch norm's two passes
- * (no ReLU or add backward passes over the activations).
+ * (no ReLU or add backward passes over the activations). The forward saves
+ * y > 0 as one bit per element, which the backward reads instead of y
+ * (each pass over the activations streams from memory: y was two of the
+ * backward's eight streams).
  * layer_norm: normalized over the last dim. Both save mean and 1/std per
  * group and recompute x_hat in backward. */
 #include <math.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "core/op.h"
 
@@ -19,6 +25,7 @@ typedef struct norm_saved {
   float *mean, *invstd; /* per channel (batch norm) or per row (layer norm) */
   bool batch_stats;     /* batch norm in training mode */
   bool relu;            /* batch_norm_relu: dY counts where y > 0 only */
+  uint32_t *mask;       /* batch_norm_relu: y > 0 as bits (bn_mask_words) */
 } norm_saved;
 
 /* x [N,C,*] as N blocks of C planes of `inner` elements. */
@@ -29,14 +36,14 @@ static void bn_layout(const gr_tensor *x, int64_t *N, int64_t *C, int64_t *inner
   for (int d = 2; d < x->ndim; d++) *inner *= x->shape[d];
 }
 
-/* dY at i as batch norm sees it in batch_norm_relu: dy where y > 0, else 0. */
-#define BN_GRAD_AT(gp, ym, i) ((ym)[i] > 0 ? (gp)[i] : 0.0f)
-
 /* The channel reductions below add in BN_LANES float lanes (independent
  * vector chains: double accumulators and one chain made them latency-bound)
  * over chunks of at most BN_CHUNK values, each chunk's lanes then added in
- * double. */
+ * double. batch_norm_relu's mask has one 32-bit word per BN_LANES values of
+ * a plane: bit j of word k of plane pl is y > 0 at element 32k + j. */
 enum { BN_LANES = 32, BN_CHUNK = 2048 };
+
+static int64_t bn_mask_words(int64_t inner) { return (inner + BN_LANES - 1) / BN_LANES; }
 
 static double bn_lanes_total(const float *lane) {
   double t = 0;
@@ -44,36 +51,54 @@ static double bn_lanes_total(const float *lane) {
   return t;
 }
 
-/* One block of len <= BN_LANES values into the lanes sa, sb: g = dy, or
- * with ym dy masked by ym > 0, also written (fresh) or added to dres.
- * Inlined with len = BN_LANES for the full blocks (fixed-length vector code). */
-static inline void bn_lane_block(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh,
-                                 int len, float mu, float *sa, float *sb) {
-  float g[BN_LANES];
-  if (ym)
-    for (int j = 0; j < len; j++) g[j] = BN_GRAD_AT(dy, ym, j);
-  else
-    for (int j = 0; j < len; j++) g[j] = dy[j];
-  for (int j = 0; j < len; j++) {
-    sa[j] += g[j];
-    sb[j] += g[j] * (x[j] - mu);
+#ifdef __AVX2__
+/* Lanes 8q..8q+7 of mask word w as all-ones or zero floats. */
+static inline __m256 bn_mask_lanes(uint32_t w, int q) {
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  __m256i b = _mm256_and_si256(_mm256_set1_epi32((int)(w >> (8 * q) & 0xFFu)), bit);
+  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(b, bit));
+}
+#endif
+
+/* dY at j of a block as batch norm sees it: masked by bit j of w (all ones
+ * without a mask). */
+static inline float bn_grad_at(const float *dy, uint32_t w, int j) { return w >> j & 1u ? dy[j] : 0.0f; }
+
+/* One block of len <= BN_LANES values into the lanes sa, sb: g = dy masked
+ * by w, also written (fresh) or added to dres. The full blocks take the
+ * vector path, the same operations lane by lane (the same bits). */
+static inline void bn_lane_block(const float *x, const float *dy, uint32_t w, float *dres, bool dres_fresh, int len,
+                                 float mu, float *sa, float *sb) {
+#ifdef __AVX2__
+  if (len == BN_LANES) {
+    const __m256 m = _mm256_set1_ps(mu);
+    for (int q = 0; q < 4; q++) {
+      __m256 g = _mm256_and_ps(_mm256_loadu_ps(dy + 8 * q), bn_mask_lanes(w, q));
+      __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * q), m);
+      _mm256_storeu_ps(sa + 8 * q, _mm256_add_ps(_mm256_loadu_ps(sa + 8 * q), g));
+      _mm256_storeu_ps(sb + 8 * q, _mm256_add_ps(_mm256_loadu_ps(sb + 8 * q), _mm256_mul_ps(g, d)));
+      if (dres) _mm256_storeu_ps(dres + 8 * q, dres_fresh ? g : _mm256_add_ps(_mm256_loadu_ps(dres + 8 * q), g));
+    }
+    return;
   }
-  if (dres && dres_fresh)
-    for (int j = 0; j < len; j++) dres[j] = g[j];
-  else if (dres)
-    for (int j = 0; j < len; j++) dres[j] += g[j];
+#endif
+  for (int j = 0; j < len; j++) {
+    float g = bn_grad_at(dy, w, j);
+    sa[j] += g;
+    sb[j] += g * (x[j] - mu);
+    if (dres) dres[j] = dres_fresh ? g : dres[j] + g;
+  }
 }
 
 /* a += sum of g, b += sum of g*(x - mu) over n <= BN_CHUNK values (g and
- * dres as in bn_lane_block), all in the one pass. */
-static void bn_chunk_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t n,
-                          float mu, double *a, double *b) {
+ * dres as in bn_lane_block; mk: the chunk's mask words, or NULL), all in
+ * the one pass. */
+static void bn_chunk_sums(const float *x, const float *dy, const uint32_t *mk, float *dres, bool dres_fresh,
+                          int64_t n, float mu, double *a, double *b) {
   float sa[BN_LANES] = {0}, sb[BN_LANES] = {0};
-  int64_t i = 0;
-  for (; i + BN_LANES <= n; i += BN_LANES)
-    bn_lane_block(x + i, dy + i, ym ? ym + i : NULL, dres ? dres + i : NULL, dres_fresh, BN_LANES, mu, sa, sb);
-  if (i < n)
-    bn_lane_block(x + i, dy + i, ym ? ym + i : NULL, dres ? dres + i : NULL, dres_fresh, (int)(n - i), mu, sa, sb);
+  for (int64_t i = 0; i < n; i += BN_LANES)
+    bn_lane_block(x + i, dy + i, mk ? mk[i / BN_LANES] : ~0u, dres ? dres + i : NULL, dres_fresh,
+                  n - i < BN_LANES ? (int)(n - i) : BN_LANES, mu, sa, sb);
   *a += bn_lanes_total(sa);
   *b += bn_lanes_total(sb);
 }
@@ -81,32 +106,44 @@ static void bn_chunk_sums(const float *x, const float *dy, const float *ym, floa
 /* Per plane: sum of dy and of dy*(x - mu) (dy masked and dres written as in
  * bn_lane_block), in memory order and parallel over planes, as
  * bn_plane_moments. */
-static void bn_plane_sums(const float *x, const float *dy, const float *ym, float *dres, bool dres_fresh, int64_t N,
-                          int64_t C, int64_t inner, const float *mean, double *sdy, double *sdyx) {
+static void bn_plane_sums(const float *x, const float *dy, const uint32_t *mask, float *dres, bool dres_fresh,
+                          int64_t N, int64_t C, int64_t inner, const float *mean, double *sdy, double *sdyx) {
+  int64_t mw = bn_mask_words(inner);
 #pragma omp parallel for schedule(static) if (N * C * inner > GR_PAR_MIN)
   for (int64_t pl = 0; pl < N * C; pl++) {
     int64_t at = pl * inner;
     sdy[pl] = sdyx[pl] = 0;
     for (int64_t i0 = 0; i0 < inner; i0 += BN_CHUNK) {
       int64_t len = inner - i0 < BN_CHUNK ? inner - i0 : BN_CHUNK;
-      bn_chunk_sums(x + at + i0, dy + at + i0, ym ? ym + at + i0 : NULL, dres ? dres + at + i0 : NULL, dres_fresh,
-                    len, mean[pl % C], &sdy[pl], &sdyx[pl]);
+      bn_chunk_sums(x + at + i0, dy + at + i0, mask ? mask + pl * mw + i0 / BN_LANES : NULL,
+                    dres ? dres + at + i0 : NULL, dres_fresh, len, mean[pl % C], &sdy[pl], &sdyx[pl]);
     }
   }
 }
 
 /* dx = dy*A + (x - mu)*B + D over one plane (B = D = 0 in eval mode), dy
- * masked as BN_GRAD_AT; assigned when fresh, else accumulated. */
-static void bn_dx_plane(const float *xp, const float *gp, const float *yp, float *dp, int64_t inner, float mu, float A,
-                        float B, float D, bool fresh) {
-  if (!yp && fresh)
-    for (int64_t i = 0; i < inner; i++) dp[i] = gp[i] * A + (xp[i] - mu) * B + D;
-  else if (!yp)
-    for (int64_t i = 0; i < inner; i++) dp[i] += gp[i] * A + (xp[i] - mu) * B + D;
-  else if (fresh)
-    for (int64_t i = 0; i < inner; i++) dp[i] = BN_GRAD_AT(gp, yp, i) * A + (xp[i] - mu) * B + D;
-  else
-    for (int64_t i = 0; i < inner; i++) dp[i] += BN_GRAD_AT(gp, yp, i) * A + (xp[i] - mu) * B + D;
+ * masked by the plane's mask words mk (NULL: none); assigned when fresh,
+ * else accumulated. */
+static void bn_dx_plane(const float *xp, const float *gp, const uint32_t *mk, float *dp, int64_t inner, float mu,
+                        float A, float B, float D, bool fresh) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  const __m256 va = _mm256_set1_ps(A), vb = _mm256_set1_ps(B), vd = _mm256_set1_ps(D), vm = _mm256_set1_ps(mu);
+  for (; i + BN_LANES <= inner; i += BN_LANES) {
+    uint32_t w = mk ? mk[i / BN_LANES] : ~0u;
+    for (int q = 0; q < 4; q++) {
+      int64_t at = i + 8 * q;
+      __m256 g = _mm256_and_ps(_mm256_loadu_ps(gp + at), bn_mask_lanes(w, q));
+      __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(g, va), _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xp + at), vm), vb)), vd);
+      _mm256_storeu_ps(dp + at, fresh ? t : _mm256_add_ps(_mm256_loadu_ps(dp + at), t));
+    }
+  }
+#endif
+  for (; i < inner; i++) {
+    float g = bn_grad_at(gp + i / BN_LANES * BN_LANES, mk ? mk[i / BN_LANES] : ~0u, (int)(i % BN_LANES));
+    float t = g * A + (xp[i] - mu) * B + D;
+    dp[i] = fresh ? t : dp[i] + t;
+  }
 }
 
 /* dx = g*is*(dy - mean(dy) - xhat*mean(dy*xhat)) in training mode, g*is*dy in
@@ -119,7 +156,8 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   const norm_saved *s = n->saved;
   int64_t N, C, inner;
   bn_layout(x, &N, &C, &inner);
-  const float *dy = n->out->grad, *ym = s->relu ? n->out->data : NULL;
+  const float *dy = n->out->grad;
+  GR_ASSERT(!s->relu || s->mask); /* recorded with grad mode on: the forward saved the mask */
   bool fresh = false, rfresh = false;
   float *dx = x->requires_grad ? gr_grad_buf_fresh(c, x, &fresh) : NULL;
   float *dres = res && res->requires_grad ? gr_grad_buf_fresh(c, res, &rfresh) : NULL;
@@ -129,7 +167,7 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   double *sdyx = gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double));
   float *coef = gr_scratch_uninit(c, (size_t)(3 * C) * sizeof(float)); /* A, B, D per channel */
   GR_ASSERT(sdy && sdyx && coef); /* step arena exhausted mid-backward (a silent return would lose the gradients) */
-  bn_plane_sums(x->data, dy, ym, dres, rfresh, N, C, inner, s->mean, sdy, sdyx);
+  bn_plane_sums(x->data, dy, s->mask, dres, rfresh, N, C, inner, s->mean, sdy, sdyx);
   double M = (double)(N * inner);
   for (int64_t ch = 0; ch < C; ch++) {
     float is = s->invstd[ch], g = gamma ? gamma->data[ch] : 1.0f;
@@ -149,7 +187,8 @@ static void bn_backward(gr_ctx *c, gr_node *n) {
   for (int64_t pl = 0; pl < N * C; pl++) {
     const float *k = coef + 3 * (pl % C);
     int64_t at = pl * inner;
-    bn_dx_plane(x->data + at, dy + at, ym ? ym + at : NULL, dx + at, inner, s->mean[pl % C], k[0], k[1], k[2], fresh);
+    bn_dx_plane(x->data + at, dy + at, s->mask ? s->mask + pl * bn_mask_words(inner) : NULL, dx + at, inner,
+                s->mean[pl % C], k[0], k[1], k[2], fresh);
   }
 }
 
@@ -221,21 +260,37 @@ static void bn_channel_moments(const float *x, const double *s1, const double *s
   *var = v > 0 ? v : 0;
 }
 
-/* y = (x - m)*a + bb (+ r, then max(0, .) when relu) over one plane. */
-static void bn_apply_plane(const float *xp, const float *rp, float *yp, int64_t inner, float m, float a, float bb,
-                           bool relu) {
-  if (!relu)
+/* y = (x - m)*a + bb (+ r, then max(0, .) when relu) over one plane; with
+ * relu and mk, y > 0 into the plane's mask words. */
+static void bn_apply_plane(const float *xp, const float *rp, float *yp, uint32_t *mk, int64_t inner, float m, float a,
+                           float bb, bool relu) {
+  if (!relu) {
     for (int64_t i = 0; i < inner; i++) yp[i] = (xp[i] - m) * a + bb;
-  else if (!rp)
-    for (int64_t i = 0; i < inner; i++) {
-      float v = (xp[i] - m) * a + bb;
-      yp[i] = v > 0 ? v : 0.0f; /* as gr_relu */
+    return;
+  }
+  int64_t i = 0;
+#ifdef __AVX2__
+  const __m256 vm = _mm256_set1_ps(m), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(bb), zero = _mm256_setzero_ps();
+  for (; i + BN_LANES <= inner; i += BN_LANES) {
+    uint32_t w = 0;
+    for (int q = 0; q < 4; q++) {
+      int64_t at = i + 8 * q;
+      __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xp + at), vm), va), vb);
+      if (rp) v = _mm256_add_ps(v, _mm256_loadu_ps(rp + at));
+      __m256 pos = _mm256_cmp_ps(v, zero, _CMP_GT_OQ); /* as gr_relu: v > 0 ? v : 0 (NaN -> 0) */
+      _mm256_storeu_ps(yp + at, _mm256_and_ps(v, pos));
+      w |= (uint32_t)_mm256_movemask_ps(pos) << (8 * q);
     }
-  else
-    for (int64_t i = 0; i < inner; i++) {
-      float v = (xp[i] - m) * a + bb + rp[i];
-      yp[i] = v > 0 ? v : 0.0f;
-    }
+    if (mk) mk[i / BN_LANES] = w;
+  }
+#endif
+  for (; i < inner; i++) {
+    float v = (xp[i] - m) * a + bb;
+    if (rp) v += rp[i];
+    yp[i] = v > 0 ? v : 0.0f;
+    if (mk && i % BN_LANES == 0) mk[i / BN_LANES] = 0;
+    if (mk && v > 0) mk[i / BN_LANES] |= 1u << (i % BN_LANES);
+  }
 }
 
 /* batch_norm (relu false, no residual) and batch_norm_relu. */
@@ -257,8 +312,10 @@ static gr_tensor *bn_op(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *be
   }
   gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)C * sizeof(float)), gr_scratch(c, (size_t)C * sizeof(float)), batch_stats,
-                  relu};
-  if (!y || !s.mean || !s.invstd) return NULL;
+                  relu, NULL};
+  if (relu && gr_ctx_grad(c)) /* for the backward (every word written below) */
+    s.mask = gr_scratch_uninit(c, (size_t)(N * C * bn_mask_words(inner)) * sizeof(uint32_t));
+  if (!y || !s.mean || !s.invstd || (relu && gr_ctx_grad(c) && !s.mask)) return NULL;
   /* per plane: shifted sums, then per channel: scale a and shift bb */
   double *s1 = batch_stats ? gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double)) : NULL;
   double *s2 = batch_stats ? gr_scratch_uninit(c, (size_t)(N * C) * sizeof(double)) : NULL;
@@ -286,8 +343,8 @@ static gr_tensor *bn_op(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *be
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
   for (int64_t pl = 0; pl < N * C; pl++) {
     int64_t ch = pl % C;
-    bn_apply_plane(x->data + pl * inner, residual ? residual->data + pl * inner : NULL, y->data + pl * inner, inner,
-                   s.mean[ch], scale[ch], shift[ch], relu);
+    bn_apply_plane(x->data + pl * inner, residual ? residual->data + pl * inner : NULL, y->data + pl * inner,
+                   s.mask ? s.mask + pl * bn_mask_words(inner) : NULL, inner, s.mean[ch], scale[ch], shift[ch], relu);
   }
   gr_node *n = gr_tape_record(c, &OP_BATCHNORM, y, 4, (gr_tensor *[]){x, gamma, beta, residual});
   if (n) {
@@ -392,7 +449,7 @@ gr_tensor *gr_layer_norm(gr_ctx *c, gr_tensor *x, gr_tensor *gamma, gr_tensor *b
   }
   gr_tensor *y = gr_tensor_new_uninit(c, x->ndim, x->shape); /* every element written below */
   norm_saved s = {gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)),
-                  gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false, false};
+                  gr_scratch(c, (size_t)(rows ? rows : 1) * sizeof(float)), false, false, NULL};
   const float *g = ln_affine(c, gamma, D, 1.0f), *b = ln_affine(c, beta, D, 0.0f);
   if (!y || !s.mean || !s.invstd || !g || !b) return NULL;
 #pragma omp parallel for schedule(static) if (x->numel > GR_PAR_MIN)
