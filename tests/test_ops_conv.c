@@ -56,7 +56,7 @@ static void conv_refs(void) {
                                 "conv_same_k5", "conv_same_k7", "conv_valid_o8_k3x2", "conv_valid_groups_o16",
                                 "conv_valid_o16_k1x5", "conv_resnet_s2", "conv_resnet_s2_rows8", "conv_resnet_down",
                                 "conv_s2_odd", "conv_s2_tiny", "conv_s2_wide", "conv_s1_pad_k5", "conv_s2_k9", "conv_s2_pad2_odd", "conv_s2_pad2_odd",
-                                "conv_s2_groups_o16",
+                                "conv_s2_groups_o16", "conv_s2_k5_even",
                                 "conv_valid_o8_ow12", "conv_valid_o16_ow13",
                                 "conv_wino_rows8", "conv_wino_rows8_tall", "conv_wino_tails", "conv_wino_groups",
                                 "conv_wino_h10", "conv_wino_wide"};
@@ -139,8 +139,9 @@ static void gradchecks(void) {
                      gc_rand(&r, 1, GR_SHAPE(7), -1, 1, true)};
   CHECK_GRAD("conv2d 3x3 stride 2 pad 1", f_conv, &s2, 3, s2i);
   for (int k = 0; k < 3; k++) gc_input_free(&s2i[k]);
-  /* 16 output channels: the weight gradient transposed (gr_conv_taps_wgrad_t) */
-  gc_input s16[2] = {gc_rand(&r, 4, GR_SHAPE(2, 2, 5, 7), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(16, 2, 3, 3), -1, 1, true)};
+  /* 16 output channels on an even plane: the weight gradient transposed
+   * (gr_conv_taps_wgrad_t), dx by x parity */
+  gc_input s16[2] = {gc_rand(&r, 4, GR_SHAPE(2, 2, 6, 8), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(16, 2, 3, 3), -1, 1, true)};
   CHECK_GRAD("conv2d 3x3 stride 2 pad 1, 16 output channels", f_conv_nb, &s2, 2, s16);
   for (int k = 0; k < 2; k++) gc_input_free(&s16[k]);
   gr_conv2d_opts down = {.stride_h = 2, .stride_w = 2};

@@ -69,6 +69,8 @@ CONV = [
     # the transposed weight gradient (output channels a multiple of 8): groups of
     # 8 (one vector of outputs), 27 columns (tiles of 6, 2 and 1), 5x6 planes
     ("conv_s2_groups_o16", 2, 6, 9, 11, 16, 3, 3, 2, 1, 1, 2, True),
+    # dx by x parity (stride 2 on even planes): 5x5 pad 2 (dY padded on every side)
+    ("conv_s2_k5_even", 2, 3, 10, 12, 8, 5, 5, 2, 2, 1, 1, True),
     # forward tiles of 6 pixels (rows of 12), of 5, 5 and 3 (rows of 13)
     ("conv_valid_o8_ow12", 2, 3, 5, 14, 8, 2, 3, 1, 0, 1, 1, True),
     ("conv_valid_o16_ow13", 2, 2, 4, 15, 16, 3, 3, 1, 0, 1, 1, True),
