@@ -337,22 +337,10 @@ static void transpose_dy(const gr_conv_taps *t, const float *dy, float *dyt) {
   const int64_t P = t->OH * t->OW, cout = t->cout, P8 = P / 8 * 8;
   for (int64_t o0 = 0; o0 < cout; o0 += 8) {
     for (int64_t p0 = 0; p0 < P8; p0 += 8) {
-      __m256 r[8], u[8], v[8];
+      __m256 r[8];
       for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(dy + (o0 + i) * P + p0);
-      for (int i = 0; i < 4; i++) {
-        u[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        u[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-      }
-      for (int i = 0; i < 2; i++) {
-        v[4 * i] = _mm256_shuffle_ps(u[4 * i], u[4 * i + 2], 0x44);
-        v[4 * i + 1] = _mm256_shuffle_ps(u[4 * i], u[4 * i + 2], 0xEE);
-        v[4 * i + 2] = _mm256_shuffle_ps(u[4 * i + 1], u[4 * i + 3], 0x44);
-        v[4 * i + 3] = _mm256_shuffle_ps(u[4 * i + 1], u[4 * i + 3], 0xEE);
-      }
-      for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dyt + (p0 + i) * cout + o0, _mm256_permute2f128_ps(v[i], v[4 + i], 0x20));
-        _mm256_storeu_ps(dyt + (p0 + 4 + i) * cout + o0, _mm256_permute2f128_ps(v[i], v[4 + i], 0x31));
-      }
+      gr_transpose8_ps(r);
+      for (int i = 0; i < 8; i++) _mm256_storeu_ps(dyt + (p0 + i) * cout + o0, r[i]);
     }
     for (int64_t p = P8; p < P; p++)
       for (int i = 0; i < 8; i++) dyt[p * cout + o0 + i] = dy[(o0 + i) * P + p];

@@ -79,4 +79,27 @@ void gr_conv_taps_wgrad_t(const gr_conv_taps *t, const float *xp, const float *d
  * (every t in turn: the gradient of the planes that gr_conv_taps_forward read). */
 void gr_conv_taps_dx(const gr_conv_taps *t, const float *dy, const float *wk, float *xp);
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* r[j] = lane j of r[0..7] as they were: an 8x8 transpose in registers
+ * (Winograd's weight gradient, gr_conv_taps_wgrad_t's dY). */
+static inline void gr_transpose8_ps(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+    r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+  }
+}
+#endif
+
 #endif

@@ -294,25 +294,6 @@ static void product_block(const float *u, const float *v, float *m, int64_t cin,
     product(u + pos * cout * cin, cin, v + pos * WINO_TB, WINO_CS, cin, m + pos * WINO_TB, WINO_CS, cout, nt);
 }
 
-/* out[j] = lane j of r[0..7] (an 8x8 transpose). */
-static inline void transpose8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
-    r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
-  }
-}
-
 /* dm[pos, o, lt..lt+7] = (A dY A^T)[pos] of the chunk's 8 tiles, A = (A^T)^T,
  * the tiles in the lanes in input_chunk's order. */
 static void dy_chunk(const float *dy, int64_t cout, int64_t W, int64_t plane, int64_t tiles, wino_chunk ch,
@@ -354,7 +335,7 @@ void gr_conv_wino_wgrad(const gr_conv_direct *d, const float *xp, const float *d
       for (int64_t c0 = 0; c0 < cin; c0 += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(v + (c0 + i) * WINO_CS + pos * WINO_TB);
-        transpose8(r);
+        gr_transpose8_ps(r);
         for (int i = 0; i < 8; i++) _mm256_storeu_ps(vt + pos * vs + (8 * k + i) * cin + c0, r[i]);
       }
     dy_chunk(dy, cout, d->W, d->H * d->W, tiles, ch, dm, 8 * k);
