@@ -36,6 +36,17 @@ static gr_tensor *f_max_relu_and_max(gr_ctx *c, gr_tensor **in, void *ud) {
   gr_tensor *a = h ? gr_max_pool2d_relu(c, h, ud) : NULL, *b = a ? gr_max_pool2d(c, h, ud) : NULL;
   return b ? gr_add(c, a, gr_scale(c, b, 0.5f)) : NULL;
 }
+/* h = 1*x into a 3x3 stride-2 pad-1 and a 1x1 stride-2 convolution (ResNet's
+ * conv1 and downsample), summed: the one recorded last (the 1x1 when *ud is
+ * 0) writes h's fresh grad whole (zeros where the 1x1 reads nothing), the
+ * other accumulates into it. */
+static gr_tensor *f_s2_pair_of_scaled(gr_ctx *c, gr_tensor **in, void *ud) {
+  gr_conv2d_opts k3 = {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1}, k1 = {.stride_h = 2, .stride_w = 2};
+  gr_tensor *h = gr_scale(c, in[0], 1.0f), *a = NULL, *b = NULL;
+  if (h && *(const int *)ud == 0) a = gr_conv2d(c, h, in[1], NULL, &k3), b = a ? gr_conv2d(c, h, in[2], NULL, &k1) : NULL;
+  if (h && *(const int *)ud == 1) b = gr_conv2d(c, h, in[2], NULL, &k1), a = b ? gr_conv2d(c, h, in[1], NULL, &k3) : NULL;
+  return a && b ? gr_add(c, a, b) : NULL;
+}
 static gr_tensor *f_avg(gr_ctx *c, gr_tensor **in, void *ud) { return gr_avg_pool2d(c, in[0], ud); }
 static gr_tensor *f_gap(gr_ctx *c, gr_tensor **in, void *ud) { return gr_global_avg_pool(c, in[0]); }
 
@@ -144,6 +155,13 @@ static void gradchecks(void) {
   gc_input s16[2] = {gc_rand(&r, 4, GR_SHAPE(2, 2, 6, 8), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(16, 2, 3, 3), -1, 1, true)};
   CHECK_GRAD("conv2d 3x3 stride 2 pad 1, 16 output channels", f_conv_nb, &s2, 2, s16);
   for (int k = 0; k < 2; k++) gc_input_free(&s16[k]);
+  /* ResNet's conv1 + downsample on an intermediate (dx by parity, fresh then accumulated), both orders */
+  gc_input pi[3] = {gc_rand(&r, 4, GR_SHAPE(2, 3, 6, 8), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(8, 3, 3, 3), -1, 1, true),
+                    gc_rand(&r, 4, GR_SHAPE(8, 3, 1, 1), -1, 1, true)};
+  for (int order = 0; order < 2; order++)
+    CHECK_GRAD(order ? "conv2d 1x1 then 3x3 stride 2 of 1*x" : "conv2d 3x3 then 1x1 stride 2 of 1*x",
+               f_s2_pair_of_scaled, &order, 3, pi);
+  for (int k = 0; k < 3; k++) gc_input_free(&pi[k]);
   gr_conv2d_opts down = {.stride_h = 2, .stride_w = 2};
   gc_input di[2] = {gc_rand(&r, 4, GR_SHAPE(2, 4, 5, 6), -1, 1, true), gc_rand(&r, 4, GR_SHAPE(5, 4, 1, 1), -1, 1, true)};
   CHECK_GRAD("conv2d 1x1 stride 2", f_conv_nb, &down, 2, di);

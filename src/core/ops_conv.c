@@ -192,21 +192,22 @@ static void deinterleave2(const float *s, int64_t n, float *e, float *o) {
   }
 }
 
-/* deinterleave2's inverse, added: s[2m] += e[m], s[2m+1] += o[m], m < n. */
-static void interleave2_add(const float *e, const float *o, int64_t n, float *s) {
+/* deinterleave2's inverse, added: s[2m] += e[m], s[2m+1] += o[m], m < n
+ * (assigned instead when not add). */
+static void interleave2_put(const float *e, const float *o, int64_t n, float *s, bool add) {
   int64_t m = 0;
 #ifdef __AVX2__
   for (; m + 8 <= n; m += 8) {
     __m256 ev = _mm256_loadu_ps(e + m), ov = _mm256_loadu_ps(o + m);
     __m256 lo = _mm256_unpacklo_ps(ev, ov), hi = _mm256_unpackhi_ps(ev, ov);
     __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-    _mm256_storeu_ps(s + 2 * m, _mm256_add_ps(_mm256_loadu_ps(s + 2 * m), first));
-    _mm256_storeu_ps(s + 2 * m + 8, _mm256_add_ps(_mm256_loadu_ps(s + 2 * m + 8), second));
+    _mm256_storeu_ps(s + 2 * m, add ? _mm256_add_ps(_mm256_loadu_ps(s + 2 * m), first) : first);
+    _mm256_storeu_ps(s + 2 * m + 8, add ? _mm256_add_ps(_mm256_loadu_ps(s + 2 * m + 8), second) : second);
   }
 #endif
   for (; m < n; m++) {
-    s[2 * m] += e[m];
-    s[2 * m + 1] += o[m];
+    s[2 * m] = add ? s[2 * m] + e[m] : e[m];
+    s[2 * m + 1] = add ? s[2 * m + 1] + o[m] : o[m];
   }
 }
 
@@ -279,7 +280,7 @@ static void unphase_pair_add(const conv_geom *g, const float *s, int64_t a, floa
     int64_t h = phase_row_of(g, a, hq);
     if (h < 0) continue;
     const float *e = s + hq * g->Wq + ev, *o = s + hq * g->Wq + od;
-    interleave2_add(e, o, half, d + h * g->W);
+    interleave2_put(e, o, half, d + h * g->W, true);
     if (g->W % 2) d[h * g->W + g->W - 1] += e[half];
   }
 }
@@ -1009,8 +1010,9 @@ static int64_t parity_scratch_floats(const conv_geom *g, const parity_dx *pd) {
   return (g->Og * pd->Hd * pd->pitch + GR_CONV_TAPS_SLACK + 15) / 16 * 16 + 4 * g->Cg * g->OH * g->OW;
 }
 
-/* dx [Cg, H, W] += the parity outputs out[p] [Cg, H/2, W/2]. */
-static void parity_add(const conv_geom *g, const parity_dx *pd, const float *out, float *dx) {
+/* dx [Cg, H, W] += the parity outputs out[p] [Cg, H/2, W/2] (= when fresh:
+ * zero where no tap reads). */
+static void parity_add(const conv_geom *g, const parity_dx *pd, const float *out, bool fresh, float *dx) {
   int64_t hh = g->H / 2, hw = g->W / 2, pl = g->Cg * hh * hw;
   for (int64_t c = 0; c < g->Cg; c++)
     for (int64_t u = 0; u < g->H; u++) {
@@ -1018,18 +1020,20 @@ static void parity_add(const conv_geom *g, const parity_dx *pd, const float *out
       int64_t s = u % 2, at = (c * hh + u / 2) * hw;
       const float *e = pd->t[2 * s].kk ? out + 2 * s * pl + at : NULL, *o = pd->t[2 * s + 1].kk ? out + (2 * s + 1) * pl + at : NULL;
       if (e && o) {
-        interleave2_add(e, o, hw, row);
+        interleave2_put(e, o, hw, row, !fresh);
         continue;
       }
+      for (int64_t v = 0; fresh && v < g->W; v++) row[v] = 0.0f;
       for (int64_t v = 0; e && v < hw; v++) row[2 * v] += e[v];
       for (int64_t v = 0; o && v < hw; v++) row[2 * v + 1] += o[v];
     }
 }
 
-/* dx [Cg, H, W] += the input gradient of one sample's group from dys [Og,
- * OH, OW]; scratch as parity_scratch_floats, its padding zero when `padded`. */
+/* dx [Cg, H, W] += (= when fresh) the input gradient of one sample's group
+ * from dys [Og, OH, OW]; scratch as parity_scratch_floats, its padding zero
+ * when `padded`. */
 static void parity_dx_group(const conv_geom *g, const parity_dx *pd, const float *dys, const float *wpar,
-                            float *scratch, bool padded, float *dx) {
+                            float *scratch, bool padded, bool fresh, float *dx) {
   int64_t plane = pd->Hd * pd->pitch, rows = g->Og * plane;
   float *out = scratch + (rows + GR_CONV_TAPS_SLACK + 15) / 16 * 16;
   if (!padded) memset(scratch, 0, (size_t)(rows + GR_CONV_TAPS_SLACK) * sizeof(float));
@@ -1039,7 +1043,7 @@ static void parity_dx_group(const conv_geom *g, const parity_dx *pd, const float
              (size_t)g->OW * sizeof(float));
   for (int p = 0; p < 4; p++)
     if (pd->t[p].kk) gr_conv_taps_forward(&pd->t[p], scratch, wpar + pd->woff[p], NULL, false, out + p * g->Cg * g->OH * g->OW);
-  parity_add(g, pd, out, dx);
+  parity_add(g, pd, out, fresh, dx);
 }
 
 typedef struct phased_bwd {
@@ -1053,6 +1057,7 @@ typedef struct phased_bwd {
   parity_dx *pd;       /* dx by parity (NULL: gr_conv_taps_dx into the planes) */
   float *wpar;         /* parity_weights */
   bool padded[GR_MAX_THREADS]; /* the thread's parity scratch has its zero padding */
+  bool fresh;                  /* dx assigned, not accumulated (parity path only) */
   sample_tree *trees; /* NULL: no weight gradient */
 } phased_bwd;
 
@@ -1072,7 +1077,7 @@ static void phased_backward_sample(void *ctx, int th, int64_t n) {
       else gr_conv_taps_wgrad(&s->t, planes, dys, part + gi * g->Og * g->K);
     }
     if (s->dx && s->pd) {
-      parity_dx_group(g, s->pd, dys, s->wpar + gi * g->Og * g->K, dxp, s->padded[th],
+      parity_dx_group(g, s->pd, dys, s->wpar + gi * g->Og * g->K, dxp, s->padded[th], s->fresh,
                       s->dx + (n * g->C + gi * g->Cg) * g->H * g->W);
       s->padded[th] = true;
     } else if (s->dx) {
@@ -1098,8 +1103,9 @@ static void phased_backward(gr_ctx *c, gr_node *nd) {
   float *sums = NULL;
   bool ok = !s->trees || block_trees_init(c, &blk, T, w->numel, g->N, trees, &sums, &tree);
   s->xp = s->trees && !g->planes ? phased_scratch(c, g, T, &s->per) : NULL;
-  s->dx = x->requires_grad ? gr_grad_buf(c, x) : NULL;
-  if (s->dx && parity_fits(g)) {
+  bool parity = x->requires_grad && parity_fits(g);
+  s->dx = !x->requires_grad ? NULL : parity ? gr_grad_buf_fresh(c, x, &s->fresh) : gr_grad_buf(c, x);
+  if (parity && s->dx) {
     s->pd = gr_scratch(c, sizeof *s->pd);
     s->wpar = gr_scratch_uninit(c, (size_t)w->numel * sizeof(float));
     ok = ok && s->pd && s->wpar;
