@@ -227,10 +227,14 @@ static void pair_starts(const conv_geom *g, int64_t *even, int64_t *odd) {
   *odd = (g->pw % 2 ? 0 : pq) + (g->pw + 1) / 2;
 }
 
-/* row[w] = 0 for w < lo and lo + n <= w < Wq: the padding around n copied values. */
+/* row[w] = 0 for w < lo and lo + n <= w < Wq: the padding around n copied
+ * values (mostly one float a side: a store, not a memset call). */
 static void zero_around(float *row, int64_t Wq, int64_t lo, int64_t n) {
-  for (int64_t w = 0; w < lo; w++) row[w] = 0.0f;
-  for (int64_t w = lo + n; w < Wq; w++) row[w] = 0.0f;
+  int64_t hi = lo + n;
+  if (lo == 1) row[0] = 0.0f;
+  else if (lo > 1) memset(row, 0, (size_t)lo * sizeof(float));
+  if (Wq - hi == 1) row[hi] = 0.0f;
+  else if (Wq - hi > 1) memset(row + hi, 0, (size_t)(Wq - hi) * sizeof(float));
 }
 
 /* Phases (a, 0) and (a, 1) of one input plane x [H, W]: d [2, Hq, Wq]. */
