@@ -52,13 +52,23 @@ INLINE void nt_tile(const int R, const int NC, int64_t K, const float *A, int64_
       for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(a, b[c], acc[r][c]);
     }
   }
-  for (int c = 0; c < NC; c++) {
-    float s[4];
-    _mm_storeu_ps(s, hsum4(acc[0][c], acc[1][c], acc[2][c], acc[3][c]));
-    for (int r = 0; r < R; r++) {
-      float *y = C + r * ldc + c;
-      *y = beta == 0 ? s[r] : beta * *y + s[r];
+  __m256 zero = _mm256_setzero_ps();
+  __m128 vbeta = _mm_set1_ps(beta);
+  for (int r = 0; r < R; r++) { /* lanes c < NC of s: row r's sums */
+    __m128 s = hsum4(acc[r][0], NC > 1 ? acc[r][1] : zero, NC > 2 ? acc[r][2] : zero, zero);
+    float *y = C + r * ldc;
+    if (NC == 1) {
+      if (beta != 0) s = _mm_fmadd_ss(vbeta, _mm_load_ss(y), s);
+      _mm_store_ss(y, s);
+      continue;
     }
+    if (beta != 0) {
+      __m128 old = _mm_castsi128_ps(_mm_loadu_si64(y)); /* unaligned 2 floats */
+      if (NC == 3) old = _mm_movelh_ps(old, _mm_load_ss(y + 2));
+      s = _mm_fmadd_ps(vbeta, old, s);
+    }
+    _mm_storeu_si64(y, _mm_castps_si128(s));
+    if (NC == 3) _mm_store_ss(y + 2, _mm_movehl_ps(s, s));
   }
 }
 
