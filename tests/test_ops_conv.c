@@ -66,7 +66,7 @@ static void conv_refs(void) {
                                 "conv_same_thin", "conv_same_flat", "conv_same_dil_groups", "conv_same_wide",
                                 "conv_same_k5", "conv_same_k7", "conv_valid_o8_k3x2", "conv_valid_groups_o16",
                                 "conv_valid_o16_k1x5", "conv_resnet_s2", "conv_resnet_s2_rows8", "conv_resnet_down",
-                                "conv_s2_odd", "conv_s2_tiny", "conv_s2_wide", "conv_s1_pad_k5", "conv_s2_k9", "conv_s2_pad2_odd", "conv_s2_pad2_odd",
+                                "conv_s2_odd", "conv_s2_tiny", "conv_s2_wide", "conv_s1_pad_k5", "conv_s2_k9", "conv_s2_pad2_odd",
                                 "conv_s2_groups_o16", "conv_s2_k5_even",
                                 "conv_valid_o8_ow12", "conv_valid_o16_ow13",
                                 "conv_wino_rows8", "conv_wino_rows8_tall", "conv_wino_tails", "conv_wino_groups",

@@ -153,11 +153,6 @@ static void gemm_bc(int64_t m, int64_t n, int64_t K, const float *A, int64_t sr,
   if (nv == 1 && masked) bc_panel(1, true, m, K, A, sr, sk, B, ldb, beta, C, ldc, last);
 }
 
-/* Measured against OpenBLAS 0.3.21 (Zen 4, one thread; bench/bench_gemm_direct.c):
- * faster on the MLP and LeNet classifier products at batch 32-96, slower
- * where a dimension is ~10 (the last layers), with short dot products (NT,
- * small k: the 8-lane sums dominate) and at 128+ rows (NT: x no longer
- * stays in L2 beside W). */
 /* Every column of C for R rows, A' packed as [K][4] (TN). */
 INLINE void bc_strip(const int R, int64_t n, int64_t K, const float *Ap, const float *B, int64_t ldb, float beta,
                      float *C, int64_t ldc, __m256i last) {
@@ -199,6 +194,11 @@ static void gemm_tn(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda
   }
 }
 
+/* Measured against OpenBLAS 0.3.21 (Zen 4, one thread; bench/bench_gemm_direct.c):
+ * faster on the MLP and LeNet classifier products at batch 32-96, slower
+ * where a dimension is ~10 (the last layers), with short dot products (NT,
+ * small k: the 8-lane sums dominate) and at 128+ rows (NT: x no longer
+ * stays in L2 beside W). */
 bool gr_gemm_direct_fits(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
   if (!g_enabled || (ta && tb) || n < 16) return false;
   if (tb) return m <= 96 && k >= 96 && k <= 1024; /* NT: 3 rows of B (k floats each) in L1 */
