@@ -26,9 +26,13 @@ def parse_args(extra=None):
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--batch", type=int, default=0)
     p.add_argument("--intraop", type=int, help="torch threads if not --threads (OpenBLAS keeps --threads)")
+    p.add_argument("--float64", action="store_true",
+                   help="model and data in float64: the exact reference bench/driver.py consults when the sides disagree")
     if extra:
         extra(p)
     a = p.parse_args()
+    if a.float64:
+        torch.set_default_dtype(torch.float64)
     torch.set_num_threads(a.intraop or a.threads)
     if os.environ.get("OPENBLAS_NUM_THREADS") != str(a.threads):
         sys.exit("peer: OPENBLAS_NUM_THREADS must equal --threads (set by bench/driver.py)")
@@ -96,7 +100,7 @@ def load_model(model, path, batch, sample_shape):
     with torch.no_grad():
         for (_, p), a in zip(named, arrays):
             p.copy_(torch.from_numpy(a).view_as(p))
-    x = torch.from_numpy(arrays[-2]).view(NBATCHES, batch, *sample_shape)
+    x = torch.from_numpy(arrays[-2]).view(NBATCHES, batch, *sample_shape).to(torch.get_default_dtype())
     y = torch.from_numpy(arrays[-1]).long().view(NBATCHES, batch)
     return x, y
 
