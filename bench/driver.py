@@ -418,7 +418,7 @@ def main():
                     rep.gemm(t, by_case, pressure)
                 else:
                     rep.model(bench, t, by_case, rss, pressure,
-                              exact=lambda: float64_peer(bench, t, a.quick, init) if init else None)
+                              exact=(lambda: float64_peer(bench, t, a.quick, init)) if init else None)
     if rep.failures:
         print("FAILED: graft and the peer disagree:\n  " + "\n  ".join(rep.failures))
         return 1
