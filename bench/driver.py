@@ -18,6 +18,7 @@ and the fields named in a benchmark's `checks` (compared across sides).
 """
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -163,21 +164,28 @@ def case_key(r):
     return str(r.get("case", "n%s" % r.get("n")))
 
 
-def float64_peer(bench, threads, quick, init_path):
-    """The peer's records ({case: [record]}) with model and data in float64:
-    the exact computation, consulted when graft and the float32 peer disagree."""
-    cmd = [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.exe)] + bench.flags(threads, quick, init_path)
-    recs, _ = run_child(cmd + ["--float64"], threads)
-    by_case = {}
+def peer_cmd(bench):
+    return [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.exe)]
+
+
+def add_by_case(by_case, recs):
+    """Files each record under its case: {case: [records]}."""
     for rec in recs:
         by_case.setdefault(case_key(rec), []).append(rec)
     return by_case
 
 
+def float64_peer(bench, threads, quick, init_path):
+    """The peer's records ({case: [record]}) with model and data in float64:
+    the exact computation, consulted when graft and the float32 peer disagree."""
+    recs, _ = run_child(peer_cmd(bench) + bench.flags(threads, quick, init_path) + ["--float64"], threads)
+    return add_by_case({}, recs)
+
+
 def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
     """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max pressure."""
     cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)],
-            "peer": [PEER_PYTHON, os.path.join(HERE, "peer_%s.py" % bench.exe)]}
+            "peer": peer_cmd(bench)}
     flags = bench.flags(threads, quick, init_path)
     by_case = {"graft": {}, "peer": {}}
     rss = {"graft": [], "peer": []}
@@ -188,8 +196,7 @@ def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
             recs, kib = run_child(cmds[side] + flags + extra, threads,
                                   peer_intraop if side == "peer" else None, short_spin=side == "graft")
             rss[side].append(kib)
-            for rec in recs:
-                by_case[side].setdefault(case_key(rec), []).append(rec)
+            add_by_case(by_case[side], recs)
             p = cpu_pressure()
             if p[1] > pressure[1]:
                 pressure = p
@@ -297,10 +304,11 @@ class Reporter:
               (threads, peak), flush=True)
 
     def model(self, bench, threads, by_case, rss, pressure, exact=None):
-        """exact: a function returning the float64 peer's records by case; when
-        graft and the float32 peer disagree, graft passes if it agrees with
-        those (a wrong computation cannot match the exact one), and the line
-        says the float32 peer drifted."""
+        """exact: a function returning the float64 peer's records by case (it
+        runs once, however many cases consult it); when graft and the float32
+        peer disagree, graft passes if it agrees with those (a wrong
+        computation cannot match the exact one), and the line says the
+        float32 peer drifted."""
         rss_g, rss_p = max(rss["graft"]), max(rss["peer"])
         for case in by_case["graft"]:
             g, p = by_case["graft"][case], by_case["peer"].get(case)
@@ -418,7 +426,8 @@ def main():
                     rep.gemm(t, by_case, pressure)
                 else:
                     rep.model(bench, t, by_case, rss, pressure,
-                              exact=(lambda: float64_peer(bench, t, a.quick, init)) if init else None)
+                              exact=functools.lru_cache(maxsize=None)(lambda: float64_peer(bench, t, a.quick, init))
+                              if init else None)
     if rep.failures:
         print("FAILED: graft and the peer disagree:\n  " + "\n  ".join(rep.failures))
         return 1
