@@ -128,22 +128,35 @@ static inline double bench_update_norm(const gr_model *m, const float *p0) {
   return sqrt(s);
 }
 
+typedef struct bench_train_loop {
+  gr_ctx *c;
+  bench_model *m;
+  gr_optim *opt;
+  const bench_data *d;
+} bench_train_loop;
+
+static float bench_train_step(void *arg, int s) {
+  bench_train_loop *l = arg;
+  return bench_step(l->c, l->m, l->opt, l->d, s % BENCH_NBATCHES);
+}
+
 static inline void bench_train(gr_ctx *c, bench_model *m, const bench_data *d, const char *name,
-                               int steps) {
+                               int steps, int blocks) {
   gr_optim_cfg cfg = gr_sgd_cfg(BENCH_LR, 0, 0, false);
   gr_optim *opt = gr_optim_new(m->model, &cfg);
   float *p0 = gr_malloc((size_t)m->model->numel * sizeof(float));
   if (!opt || !p0) bench_die("optimizer");
   memcpy(p0, m->model->data, (size_t)m->model->numel * sizeof(float));
   gr_model_train(m->model, true);
-  float loss0 = 0, loss = 0;
+  bench_train_loop loop = {c, m, opt, d};
+  float loss0 = 0;
   for (int s = 0; s < BENCH_WARMUP; s++) {
-    loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
+    float loss = bench_train_step(&loop, s);
     if (s == 0) loss0 = loss;
   }
-  double t0 = bench_now(), cpu0 = bench_cpu_now();
-  for (int s = BENCH_WARMUP; s < BENCH_WARMUP + steps; s++) loss = bench_step(c, m, opt, d, s % BENCH_NBATCHES);
-  double per_step = (bench_now() - t0) / steps, cpu_per_step = (bench_cpu_now() - cpu0) / steps;
+  bench_timing t = bench_time_steps(name, bench_train_step, &loop, BENCH_WARMUP, steps, blocks);
+  double per_step = t.wall_s / steps, cpu_per_step = t.cpu_s / steps;
+  float loss = t.loss;
   printf("{\"bench\":\"%s\",\"case\":\"train\",\"time_s\":%.6e,\"cpu_s\":%.6e,\"items\":%lld,"
          "\"flops\":%.6e,\"loss0\":%.7g,\"loss_final\":%.7g,\"update_norm\":%.7g,\"steps\":%d,",
          name, per_step, cpu_per_step, (long long)d->batch, m->train_flops * (double)d->batch, loss0, loss,
@@ -162,7 +175,10 @@ static inline void bench_infer(gr_ctx *c, bench_model *m, const bench_data *d, c
   gr_ctx_set_grad(c, false);
   gr_model_train(m->model, false);
   double *t = malloc(sizeof(double) * (size_t)reps), checksum = 0;
+  char section[32];
+  snprintf(section, sizeof section, "infer_b%lld", (long long)rows);
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up and checksum */
+    if (r == 0) bench_await_go(section);
     double t0 = bench_now();
     gr_tensor view, *x = bench_batch(&view, m, d, 0, rows);
     gr_tensor *y = gr_model_forward(m->model, c, x);
@@ -191,6 +207,7 @@ static inline int bench_main(int argc, char **argv, bench_model *m, const char *
                              int steps, size_t arena_bytes) {
   bench_args a = {.batch = batch, .steps = steps};
   bench_parse(argc, argv, &a);
+  bench_check_blocks(name, a.steps, a.blocks);
   gr_set_threads(a.threads);
   gr_ctx *c = gr_ctx_new(arena_bytes, 42);
   if (!c) bench_die("context");
@@ -204,7 +221,7 @@ static inline int bench_main(int argc, char **argv, bench_model *m, const char *
     bench_blob_io(m, &d, a.init_path, 0);
     bench_infer(c, m, &d, name, 1, a.quick ? 100 : 500);
     bench_infer(c, m, &d, name, a.batch, a.quick ? 10 : 50);
-    bench_train(c, m, &d, name, a.steps);
+    bench_train(c, m, &d, name, a.steps, a.blocks);
   } else {
     fprintf(stderr, "bench_%s: --init FILE (or --write-init FILE) is required\n", name);
     rc = 2;

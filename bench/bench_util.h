@@ -16,6 +16,8 @@
 char *openblas_get_config(void);   /* from libopenblas */
 char *openblas_get_corename(void); /* the sgemm kernel chosen at run time */
 
+static int bench_paced; /* --blocks given: bench_await_go waits for the driver */
+
 static inline double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -48,10 +50,11 @@ static inline long bench_peak_rss_kb(void) {
 }
 
 /* Flags common to every bench: --threads N --quick --init FILE --write-init FILE
- * --steps N --batch N. Unknown flags are an error (exit 2). */
+ * --steps N --batch N --blocks K. Unknown flags are an error (exit 2). */
 typedef struct bench_args {
   int threads, steps, batch;
   int quick;
+  int blocks;                  /* paced run: timed steps in K blocks (see bench_await_go) */
   const char *init_path;       /* read parameters + data from here */
   const char *write_init_path; /* write them here and exit */
 } bench_args;
@@ -66,10 +69,70 @@ static inline void bench_parse(int argc, char **argv, bench_args *a) {
     else if (!strcmp(f, "--batch")) a->batch = atoi(v);
     else if (!strcmp(f, "--init")) a->init_path = v;
     else if (!strcmp(f, "--write-init")) a->write_init_path = v;
+    else if (!strcmp(f, "--blocks")) a->blocks = atoi(v);
     else { fprintf(stderr, "%s: unknown flag %s\n", argv[0], f); exit(2); }
     i++;
   }
   if (a->threads <= 0) a->threads = 1;
+  if (a->blocks < 0) { fprintf(stderr, "%s: --blocks must be >= 0\n", argv[0]); exit(2); }
+  bench_paced = a->blocks > 0;
+}
+
+/* Paced runs (--blocks K): bench/driver.py runs graft and the peer side by
+ * side and lets one of them time a section at a time, alternating, so that
+ * both sides meet the same machine (the host's cores slow down by up to 2x
+ * for a second or two at a time, seen). Before each timed section a paced
+ * program says {"await":"<section>"} and waits for a line on stdin. */
+static inline void bench_await_go(const char *section) {
+  if (!bench_paced) return;
+  printf("{\"await\":\"%s\"}\n", section);
+  fflush(stdout);
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) {
+    fprintf(stderr, "bench: paced run: no go for %s (stdin closed)\n", section);
+    exit(1);
+  }
+}
+
+/* Exits 2 unless the timed steps split into the blocks evenly (called
+ * before anything runs, and by bench_time_steps). */
+static inline void bench_check_blocks(const char *name, int steps, int blocks) {
+  if (blocks > 0 && (steps < blocks || steps % blocks)) {
+    fprintf(stderr, "bench_%s: --blocks %d must divide --steps %d\n", name, blocks, steps);
+    exit(2);
+  }
+}
+
+/* One training step (loss before the update) of the loop bench_time_steps runs. */
+typedef float (*bench_step_fn)(void *arg, int step);
+
+typedef struct bench_timing {
+  double wall_s, cpu_s; /* summed over the timed steps */
+  float loss;           /* of the last step */
+} bench_timing;
+
+/* Times steps first .. first+steps-1; paced (blocks > 0), as `blocks` blocks,
+ * each after a go, each reported as {"case":"train_block"} with its time per
+ * step, so the driver can set each graft block beside the peer's. */
+static inline bench_timing bench_time_steps(const char *name, bench_step_fn step, void *arg, int first,
+                                            int steps, int blocks) {
+  bench_check_blocks(name, steps, blocks);
+  bench_timing t = {0, 0, 0};
+  int per_block = blocks > 0 ? steps / blocks : steps;
+  for (int b = 0; b < (blocks > 0 ? blocks : 1); b++) {
+    bench_await_go("train");
+    double t0 = bench_now(), cpu0 = bench_cpu_now();
+    for (int s = 0; s < per_block; s++) t.loss = step(arg, first + b * per_block + s);
+    double wall = bench_now() - t0, cpu = bench_cpu_now() - cpu0;
+    t.wall_s += wall;
+    t.cpu_s += cpu;
+    if (blocks > 0) {
+      printf("{\"bench\":\"%s\",\"case\":\"train_block\",\"block\":%d,\"time_s\":%.6e,\"cpu_s\":%.6e}\n",
+             name, b, wall / per_block, cpu / per_block);
+      fflush(stdout);
+    }
+  }
+  return t;
 }
 
 /* Exit status for "this build of graft cannot run this benchmark yet" (an op

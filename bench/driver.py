@@ -4,7 +4,11 @@ Called by bench/run.sh (`make bench`, `make bench-quick`) under /usr/bin/python3
 For each benchmark and thread count it alternates runs of the graft program
 (BUILD/bench_<name>) and the peer (bench/peer_<name>.py) with the same flags
 and the same OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, takes medians over the
-runs, checks that both sides computed the same thing (a mismatch fails the
+runs (at one thread the model benchmarks are paced: both programs run side
+by side pinned to one CPU and take turns, one timed section or training
+block at a time, and the training ratio is the median over the paired
+blocks; this host slows each CPU by up to 2x for a second or two at a time,
+so two separate runs may meet different machines), checks that both sides computed the same thing (a mismatch fails the
 run: a fast wrong result must not pass; where graft and the float32 peer
 disagree, the peer is run once more in float64 and graft passes only if it
 agrees with that exact computation within the same tolerances), prints one line per case with the
@@ -15,6 +19,9 @@ Every program prints one JSON object per case on stdout with at least
 {"bench","case","time_s"}; optional fields: "items" (images per timed unit,
 for throughput), "flops" (per timed unit), "sgemm_s" (gemm: the direct call),
 and the fields named in a benchmark's `checks` (compared across sides).
+Paced (--blocks K), a program also prints {"await": SECTION} before each
+timed section and waits for a line on stdin, and one "train_block" record
+per block (bench_util.h bench_await_go, peerlib.await_go).
 """
 import argparse
 import datetime
@@ -35,19 +42,22 @@ class Bench:
     """One benchmark: its programs, the flags both sides get, what must agree."""
 
     def __init__(self, name, quick, args=(), quick_args=(), init=False, checks=None,
-                 targets=None, unit="img/s", exe=None):
+                 targets=None, unit="img/s", exe=None, blocks=(10, 5)):
         self.name, self.quick, self.init, self.unit = name, quick, init, unit
+        self.blocks = blocks  # paced runs: (full, quick) training blocks; None: separate runs
         self.exe = exe or name  # programs bench_<exe> and peer_<exe>.py
         self.args, self.quick_args = list(args), list(quick_args)
         self.checks = checks or {}    # field -> relative tolerance (graft vs peer)
         self.targets = targets or {}  # case -> minimum speed ratio graft/peer
 
-    def flags(self, threads, quick, init_path):
+    def flags(self, threads, quick, init_path, paced=False):
         f = ["--threads", str(threads)] + (self.quick_args if quick else self.args)
         if quick:
             f.append("--quick")
         if init_path:
             f += ["--init", init_path]
+        if paced:
+            f += ["--blocks", str(self.blocks[1 if quick else 0])]
         return f
 
 
@@ -62,7 +72,7 @@ class Bench:
 TRAIN_CHECKS = {"loss0": 1e-4, "loss_final": 1e-3, "update_norm": 2e-3, "loss_drop": 1e-2,
                 "out_checksum": 1e-3}
 BENCHES = [
-    Bench("gemm", quick=True, unit="GF/s", targets={}),
+    Bench("gemm", quick=True, unit="GF/s", targets={}, blocks=None),
     Bench("mlp", quick=True, init=True, args=["--steps", "200", "--batch", "64"],
           quick_args=["--steps", "60", "--batch", "64"], checks=TRAIN_CHECKS,
           targets={"train": 1.3}),
@@ -129,8 +139,8 @@ def machine_info():
             "git": git, "openblas_env": env}
 
 
-def run_child(cmd, threads, omp_threads=None, short_spin=False):
-    """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure.
+def child_env(threads, omp_threads=None, short_spin=False):
+    """The environment of a benchmark program.
     short_spin: GOMP_SPINCOUNT=20000 (a short spin, then sleep) unless the
     caller's environment chose a policy, which is what the graft CLI runs with
     (src/cli/graft.c re-executes itself with it); the peer keeps libgomp's
@@ -139,19 +149,94 @@ def run_child(cmd, threads, omp_threads=None, short_spin=False):
                GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
     if short_spin and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         env["GOMP_SPINCOUNT"] = "20000"
+    return env
+
+
+def child_failed(cmd, returncode, err):
+    """Raises Skipped for 'graft cannot run this yet', else exits with the program's error."""
+    err.seek(0)
+    if returncode == SKIP_EXIT:
+        raise Skipped(err.read().strip().splitlines()[-1])
+    sys.exit("bench: %s failed (exit %s):\n%s" % (" ".join(cmd), returncode, err.read()[-2000:]))
+
+
+def run_child(cmd, threads, omp_threads=None, short_spin=False):
+    """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(threads, omp_threads, short_spin),
+                             text=True)
         _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
+        if os.waitstatus_to_exitcode(status) != 0:
+            child_failed(cmd, os.waitstatus_to_exitcode(status), err)
         out.seek(0)
-        err.seek(0)
-        if p.returncode == SKIP_EXIT:
-            raise Skipped(err.read().strip().splitlines()[-1])
-        if p.returncode != 0:
-            sys.exit("bench: %s failed (exit %s):\n%s" % (" ".join(cmd), p.returncode,
-                                                          err.read()[-2000:]))
         recs = [json.loads(line) for line in out.read().splitlines() if line.startswith("{")]
     return recs, ru.ru_maxrss
+
+
+class PacedChild:
+    """A benchmark program run with --blocks: it stops before each timed
+    section ({"await": section} on stdout) until it reads a go on stdin."""
+
+    def __init__(self, cmd, env, cpus):
+        self.cmd, self.records = cmd, []
+        self.err = tempfile.TemporaryFile("w+")
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err,
+                                  env=env, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+
+    def advance(self):
+        """Reads records up to the next await; returns its section, or None at the end."""
+        for line in self.p.stdout:
+            if line.startswith("{"):
+                rec = json.loads(line)
+                if "await" in rec:
+                    return rec["await"]
+                self.records.append(rec)
+        return None
+
+    def go(self):
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def finish(self):
+        """(records, peak RSS in KiB) once the program has ended; exits on failure."""
+        self.p.stdin.close()
+        _, status, ru = os.wait4(self.p.pid, 0)
+        self.p.returncode = os.waitstatus_to_exitcode(status)
+        if self.p.returncode != 0:
+            child_failed(self.cmd, self.p.returncode, self.err)
+        self.err.close()
+        return self.records, ru.ru_maxrss
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def paced_cpu():
+    """The CPU a paced run is pinned to: both sides take turns on the same
+    one (each CPU of a shared host is slowed at its own times)."""
+    return {max(os.sched_getaffinity(0))}
+
+
+def run_paced(cmds, envs, cpus, order):
+    """One paced run of both sides: every timed section of one side, then the
+    same section of the other, in `order`; returns {side: (records, rss)}."""
+    kids = {}
+    try:
+        for side in order:
+            kids[side] = PacedChild(cmds[side], envs[side], cpus)
+        at = {side: kids[side].advance() for side in order}
+        while any(at.values()):
+            if len(set(at.values())) != 1:
+                sys.exit("bench: the sides are out of step: %s" % at)
+            for side in order:
+                kids[side].go()
+                at[side] = kids[side].advance()
+        return {side: kids[side].finish() for side in order}
+    finally:
+        for k in kids.values():
+            k.kill()
 
 
 def median(v):
@@ -183,24 +268,47 @@ def float64_peer(bench, threads, quick, init_path):
 
 
 def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
-    """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max pressure."""
+    """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max
+    pressure. Records carry the run's index ("run"), which pairs each graft
+    training block with the peer's in a paced run. Paced at one thread only:
+    at two, the idle side's worker pools spin on the CPUs the other side is
+    timed on, and waiting them out (0.15 s before each section) left both
+    sides' pools cold (graft's MLP 23-57k img/s against 90-118k in separate
+    runs, seen), while the targets there hold by wide margins."""
     cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)],
             "peer": peer_cmd(bench)}
-    flags = bench.flags(threads, quick, init_path)
+    paced = bench.blocks is not None and threads == 1
+    flags = bench.flags(threads, quick, init_path, paced)
+    if peer_intraop:
+        cmds["peer"] += ["--intraop", str(peer_intraop)]
+    envs = {"graft": child_env(threads, short_spin=True), "peer": child_env(threads, peer_intraop)}
     by_case = {"graft": {}, "peer": {}}
     rss = {"graft": [], "peer": []}
     pressure = cpu_pressure()
     for r in range(runs):
-        for side in (("graft", "peer") if r % 2 == 0 else ("peer", "graft")):
-            extra = ["--intraop", str(peer_intraop)] if side == "peer" and peer_intraop else []
-            recs, kib = run_child(cmds[side] + flags + extra, threads,
-                                  peer_intraop if side == "peer" else None, short_spin=side == "graft")
+        order = ("graft", "peer") if r % 2 == 0 else ("peer", "graft")
+        if paced:
+            done = run_paced({side: cmds[side] + flags for side in order}, envs, paced_cpu(), order)
+        else:
+            done = {side: run_child(cmds[side] + flags, threads, peer_intraop if side == "peer" else None,
+                                    short_spin=side == "graft") for side in order}
+        for side, (recs, kib) in done.items():
+            for rec in recs:
+                rec["run"] = r
             rss[side].append(kib)
             add_by_case(by_case[side], recs)
-            p = cpu_pressure()
-            if p[1] > pressure[1]:
-                pressure = p
+        p = cpu_pressure()
+        if p[1] > pressure[1]:
+            pressure = p
     return by_case, rss, pressure
+
+
+def paired_blocks(by_case):
+    """[(graft, peer) seconds per step] of the training blocks that ran side by
+    side (same run, same block index), from a paced collect(); [] otherwise."""
+    peer = {(r["run"], r["block"]): r["time_s"] for r in by_case["peer"].get("train_block", [])}
+    return [(r["time_s"], peer[(r["run"], r["block"])]) for r in by_case["graft"].get("train_block", [])
+            if (r["run"], r["block"]) in peer]
 
 
 def agree(g, p, tol):
@@ -257,10 +365,22 @@ class Reporter:
             self.misses.append(label)
         return "ok" if ok else "MISS"
 
+    def host(self, build, when, seconds):
+        """How steady each CPU was (bench_host: FMA rate in 20 ms slices)."""
+        exe = os.path.join(build, "bench_host")
+        if not os.path.exists(exe):
+            return
+        recs, _ = run_child([exe, "--seconds", str(seconds)], 1)
+        print("host   %-6s | each CPU's FMA rate over %g s in 20-ms slices: %s" % (when, seconds, "; ".join(
+            "cpu%d best %.1f GF/s, %.0f%% of slices below 3/4 of it" %
+            (r["cpu"], r["best_gflops"], 100 * r["slow_share"]) for r in recs)), flush=True)
+        self.record({"bench": "host", "case": when, "cpus": recs})
+
     def kernels(self, bench, by_case):
         """Which kernels each side runs (OpenBLAS picks its sgemm core at run time)."""
-        g = next(iter(by_case["graft"].values()))[0]
-        p = next(iter(by_case["peer"].values()), [{}])[0]
+        def first(recs):  # a record that says (training blocks do not)
+            return next((r for rs in recs.values() for r in rs if "blas_core" in r), {})
+        g, p = first(by_case["graft"]), first(by_case["peer"])
         self.machine["graft_blas"] = g.get("blas_config")
         self.machine["peer_blas"] = p.get("blas_config")
         print("%-6s kernels: graft OpenBLAS sgemm core %s; torch %s: OpenBLAS core %s, "
@@ -310,16 +430,25 @@ class Reporter:
         computation cannot match the exact one), and the line says the
         float32 peer drifted."""
         rss_g, rss_p = max(rss["graft"]), max(rss["peer"])
+        blocks = paired_blocks(by_case)
         for case in by_case["graft"]:
+            if case == "train_block":
+                continue
             g, p = by_case["graft"][case], by_case["peer"].get(case)
             if not p:
                 self.failures.append("%s %s: the peer reported no such case" % (bench.name, case))
                 continue
             tg, tp = median([r["time_s"] for r in g]), median([r["time_s"] for r in p])
             items = g[0].get("items", 1)
+            ratio = tp / tg
+            pairing = None
+            if case == "train" and blocks:
+                tg, tp = median([b[0] for b in blocks]), median([b[1] for b in blocks])
+                q = sorted(b[1] / b[0] for b in blocks)
+                ratio = median(q)
+                pairing = {"pairs": len(q), "q1": q[len(q) // 4], "q3": q[(3 * len(q)) // 4]}
             if case == "train":
                 self.train_s[(bench.name, threads)] = (tg, tp)
-            ratio = tp / tg
             checks = verify(bench, case, g, p)
             bad = [c for c in checks if not c[3]]
             drifted, checks64 = [], None
@@ -340,6 +469,9 @@ class Reporter:
             tgt = bench.targets.get(case)
             tline = " (target >= %.1fx: %s)" % (tgt, self.target("%s %s t%d" % (bench.name, case, threads), ratio, tgt)) if tgt else ""
             parts.append("graft/torch %.2fx%s" % (ratio, tline))
+            if pairing:
+                parts.append("median of %d paired blocks, middle half %.2f-%.2fx" %
+                             (pairing["pairs"], pairing["q1"], pairing["q3"]))
             cpu_ratio = None
             if "cpu_s" in g[0] and "cpu_s" in p[0]:
                 cpu_ratio = median([r["cpu_s"] for r in p]) / median([r["cpu_s"] for r in g])
@@ -364,7 +496,7 @@ class Reporter:
                          "graft_rss_kb": rss_g, "peer_rss_kb": rss_p,
                          "pressure": {pressure[0]: pressure[1]},
                          "graft_blas": g[0].get("blas_core"), "peer_blas": p[0].get("blas_core"),
-                         "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g),
+                         "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g), "paired_blocks": pairing,
                          "peer_torch_threads": p[0].get("torch_threads")})
         self.lora_vs_full(bench, threads, pressure)
 
@@ -401,6 +533,8 @@ def main():
     print("machine: %s, %d cores, kernel %s, graft %s, OpenBLAS env %s; %d runs each side" %
           (machine["cpu"], machine["cores"], machine["kernel"], machine["git"],
            machine["openblas_env"] or "none", runs), flush=True)
+    host_s = 1 if a.quick else 3
+    rep.host(a.build, "before", host_s)
     with tempfile.TemporaryDirectory(prefix="graft-bench-") as tmp:
         for bench in BENCHES:
             if (only and bench.name not in only) or (a.quick and not bench.quick):
@@ -428,6 +562,7 @@ def main():
                     rep.model(bench, t, by_case, rss, pressure,
                               exact=functools.lru_cache(maxsize=None)(lambda: float64_peer(bench, t, a.quick, init))
                               if init else None)
+    rep.host(a.build, "after", host_s)
     if rep.failures:
         print("FAILED: graft and the peer disagree:\n  " + "\n  ".join(rep.failures))
         return 1

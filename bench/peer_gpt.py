@@ -1,13 +1,12 @@
 """PyTorch twin of bench/bench_gpt.c: same GPT shapes, AdamW, the same synthetic
 sequences (each row counts up from a random start modulo V); one JSON line."""
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from peerlib import emit, now, parse_args
+from peerlib import emit, parse_args, time_steps
 
 V, BLOCK, L, H, C, B, T = 96, 64, 4, 4, 128, 8, 64
 
@@ -52,16 +51,21 @@ steps = min(args.steps or 30, 10) if args.quick else (args.steps or 30)
 WARMUP = 3
 m = GPT()
 opt = torch.optim.AdamW(m.parameters(), lr=3e-4, weight_decay=0.01)
-for s in range(WARMUP + steps):
-    if s == WARMUP:
-        t0, cpu0 = now(), time.process_time()
+
+
+def step(s):
     x, y = synth_batch()
     loss = F.cross_entropy(m(x).reshape(-1, V), y.reshape(-1))
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if s == 0:
-        loss0 = loss.item()
-emit({"bench": "gpt", "case": "train", "time_s": (now() - t0) / steps, "cpu_s": (time.process_time() - cpu0) / steps,
-      "items": B * T, "params": sum(p.numel() for p in m.parameters()), "loss0": loss0, "loss_final": loss.item(),
+    return loss.item()
+
+
+loss0 = step(0)
+for s in range(1, WARMUP):
+    step(s)
+wall, cpu, loss = time_steps("gpt", step, WARMUP, steps, args.blocks)
+emit({"bench": "gpt", "case": "train", "time_s": wall / steps, "cpu_s": cpu / steps,
+      "items": B * T, "params": sum(p.numel() for p in m.parameters()), "loss0": loss0, "loss_final": loss,
       "steps": WARMUP + steps})

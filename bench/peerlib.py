@@ -25,12 +25,15 @@ def parse_args(extra=None):
     p.add_argument("--init")
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--batch", type=int, default=0)
+    p.add_argument("--blocks", type=int, default=0, help="paced run: the timed steps in K blocks (see await_go)")
     p.add_argument("--intraop", type=int, help="torch threads if not --threads (OpenBLAS keeps --threads)")
     p.add_argument("--float64", action="store_true",
                    help="model and data in float64: the exact reference bench/driver.py consults when the sides disagree")
     if extra:
         extra(p)
     a = p.parse_args()
+    global PACED
+    PACED = a.blocks > 0
     if a.float64:
         torch.set_default_dtype(torch.float64)
     torch.set_num_threads(a.intraop or a.threads)
@@ -74,6 +77,39 @@ def emit(record):
 
 
 now = time.perf_counter
+PACED = False  # --blocks given: await_go waits for the driver (bench_util.h bench_await_go)
+
+
+def await_go(section):
+    """Paced runs: says {"await": section} and waits for the driver's go (a
+    line on stdin) before timing the section, like bench_await_go in bench_util.h."""
+    if not PACED:
+        return
+    print(json.dumps({"await": section}), flush=True)
+    if not sys.stdin.readline():
+        sys.exit("peer: paced run: no go for %s (stdin closed)" % section)
+
+
+def time_steps(name, step, first, steps, blocks):
+    """Times step(first) .. step(first + steps - 1) like bench_time_steps in
+    bench_util.h (paced: in `blocks` blocks, each after a go, each reported as
+    a "train_block" record); returns (wall seconds, cpu seconds, last loss)."""
+    if blocks and (steps < blocks or steps % blocks):
+        sys.exit("peer: --blocks %d must divide --steps %d" % (blocks, steps))
+    per_block = steps // blocks if blocks else steps
+    wall = cpu = 0.0
+    loss = None
+    for b in range(blocks or 1):
+        await_go("train")
+        t0, cpu0 = now(), time.process_time()
+        for s in range(per_block):
+            loss = step(first + b * per_block + s)
+        dt, dc = now() - t0, time.process_time() - cpu0
+        wall, cpu = wall + dt, cpu + dc
+        if blocks:
+            print(json.dumps({"bench": name, "case": "train_block", "block": b, "time_s": dt / per_block,
+                              "cpu_s": dc / per_block}), flush=True)
+    return wall, cpu, loss
 
 
 def median(v):
@@ -105,7 +141,7 @@ def load_model(model, path, batch, sample_shape):
     return x, y
 
 
-def train(name, model, x, y, steps):
+def train(name, model, x, y, steps, blocks):
     """Plain SGD on the batch cycle, like bench_train.h; one JSON record."""
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -121,13 +157,10 @@ def train(name, model, x, y, steps):
         return loss.item()
 
     loss0 = step(0)
-    loss = loss0
     for s in range(1, WARMUP):
-        loss = step(s % NBATCHES)
-    t0, cpu0 = now(), time.process_time()
-    for s in range(WARMUP, WARMUP + steps):
-        loss = step(s % NBATCHES)
-    per_step, cpu_per_step = (now() - t0) / steps, (time.process_time() - cpu0) / steps
+        step(s % NBATCHES)
+    wall, cpu, loss = time_steps(name, lambda s: step(s % NBATCHES), WARMUP, steps, blocks)
+    per_step, cpu_per_step = wall / steps, cpu / steps
     with torch.no_grad():
         moved = sum(float(((p.double() - q.double()) ** 2).sum()) for p, q in zip(model.parameters(), p0))
     emit({"bench": name, "case": "train", "time_s": per_step, "cpu_s": cpu_per_step, "items": x.shape[1],
@@ -141,6 +174,7 @@ def infer(name, model, x, rows, reps):
     times = []
     with torch.no_grad():
         checksum = float(model(xb).abs().mean())
+        await_go("infer_b%d" % rows)
         for _ in range(reps):
             t0 = now()
             model(xb)
@@ -156,4 +190,4 @@ def run_model(name, model, args, sample_shape):
     reps = 1 if args.float64 else None  # the float64 run is a reference, not timed
     infer(name, model, x, 1, reps or (100 if args.quick else 500))
     infer(name, model, x, args.batch, reps or (10 if args.quick else 50))
-    train(name, model, x, y, args.steps)
+    train(name, model, x, y, args.steps, args.blocks)
