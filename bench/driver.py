@@ -371,9 +371,10 @@ class Reporter:
         if not os.path.exists(exe):
             return
         recs, _ = run_child([exe, "--seconds", str(seconds)], 1)
-        print("host   %-6s | each CPU's FMA rate over %g s in 20-ms slices: %s" % (when, seconds, "; ".join(
-            "cpu%d best %.1f GF/s, %.0f%% of slices below 3/4 of it" %
-            (r["cpu"], r["best_gflops"], 100 * r["slow_share"]) for r in recs)), flush=True)
+        print("host   %-6s | FMA rate of each CPU in 20-ms slices over %g s: %s (slow: below 3/4 of the "
+              "fastest CPU's best; a shared host's CPUs slow down at times)" % (when, seconds, "; ".join(
+                  "cpu%d best %.1f GF/s, slow %.0f%%" % (r["cpu"], r["best_gflops"], 100 * r["slow_share"])
+                  for r in recs)), flush=True)
         self.record({"bench": "host", "case": when, "cpus": recs})
 
     def kernels(self, bench, by_case):
@@ -533,7 +534,7 @@ def main():
     print("machine: %s, %d cores, kernel %s, graft %s, OpenBLAS env %s; %d runs each side" %
           (machine["cpu"], machine["cores"], machine["kernel"], machine["git"],
            machine["openblas_env"] or "none", runs), flush=True)
-    host_s = 1 if a.quick else 3
+    host_s = 0.5 if a.quick else 3
     rep.host(a.build, "before", host_s)
     with tempfile.TemporaryDirectory(prefix="graft-bench-") as tmp:
         for bench in BENCHES:
