@@ -82,13 +82,13 @@ BENCHES = [
     Bench("resnet", quick=False, init=True, args=["--steps", "20", "--batch", "32"],
           checks=TRAIN_CHECKS, targets={"train": 1.2}),
     # fine-tuning step of an MLP 784-1024-1024-10: every parameter, then LoRA r=8
-    Bench("ft", quick=True, init=True, exe="finetune", args=["--lora", "0", "--steps", "30", "--batch", "64"],
+    Bench("ft", quick=False, init=True, exe="finetune", args=["--lora", "0", "--steps", "30", "--batch", "64"],
           quick_args=["--lora", "0", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
-    Bench("lora", quick=True, init=True, exe="finetune", args=["--lora", "8", "--steps", "30", "--batch", "64"],
+    Bench("lora", quick=False, init=True, exe="finetune", args=["--lora", "8", "--steps", "30", "--batch", "64"],
           quick_args=["--lora", "8", "--steps", "10", "--batch", "64"], checks=TRAIN_CHECKS),
     # GPT 4 layers x 128 wide, batch 8 x 64 tokens, AdamW; each side its own init
     # (the loss must fall on both; speed only)
-    Bench("gpt", quick=True, args=["--steps", "30"], quick_args=["--steps", "10"], unit="tok/s",
+    Bench("gpt", quick=False, args=["--steps", "30"], quick_args=["--steps", "10"], unit="tok/s",
           targets={"train": 1.3}),
 ]
 SKIP_EXIT = 77       # bench_util.h BENCH_EXIT_SKIP: graft cannot run it yet
@@ -525,6 +525,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
     ap.add_argument("--peer-intraop", type=int,
                     help="torch's intra-op (OpenMP) threads, default = --threads; OpenBLAS keeps --threads")
+    ap.add_argument("--host-seconds", type=float,
+                    help="how long bench_host probes each CPU before and after (default 3, quick 0.5)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args()
     runs = a.runs or (2 if a.quick else 5)
@@ -534,7 +536,7 @@ def main():
     print("machine: %s, %d cores, kernel %s, graft %s, OpenBLAS env %s; %d runs each side" %
           (machine["cpu"], machine["cores"], machine["kernel"], machine["git"],
            machine["openblas_env"] or "none", runs), flush=True)
-    host_s = 0.5 if a.quick else 3
+    host_s = a.host_seconds or (0.5 if a.quick else 3)
     rep.host(a.build, "before", host_s)
     with tempfile.TemporaryDirectory(prefix="graft-bench-") as tmp:
         for bench in BENCHES:
