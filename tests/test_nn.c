@@ -1,10 +1,13 @@
 /* nn: module tree, dotted names, flat layout, find/replace, freezing,
  * train/eval, initializer distributions, critical init kernel propagation,
- * an MLP forward/backward against its PyTorch twin, bad input. */
+ * an MLP forward/backward against its PyTorch twin, zero_grad's zero mark
+ * (stores on the first backward write, zeros for grads no backward reached,
+ * accumulation without zero_grad), bad input. */
 #include <math.h>
 #include <string.h>
 
 #include "graft/nn.h"
+#include "graft/optim.h"
 #include "refdata.h"
 
 static gr_model *mlp_model(const char *act, uint64_t seed) {
@@ -196,6 +199,99 @@ static void test_mlp_reference(void) {
   ref_close(f);
 }
 
+/* Forward + backward of sum(model(x)) on batch x [4, 10] of the MLP (or of
+ * its first layer only, bypassing gr_model_forward, when first_only). */
+static void mlp_backward(gr_model *m, const float *xv, bool first_only) {
+  CHECK(gr_module_find(m->root, "layers.0") && gr_model_find(m, "layers.4.weight"));
+  gr_ctx *c = gr_ctx_new(1 << 20, 1);
+  gr_tensor *x = gr_tensor_from(c, 2, GR_SHAPE(4, 10), xv);
+  gr_module *first = gr_module_find(m->root, "layers.0");
+  gr_tensor *y = first_only ? first->forward(first, c, x) : gr_model_forward(m, c, x);
+  gr_tensor *loss = y ? gr_sum(c, y, GR_AXIS_ALL, false) : NULL;
+  CHECK(loss != NULL);
+  if (loss) CHECK_OK(gr_backward(c, loss));
+  gr_ctx_free(c);
+}
+
+static float *grad_copy(const gr_model *m) {
+  float *g = gr_malloc((size_t)m->numel * sizeof(float));
+  memcpy(g, m->grad, (size_t)m->numel * sizeof(float));
+  return g;
+}
+
+static bool all_zero(const float *g, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (g[i] != 0.0f) return false;
+  return true;
+}
+
+/* gr_model_zero_grad only marks grads zero: a backward after it gives the
+ * same grads as on zero-filled ones; two backwards without it sum; grads a
+ * backward did not reach (a frozen layer; a layer outside the tape) read as
+ * zeros after the backward or after gr_model_grad_sync, and an optimizer
+ * step updates such a parameter as with a zero grad. */
+static void test_zero_grad_mark(void) {
+  gr_model *m = mlp_model("relu", 4);
+  CHECK(m != NULL);
+  if (!m) return;
+  gr_rng r;
+  gr_rng_seed(&r, 17);
+  float x1[40], x2[40];
+  gr_rng_fill_uniform(&r, x1, 40, -1, 1);
+  gr_rng_fill_uniform(&r, x2, 40, -1, 1);
+  memset(m->grad, 0, (size_t)m->numel * sizeof(float)); /* zero-filled, no mark: the reference */
+  mlp_backward(m, x1, false);
+  float *g1 = grad_copy(m);
+  CHECK(!all_zero(g1, m->numel));
+  gr_model_zero_grad(m);
+  mlp_backward(m, x2, false);
+  float *g2 = grad_copy(m);
+  memset(m->grad, 0, (size_t)m->numel * sizeof(float));
+  mlp_backward(m, x2, false);
+  CHECK_CLOSE("grads after zero_grad vs on zero-filled grads", g2, m->grad, m->numel, 0, 0);
+  gr_model_zero_grad(m);
+  mlp_backward(m, x1, false);
+  CHECK_CLOSE("grads after zero_grad (again)", g1, m->grad, m->numel, 0, 0);
+  mlp_backward(m, x2, false); /* no zero_grad: accumulates */
+  for (int64_t i = 0; i < m->numel; i++) g2[i] += g1[i];
+  CHECK_CLOSE("two backwards without zero_grad sum", g2, m->grad, m->numel, 1e-6, 1e-6);
+
+  /* a frozen first layer: its stale nonzero grad reads as zero after the backward */
+  gr_tensor *w0 = gr_model_find(m, "layers.0.weight"), *w4 = gr_model_find(m, "layers.4.weight");
+  CHECK(w0 && w4 && !all_zero(w0->grad, w0->numel));
+  CHECK(gr_model_freeze(m, "layers.0.*", true) == 2);
+  gr_model_zero_grad(m);
+  CHECK(w0->grad_zero);
+  mlp_backward(m, x1, false);
+  CHECK_MSG(!w0->grad_zero && all_zero(w0->grad, w0->numel), "frozen layer's grad after zero_grad + backward");
+  CHECK(!all_zero(w4->grad, w4->numel));
+  gr_model_freeze(m, "layers.0.*", false);
+
+  /* only layer 0 on the tape (no gr_model_forward): layer 4's grad stays
+   * marked until a sync; the optimizer syncs and decays it as a zero grad */
+  mlp_backward(m, x2, false);
+  gr_model_zero_grad(m);
+  mlp_backward(m, x1, true);
+  CHECK(!w0->grad_zero && w4->grad_zero && !all_zero(w4->grad, w4->numel));
+  float *p4 = gr_malloc((size_t)w4->numel * sizeof(float));
+  memcpy(p4, w4->data, (size_t)w4->numel * sizeof(float));
+  gr_optim_cfg cfg = gr_sgd_cfg(0.1f, 0, 0.5f, false);
+  gr_optim *o = gr_optim_new(m, &cfg);
+  CHECK_OK(gr_optim_step(o));
+  CHECK(!w4->grad_zero && all_zero(w4->grad, w4->numel));
+  for (int64_t i = 0; i < w4->numel; i++) p4[i] -= 0.1f * (0.0f + 0.5f * p4[i]);
+  CHECK_CLOSE("unreached parameter after an SGD step with weight decay", p4, w4->data, w4->numel, 0, 0);
+  gr_optim_free(o);
+
+  /* zero_grad then sync without a backward: zeros, no marks */
+  mlp_backward(m, x2, false);
+  gr_model_zero_grad(m);
+  gr_model_grad_sync(m);
+  CHECK(all_zero(m->grad, m->numel) && !w0->grad_zero && !w4->grad_zero);
+  gr_free(p4), gr_free(g1), gr_free(g2);
+  gr_model_free(m);
+}
+
 /* Counts the inputs a hooked module sees. */
 static gr_status count_input(void *ud, gr_module *mod, const gr_tensor *x) {
   (void)mod, (void)x;
@@ -244,6 +340,7 @@ int main(void) {
   test_init_distributions();
   test_critical_init();
   test_mlp_reference();
+  test_zero_grad_mark();
   test_relu_pool_fusion();
   return test_summary();
 }

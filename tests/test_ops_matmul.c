@@ -87,13 +87,39 @@ static void test_linear_direct_bits(void) {
   free4(want);
 }
 
+/* The forward's NT kernel on 6-row panels of W (AVX-512VL) and on 3-row
+ * ones: the same bits for every out % 6 and tails in rows and in. */
+static void test_linear_wide_panels(void) {
+  enum { ROWS = 67, IN = 117, MAXOUT = 29 };
+  gr_rng r;
+  gr_rng_seed(&r, 23);
+  static float x[ROWS * IN], w[MAXOUT * IN], b[MAXOUT], gy[ROWS * MAXOUT];
+  gr_rng_fill_uniform(&r, x, ROWS * IN, -1, 1);
+  gr_rng_fill_uniform(&r, w, MAXOUT * IN, -1, 1);
+  gr_rng_fill_uniform(&r, b, MAXOUT, -1, 1);
+  gr_rng_fill_uniform(&r, gy, ROWS * MAXOUT, -1, 1);
+  for (int64_t out = 24; out <= MAXOUT; out++) {
+    float *wide[4], *narrow[4];
+    CHECK(gr_gemm_direct_fits(false, true, ROWS, out, IN));
+    linear_run(x, w, out % 2 ? b : NULL, gy, ROWS, out, IN, wide);
+    gr_gemm_direct_set_wide(false);
+    linear_run(x, w, out % 2 ? b : NULL, gy, ROWS, out, IN, narrow);
+    gr_gemm_direct_set_wide(true);
+    CHECK_MSG(wide[0] && narrow[0] && !memcmp(wide[0], narrow[0], (size_t)(ROWS * out) * sizeof(float)),
+              "linear %dx%d->%lld: y on 6-row panels differs from 3-row ones", ROWS, IN, (long long)out);
+    free4(wide);
+    free4(narrow);
+  }
+}
+
 /* The torch references of linear_direct_* (shapes with tails in every
  * blocking), on the direct kernels and again on OpenBLAS; a gradcheck. */
 static void test_linear_direct_ref(void) {
   static const char *xw[] = {"x", "w"}, *xwb[] = {"x", "w", "b"};
   static const struct { const char *name; int64_t rows, out, in; bool bias; } cases[] = {
       {"a", 70, 19, 116, true}, {"b", 33, 20, 112, false}, {"c", 67, 17, 120, true},
-      {"d", 8, 16, 110, true},  {"e", 5, 18, 104, true},   {"f", 96, 48, 784, true}};
+      {"d", 8, 16, 110, true},  {"e", 5, 18, 104, true},   {"f", 96, 48, 784, true},
+      {"g", 64, 21, 256, true}};
   char name[64];
   for (int on = 1; on >= 0; on--) {
     gr_gemm_direct_set_enabled(on);
@@ -171,5 +197,6 @@ int main(void) {
   gr_ctx_free(c);
   test_linear_direct_ref();
   test_linear_direct_bits();
+  test_linear_wide_panels();
   return test_summary();
 }

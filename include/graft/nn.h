@@ -92,7 +92,16 @@ gr_status gr_model_layout(gr_model *m);
 gr_tensor *gr_model_forward(gr_model *m, gr_ctx *c, gr_tensor *x);
 /* The parameter or buffer of that full name, or NULL (GR_ENOTFOUND). */
 gr_tensor *gr_model_find(gr_model *m, const char *name);
+/* Every parameter's grad to zero: marked (grad_zero, graft/tensor.h), not
+ * written; the next backward's first write to a grad stores instead of
+ * accumulating. Grads a backward did not reach are written with zeros at
+ * the end of that backward if the tape holds a gr_model_forward of m, and
+ * always by gr_model_grad_sync. */
 void gr_model_zero_grad(gr_model *m);
+/* Writes the zeros of grads still marked zero, so model->grad and every
+ * parameter's grad hold their values. Whatever reads grads outside a
+ * backward calls it first (optimizers, clipping, the dist exchange, atlas). */
+void gr_model_grad_sync(gr_model *m);
 /* Sets requires_grad = !frozen on parameters whose full name matches the
  * glob (fnmatch, '*' crosses dots); returns the match count (0 = no match). */
 int gr_model_freeze(gr_model *m, const char *glob, bool frozen);

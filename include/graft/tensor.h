@@ -20,6 +20,10 @@
  * the tape in reverse and *accumulates* into each input's grad, so a tensor
  * used twice gets the sum of both contributions. Parameter grads persist
  * until gr_tensor_zero_grad(); activation grads live in the step arena.
+ * A grad may be marked zero (grad_zero, set by gr_model_zero_grad) instead
+ * of written with zeros: the backward's first write to it then stores
+ * instead of accumulating, and readers outside a backward see the zeros
+ * once gr_model_grad_sync() (graft/nn.h) has written them.
  *
  * Errors
  * ------
@@ -71,6 +75,7 @@ typedef struct gr_tensor {
   int ndim;             /* 0 = scalar (numel 1) */
   int64_t numel;
   bool requires_grad;
+  bool grad_zero;       /* grad reads as all zeros whatever its memory holds */
   gr_node *node;        /* op that produced it on the current tape, or NULL */
   const char *name;     /* optional (parameter name), used in messages */
 } gr_tensor;
@@ -118,6 +123,14 @@ gr_tensor *gr_scalar(gr_ctx *c, float v);
 /* A leaf in the step arena that requires grad (grad zero-filled): for tests
  * and for inputs whose gradient is wanted. */
 gr_tensor *gr_leaf(gr_ctx *c, int ndim, const int64_t *shape, const float *src);
+
+/* fn(arg) runs once at the end of the next reverse pass on this tape (not
+ * at all if the tape is reset first); a pair already registered is not
+ * added twice. At most GR_CTX_MAX_HOOKS pairs: beyond that, fn(arg) runs
+ * now. gr_model_forward uses it to write the zeros of grads a reverse pass
+ * did not reach. */
+#define GR_CTX_MAX_HOOKS 16
+void gr_ctx_after_backward(gr_ctx *c, void (*fn)(void *), void *arg);
 
 /* Reverse pass from a scalar loss (seed 1). GR_ENUMERIC if loss is not finite. */
 gr_status gr_backward(gr_ctx *c, gr_tensor *loss);

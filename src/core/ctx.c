@@ -13,6 +13,11 @@ struct gr_ctx {
   bool backward_done;
   bool tape_broken; /* a node could not be recorded (out of memory) */
   gr_rng rng;
+  struct {
+    void (*fn)(void *);
+    void *arg;
+  } hooks[GR_CTX_MAX_HOOKS]; /* gr_ctx_after_backward */
+  int n_hooks;
 };
 
 gr_ctx *gr_ctx_new(size_t step_arena_bytes, uint64_t seed) {
@@ -45,6 +50,18 @@ void gr_ctx_reset(gr_ctx *c) {
   c->tape_len = 0;
   c->backward_done = false;
   c->tape_broken = false;
+  c->n_hooks = 0;
+}
+
+void gr_ctx_after_backward(gr_ctx *c, void (*fn)(void *), void *arg) {
+  for (int i = 0; i < c->n_hooks; i++)
+    if (c->hooks[i].fn == fn && c->hooks[i].arg == arg) return;
+  if (c->n_hooks == GR_CTX_MAX_HOOKS) {
+    fn(arg);
+    return;
+  }
+  c->hooks[c->n_hooks].fn = fn;
+  c->hooks[c->n_hooks++].arg = arg;
 }
 
 gr_arena *gr_ctx_arena(gr_ctx *c) { return c->arena; }
@@ -84,16 +101,15 @@ gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in
 }
 
 float *gr_grad_buf(gr_ctx *c, gr_tensor *t) {
-  if (!t->grad) {
-    t->grad = gr_arena_alloc_uninit(c->arena, (size_t)t->numel * sizeof(float));
-    if (t->grad) gr_fill_floats(t->grad, NULL, t->numel);
-  }
-  GR_ASSERT(t->grad != NULL); /* step arena exhausted mid-backward */
-  return t->grad;
+  bool fresh;
+  float *g = gr_grad_buf_fresh(c, t, &fresh);
+  if (fresh) gr_fill_floats(g, NULL, t->numel);
+  return g;
 }
 
 float *gr_grad_buf_fresh(gr_ctx *c, gr_tensor *t, bool *fresh) {
-  *fresh = !t->grad;
+  *fresh = !t->grad || t->grad_zero;
+  t->grad_zero = false;
   if (!t->grad) t->grad = gr_arena_alloc_uninit(c->arena, (size_t)t->numel * sizeof(float));
   GR_ASSERT(t->grad != NULL); /* step arena exhausted mid-backward */
   return t->grad;
@@ -103,6 +119,8 @@ static gr_status run_tape(gr_ctx *c) {
   for (gr_node *n = c->tape; n; n = n->prev)
     if (n->out->grad) n->op->backward(c, n);
   c->backward_done = true;
+  for (int i = 0; i < c->n_hooks; i++) c->hooks[i].fn(c->hooks[i].arg);
+  c->n_hooks = 0;
   return GR_OK;
 }
 

@@ -17,6 +17,9 @@ bool gr_gemm_direct_fits(bool ta, bool tb, int64_t m, int64_t n, int64_t k);
 /* Tests and benchmarks only: off makes gr_gemm_direct_fits() false (not
  * thread-safe; set before any gemm). */
 void gr_gemm_direct_set_enabled(bool on);
+/* Tests only: off keeps NT on its 3-row panels where AVX-512VL would take
+ * 6-row ones (the same sums: the bits must not change). */
+void gr_gemm_direct_set_wide(bool on);
 /* C = op(A) op(B) + beta C; only for shapes gr_gemm_direct_fits accepts
  * (and any piece of them along m or n). beta 0 never reads C. */
 void gr_gemm_direct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,

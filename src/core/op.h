@@ -31,13 +31,15 @@ struct gr_node {
  * NULL when nothing was recorded (or on allocation failure: check status). */
 gr_node *gr_tape_record(gr_ctx *c, const gr_op_def *op, gr_tensor *out, int n_in,
                         gr_tensor *const *in);
-/* The grad buffer of t, zero-filled from the step arena on first use. */
+/* The grad buffer of t, zero-filled from the step arena on first use (or
+ * when it is marked zero: grad_zero, then cleared). */
 float *gr_grad_buf(gr_ctx *c, gr_tensor *t);
 /* The grad buffer of t for a backward that writes every element of it:
- * when t has no grad yet, the buffer is left uninitialized and *fresh is
- * set (assign instead of accumulating: beta 0 in a gemm); otherwise it is
- * the existing grad and *fresh is false (accumulate). Zero-filling grads
- * that are then overwritten was 3-5% of a LeNet training step. */
+ * when t has no grad yet, or its grad is marked zero (the mark is then
+ * cleared), *fresh is set and the buffer's contents are garbage (assign
+ * instead of accumulating: beta 0 in a gemm); otherwise it is the existing
+ * grad and *fresh is false (accumulate). Zero-filling grads that are then
+ * overwritten was 3-5% of a LeNet training step. */
 float *gr_grad_buf_fresh(gr_ctx *c, gr_tensor *t, bool *fresh);
 /* Zero-filled scratch in the step arena (GR_ENOMEM message on failure). */
 void *gr_scratch(gr_ctx *c, size_t bytes);

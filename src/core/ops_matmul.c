@@ -1,5 +1,6 @@
 /* core/ops_matmul.c — matmul (batched, optional transposes) and linear.
- * Both lower to OpenBLAS sgemm; backward accumulates with beta = 1. With a
+ * Both lower to OpenBLAS sgemm; backward accumulates with beta = 1, or
+ * stores (beta 0) into a grad with no value yet (gr_grad_buf_fresh). With a
  * 2-D right operand and no transpose on the left, all batch rows are folded
  * into one gemm (the common linear-layer case). Linear's small-batch gemms
  * take the unpacked kernels of core/gemm_direct.c where those are faster. */
@@ -198,9 +199,13 @@ static void linear_backward(gr_ctx *c, gr_node *n) {
     float *dx = gr_grad_buf_fresh(c, x, &fresh);
     linear_gemm(false, false, rows, in, out, dy, out, w->data, in, fresh ? 0 : 1, dx, in);
   }
-  if (w->requires_grad) linear_gemm(true, false, out, in, rows, dy, out, x->data, in, 1, gr_grad_buf(c, w), in);
+  if (w->requires_grad) {
+    bool fresh;
+    float *dw = gr_grad_buf_fresh(c, w, &fresh);
+    linear_gemm(true, false, out, in, rows, dy, out, x->data, in, fresh ? 0 : 1, dw, in);
+  }
   if (b && b->requires_grad) {
-    float *db = gr_grad_buf(c, b);
+    float *db = gr_grad_buf(c, b); /* out floats: zero-filled if marked zero */
     for (int64_t r = 0; r < rows; r++)
       for (int64_t j = 0; j < out; j++) db[j] += dy[r * out + j];
   }

@@ -95,6 +95,7 @@ gr_tensor *gr_tensor_new_in(gr_arena *a, int ndim, const int64_t *shape, bool re
 
 void gr_tensor_zero_grad(gr_tensor *t) {
   if (t && t->grad) memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+  if (t) t->grad_zero = false;
 }
 
 void gr_tensor_fill(gr_tensor *t, float v) {

@@ -121,6 +121,7 @@ gr_status gr_optim_step(gr_optim *o) {
   if (!o) return gr_error(GR_EARG, "optim step: NULL optimizer");
   gr_model *m = o->model;
   if (m->n_entries != o->n) return gr_error(GR_ESTATE, "optim step: model layout changed since the optimizer was made");
+  gr_model_grad_sync(m);
   for (int i = 0; i < o->n; i++) {
     if (!trainable(o, i)) continue;
     const gr_named_tensor *e = &m->entries[i];
@@ -145,6 +146,7 @@ gr_status gr_optim_step(gr_optim *o) {
 
 float gr_clip_grad_norm(gr_model *m, float max_norm) {
   if (!m) return NAN;
+  gr_model_grad_sync(m);
   double ss = 0;
   for (int i = 0; i < m->n_entries; i++) {
     const gr_named_tensor *e = &m->entries[i];

@@ -107,6 +107,7 @@ gr_status gr_dp_reduce(gr_dp *dp, gr_model *m, double weight, double *loss) {
   if (n == 1) return GR_OK;
   if (!dp->pack || trainable_runs(m, NULL, NULL) + m->buf_numel + 1 != dp->cap)
     return gr_error(GR_ESTATE, "train: data-parallel reduce without gr_dp_begin, or the trainable parameters changed since");
+  gr_model_grad_sync(m);
   pack_cursor p = {.grad = m->grad, .pack = dp->pack, .scale = (float)weight};
   trainable_runs(m, pack_run, &p);
   float inv = 1.0f / (float)n, *bufs = dp->pack + p.at;

@@ -46,9 +46,11 @@ torch_case("linear_row", lambda x, w, b: torch.nn.functional.linear(x, w, b),
            {"x": r(1, 300), "w": r(257, 300), "b": r(257)}, grad=["x", "w", "b"])
 # Shapes on the direct kernels of core/gemm_direct.c (forward NT, dx NN, dW
 # TN all taken: tests/test_ops_matmul.c checks gr_gemm_direct_fits), with
-# tails in every blocking: rows % 4, out % 3, in % 8 and in % 24.
+# tails in every blocking: rows % 4, out % 3 (and % 6), in % 8 and in % 24;
+# g: dW with rows of x 1 KB apart (in 256).
 DIRECT = {"a": ((2, 35), 19, 116, True), "b": ((33,), 20, 112, False), "c": ((67,), 17, 120, True),
-          "d": ((8,), 16, 110, True), "e": ((5,), 18, 104, True), "f": ((96,), 48, 784, True)}
+          "d": ((8,), 16, 110, True), "e": ((5,), 18, 104, True), "f": ((96,), 48, 784, True),
+          "g": ((64,), 21, 256, True)}
 for name, (lead, out, inp, bias) in DIRECT.items():
     ins = {"x": r(*lead, inp), "w": r(out, inp)}
     if bias:

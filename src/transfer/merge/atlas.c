@@ -140,6 +140,7 @@ gr_status gr_atlas_loss_grad(gr_atlas *a, gr_ctx *c, gr_tensor *x, const int32_t
     gr_model_zero_grad(m);
     s = gr_backward(c, L);
   }
+  gr_model_grad_sync(m);
   if (!s) atlas_coef_grad(a, grad ? grad : a->lambda->grad);
   m->inference = was_inference;
   gr_ctx_reset(c);
