@@ -139,7 +139,7 @@ def machine_info():
             "git": git, "openblas_env": env}
 
 
-def child_env(threads, omp_threads=None, short_spin=False):
+def child_env(threads, omp_threads=None, short_spin=False, extra=None):
     """The environment of a benchmark program.
     short_spin: GOMP_SPINCOUNT=20000 (a short spin, then sleep) unless the
     caller's environment chose a policy, which is what the graft CLI runs with
@@ -149,6 +149,7 @@ def child_env(threads, omp_threads=None, short_spin=False):
                GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
     if short_spin and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         env["GOMP_SPINCOUNT"] = "20000"
+    env.update(extra or {})
     return env
 
 
@@ -160,11 +161,10 @@ def child_failed(cmd, returncode, err):
     sys.exit("bench: %s failed (exit %s):\n%s" % (" ".join(cmd), returncode, err.read()[-2000:]))
 
 
-def run_child(cmd, threads, omp_threads=None, short_spin=False):
+def run_child(cmd, env):
     """Runs one program; returns (records, its peak RSS in KiB from wait4). Exits on failure."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env(threads, omp_threads, short_spin),
-                             text=True)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
         _, status, ru = os.wait4(p.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             child_failed(cmd, os.waitstatus_to_exitcode(status), err)
@@ -263,11 +263,50 @@ def add_by_case(by_case, recs):
 def float64_peer(bench, threads, quick, init_path):
     """The peer's records ({case: [record]}) with model and data in float64:
     the exact computation, consulted when graft and the float32 peer disagree."""
-    recs, _ = run_child(peer_cmd(bench) + bench.flags(threads, quick, init_path) + ["--float64"], threads)
+    recs, _ = run_child(peer_cmd(bench) + bench.flags(threads, quick, init_path) + ["--float64"],
+                        child_env(threads))
     return add_by_case({}, recs)
 
 
-def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
+class PeerSetup:
+    """How the peer's threads are set up beyond the thread count: extra
+    environment, and torch's intra-op threads when not the thread count
+    (OpenBLAS keeps the thread count)."""
+
+    def __init__(self, label, env=None, intraop=None):
+        self.label, self.env, self.intraop = label, env or {}, intraop
+
+    def cmd(self, bench):
+        return peer_cmd(bench) + (["--intraop", str(self.intraop)] if self.intraop else [])
+
+    def child_env(self, threads):
+        return child_env(threads, self.intraop, extra=self.env)
+
+
+# At more than one thread torch runs two pools, its OpenMP intra-op threads
+# and OpenBLAS's, and by default both spin while idle; which setup is
+# fastest depends on the model (seen at 2 threads, img/s: MLP 8-11k by
+# default, 68-74k passive, 47-75k intra-op 1; ResNet-8 1.2-1.3k by default,
+# 0.95-1.0k passive, 0.7k intra-op 1). The driver times each once and
+# gives the peer the fastest.
+PEER_SETUPS = (PeerSetup("default"), PeerSetup("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}),
+               PeerSetup("intra-op 1", intraop=1))
+
+
+def fastest_peer_setup(bench, threads, quick, init_path):
+    """(setup, {label: training seconds per step}): the peer's fastest setup
+    at this thread count, each timed in one run of the benchmark."""
+    if threads == 1 or bench.blocks is None:
+        return PEER_SETUPS[0], {}
+    flags = bench.flags(threads, quick, init_path)
+    times = {}
+    for setup in PEER_SETUPS:
+        recs, _ = run_child(setup.cmd(bench) + flags, setup.child_env(threads))
+        times[setup.label] = next(r["time_s"] for r in recs if r.get("case") == "train")
+    return min(PEER_SETUPS, key=lambda su: times[su.label]), times
+
+
+def collect(bench, build, threads, runs, quick, init_path, peer_setup):
     """Alternating runs; returns {side: {case: [records]}}, {side: [rss]}, max
     pressure. Records carry the run's index ("run"), which pairs each graft
     training block with the peer's in a paced run. Paced at one thread only:
@@ -275,13 +314,10 @@ def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
     timed on, and waiting them out (0.15 s before each section) left both
     sides' pools cold (graft's MLP 23-57k img/s against 90-118k in separate
     runs, seen), while the targets there hold by wide margins."""
-    cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)],
-            "peer": peer_cmd(bench)}
+    cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)], "peer": peer_setup.cmd(bench)}
     paced = bench.blocks is not None and threads == 1
     flags = bench.flags(threads, quick, init_path, paced)
-    if peer_intraop:
-        cmds["peer"] += ["--intraop", str(peer_intraop)]
-    envs = {"graft": child_env(threads, short_spin=True), "peer": child_env(threads, peer_intraop)}
+    envs = {"graft": child_env(threads, short_spin=True), "peer": peer_setup.child_env(threads)}
     by_case = {"graft": {}, "peer": {}}
     rss = {"graft": [], "peer": []}
     pressure = cpu_pressure()
@@ -290,8 +326,7 @@ def collect(bench, build, threads, runs, quick, init_path, peer_intraop=None):
         if paced:
             done = run_paced({side: cmds[side] + flags for side in order}, envs, paced_cpu(), order)
         else:
-            done = {side: run_child(cmds[side] + flags, threads, peer_intraop if side == "peer" else None,
-                                    short_spin=side == "graft") for side in order}
+            done = {side: run_child(cmds[side] + flags, envs[side]) for side in order}
         for side, (recs, kib) in done.items():
             for rec in recs:
                 rec["run"] = r
@@ -352,6 +387,7 @@ class Reporter:
         self.peak = {}        # threads -> best direct sgemm GFLOP/s measured this run
         self.train_s = {}     # (bench, threads) -> (graft, peer) median training step seconds
         self.failures, self.misses = [], []
+        self.setups = {}      # (bench, threads) -> the peer's PeerSetup label
         self.stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
     def record(self, rec):
@@ -370,12 +406,22 @@ class Reporter:
         exe = os.path.join(build, "bench_host")
         if not os.path.exists(exe):
             return
-        recs, _ = run_child([exe, "--seconds", str(seconds)], 1)
+        recs, _ = run_child([exe, "--seconds", str(seconds)], child_env(1))
         print("host   %-6s | FMA rate of each CPU in 20-ms slices over %g s: %s (slow: below 3/4 of the "
               "fastest CPU's best; a shared host's CPUs slow down at times)" % (when, seconds, "; ".join(
                   "cpu%d best %.1f GF/s, slow %.0f%%" % (r["cpu"], r["best_gflops"], 100 * r["slow_share"])
                   for r in recs)), flush=True)
         self.record({"bench": "host", "case": when, "cpus": recs})
+
+    def peer_setup(self, bench, threads, setup, times):
+        self.setups[(bench.name, threads)] = setup.label
+        if times:
+            print("%-6s peer      t=%d | torch's threads set up as: %s, the fastest in one run each (%s)" %
+                  (bench.name, threads, setup.label, ", ".join(
+                      "%s %s" % (label, fmt_rate(1 / sec, "steps/s")) for label, sec in times.items())),
+                  flush=True)
+            self.record({"bench": bench.name, "case": "peer_setup", "threads": threads, "chosen": setup.label,
+                         "train_s": times})
 
     def kernels(self, bench, by_case):
         """Which kernels each side runs (OpenBLAS picks its sgemm core at run time)."""
@@ -461,8 +507,9 @@ class Reporter:
             for c in bad:
                 self.failures.append("%s %s t=%d: %s graft %s vs peer %s" % (bench.name, case, threads, *c[:3]))
             parts = ["%-6s %-9s t=%d" % (bench.name, case, threads)]
-            if p[0].get("torch_threads") not in (None, threads):
-                parts[0] += " (torch intra-op %d)" % p[0]["torch_threads"]
+            setup = self.setups.get((bench.name, threads), "default")
+            if setup != "default":
+                parts[0] += " (torch: %s)" % setup
             if case == "train" or case.startswith("train"):
                 parts.append("graft %s  torch %s" % (fmt_rate(items / tg, bench.unit), fmt_rate(items / tp, bench.unit)))
             else:
@@ -498,7 +545,7 @@ class Reporter:
                          "pressure": {pressure[0]: pressure[1]},
                          "graft_blas": g[0].get("blas_core"), "peer_blas": p[0].get("blas_core"),
                          "peer_cpu": p[0].get("torch_cpu_capability"), "runs": len(g), "paired_blocks": pairing,
-                         "peer_torch_threads": p[0].get("torch_threads")})
+                         "peer_torch_threads": p[0].get("torch_threads"), "peer_setup": setup})
         self.lora_vs_full(bench, threads, pressure)
 
     def lora_vs_full(self, bench, threads, pressure):
@@ -524,7 +571,8 @@ def main():
     ap.add_argument("--runs", type=int, help="runs of each side (default 5, quick 2)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.jsonl"))
     ap.add_argument("--peer-intraop", type=int,
-                    help="torch's intra-op (OpenMP) threads, default = --threads; OpenBLAS keeps --threads")
+                    help="torch's intra-op (OpenMP) threads, OpenBLAS keeps --threads (default: at more than "
+                         "one thread, the fastest of the peer setups in PEER_SETUPS, timed once each)")
     ap.add_argument("--host-seconds", type=float,
                     help="how long bench_host probes each CPU before and after (default 3, quick 0.5)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -553,7 +601,12 @@ def main():
                                check=True)
             for t in [int(x) for x in a.threads.split(",")]:
                 try:
-                    by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init, a.peer_intraop)
+                    if a.peer_intraop:
+                        setup, times = PeerSetup("intra-op %d" % a.peer_intraop, intraop=a.peer_intraop), {}
+                    else:
+                        setup, times = fastest_peer_setup(bench, t, a.quick, init)
+                    rep.peer_setup(bench, t, setup, times)
+                    by_case, rss, pressure = collect(bench, a.build, t, runs, a.quick, init, setup)
                 except Skipped as e:
                     print("%-6s skipped: %s" % (bench.name, e), flush=True)
                     break
