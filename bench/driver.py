@@ -311,9 +311,11 @@ def collect(bench, build, threads, runs, quick, init_path, peer_setup):
     pressure. Records carry the run's index ("run"), which pairs each graft
     training block with the peer's in a paced run. Paced at one thread only:
     at two, the idle side's worker pools spin on the CPUs the other side is
-    timed on, and waiting them out (0.15 s before each section) left both
-    sides' pools cold (graft's MLP 23-57k img/s against 90-118k in separate
-    runs, seen), while the targets there hold by wide margins."""
+    timed on (seen with the peer's fastest setup and no pause: ResNet-8
+    1.24x paced against 1.46-1.51x in separate runs, with a cpu-time ratio
+    of 1.54x), and waiting them out (0.15 s before each section) left both
+    sides' pools cold (graft's MLP 46-57k img/s against 90-123k in
+    separate runs)."""
     cmds = {"graft": [os.path.join(build, "bench_" + bench.exe)], "peer": peer_setup.cmd(bench)}
     paced = bench.blocks is not None and threads == 1
     flags = bench.flags(threads, quick, init_path, paced)
