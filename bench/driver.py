@@ -141,14 +141,18 @@ def machine_info():
 
 def child_env(threads, omp_threads=None, short_spin=False, extra=None):
     """The environment of a benchmark program.
-    short_spin: GOMP_SPINCOUNT=20000 (a short spin, then sleep) unless the
-    caller's environment chose a policy, which is what the graft CLI runs with
-    (src/cli/graft.c re-executes itself with it); the peer keeps libgomp's
-    default, as torch users get it."""
+    short_spin: GOMP_SPINCOUNT=20000 (a short spin, then sleep) and, at more
+    than one thread, OMP_PROC_BIND=true, unless the caller's environment
+    chose otherwise: what the graft CLI runs with (src/cli/graft.c
+    re-executes itself with them); the peer keeps libgomp's defaults, as
+    torch users get them (but see PEER_SETUPS)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(omp_threads or threads),
                GRAFT_THREADS=str(threads), PYTHONPATH=HERE)
     if short_spin and "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         env["GOMP_SPINCOUNT"] = "20000"
+    if short_spin and threads > 1 and not any(k in os.environ for k in ("OMP_PROC_BIND", "OMP_PLACES",
+                                                                         "GOMP_CPU_AFFINITY")):
+        env["OMP_PROC_BIND"] = "true"  # so does the CLI at more than one thread (src/cli/graft.c)
     env.update(extra or {})
     return env
 

@@ -70,15 +70,43 @@ static void usage(FILE *fp) {
  * else has run). */
 #define GRAFT_GOMP_SPINCOUNT "20000"
 
-static void prefer_short_omp_spin(char **argv) {
-  if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("GRAFT_NO_REEXEC")) return;
-  setenv("GOMP_SPINCOUNT", GRAFT_GOMP_SPINCOUNT, 1);
+/* The thread count this run asks for: --threads N (or --threads=N), else
+ * GRAFT_THREADS, else 0 (gr_set_threads's default: every CPU). */
+static int threads_asked(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) return atoi(argv[i + 1]);
+    if (!strncmp(argv[i], "--threads=", 10)) return atoi(argv[i] + 10);
+  }
+  const char *env = getenv("GRAFT_THREADS");
+  return env ? atoi(env) : 0;
+}
+
+/* Also, at more than one thread, each OpenMP thread stays on its own CPU
+ * (OMP_PROC_BIND=true): unbound, a worker woken from its sleep was at times
+ * placed on the CPU of the thread that woke it, and the two then took
+ * turns there (MLP batch-64 inference at 2 threads 2.3-2.6 ms instead of
+ * 0.21 in about half of the runs; with another process busy on one CPU,
+ * MLP training 3.4-5.2 ms per step instead of 1.3, LeNet 12-16 ms instead
+ * of 4.6; docs/RESULTS.md, "Session 8"). Not at one thread: libgomp binds
+ * the initial thread too, to the first CPU, where every one-thread graft
+ * (parallel tests, say) would then meet; nor in an MPI rank, whose
+ * launcher places the ranks (unplaced ranks would all start on one CPU). */
+static void prefer_omp_settings(int argc, char **argv) {
+  if (getenv("GRAFT_NO_REEXEC")) return;
+  bool spin = !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT");
+  int t = threads_asked(argc, argv);
+  bool bind = (t > 1 || (t <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1)) && !getenv("OMP_PROC_BIND") &&
+              !getenv("OMP_PLACES") && !getenv("GOMP_CPU_AFFINITY") && !getenv("OMPI_COMM_WORLD_SIZE") &&
+              !getenv("PMI_SIZE");
+  if (!spin && !bind) return;
+  if (spin) setenv("GOMP_SPINCOUNT", GRAFT_GOMP_SPINCOUNT, 1);
+  if (bind) setenv("OMP_PROC_BIND", "true", 1);
   setenv("GRAFT_NO_REEXEC", "1", 1);
   execv("/proc/self/exe", argv); /* returns only on failure: carry on as is */
 }
 
 int main(int argc, char **argv) {
-  prefer_short_omp_spin(argv);
+  prefer_omp_settings(argc, argv);
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
