@@ -2,6 +2,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "core/op.h"
 
@@ -40,17 +43,42 @@ gr_status gr_check_shape(int ndim, const int64_t *shape, int64_t *numel_out) {
   return GR_OK;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* Whether x[0..n) holds a NaN or Inf: x * 0 is NaN exactly for those, and
+ * sums of zeros stay zero, so one FMA per 8 floats (4 independent chains;
+ * the exponent-mask test took 3 vector ops each, ~1.5% of the MLP step in
+ * the optimizer's check of every gradient). */
+static bool block_nonfinite(const float *x, int64_t n) {
+  __m256 zero = _mm256_setzero_ps(), a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), zero, a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), zero, a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), zero, a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), zero, a3);
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  float t = 0;
+  for (; i < n; i++) t += x[i] * 0.0f;
+  return _mm256_movemask_ps(_mm256_cmp_ps(s, s, _CMP_UNORD_Q)) || t != t;
+}
+#else
+static bool block_nonfinite(const float *x, int64_t n) {
+  uint32_t bad = 0; /* an all-ones exponent is Inf or NaN; an OR without exits vectorizes */
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, x + i, sizeof u);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad;
+}
+#endif
+
 int64_t gr_find_nonfinite(const float *x, int64_t n) {
   enum { BLOCK = 1024 };
   for (int64_t s = 0; s < n; s += BLOCK) {
     int64_t e = n - s < BLOCK ? n : s + BLOCK;
-    uint32_t bad = 0; /* an all-ones exponent is Inf or NaN; an OR without exits vectorizes */
-    for (int64_t i = s; i < e; i++) {
-      uint32_t u;
-      memcpy(&u, x + i, sizeof u);
-      bad |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    if (bad)
+    if (block_nonfinite(x + s, e - s))
       for (int64_t i = s; i < e; i++)
         if (!isfinite(x[i])) return i;
   }
