@@ -1,15 +1,18 @@
 /* Thread-count independence: the work graft splits over threads (gemms cut
  * along m or n, convolutions over samples with the weight gradients summed
  * as a fixed tree of sample blocks) gives the same bits at 1, 2 and 3
- * threads, and a whole ResNet-8 training step (every op of it) does too.
+ * threads, and a whole ResNet-8 training step (every op of it) does too,
+ * and so does the optimizer's update (split over the threads per parameter).
  * The sample blocks shrink with the thread count: at 3 threads the 15
  * samples of "same 3x3 N=15" are summed one by one (the tree itself), at 1
  * and 2 as blocks of 4 and 2 samples with a tail of 2 + 1 and 1. */
+#include <math.h>
 #include <string.h>
 
 #include "core/conv_direct.h"
 #include "core/op.h"
 #include "graft/nn.h"
+#include "graft/optim.h"
 #include "graft/rng.h"
 #include "testutil.h"
 
@@ -166,7 +169,71 @@ static void test_resnet_step(void) {
   gr_free(x);
 }
 
+/* Parameters after three optimizer steps with fixed random grads at this
+ * thread count (an MLP 300-200-64-10: 74k parameters, above the size where
+ * the update is split over the threads; the biases go whole to one thread). */
+static float *optim_steps(const gr_optim_cfg *cfg, int64_t *numel) {
+  static const int64_t hidden[] = {200, 64};
+  gr_model *m = gr_model_new(5);
+  CHECK(m && !gr_model_set_root(m, gr_arch_mlp(m, 300, hidden, 2, 10, "relu")));
+  gr_optim *o = gr_optim_new(m, cfg);
+  CHECK(o != NULL);
+  gr_rng r;
+  gr_rng_seed(&r, 9);
+  for (int s = 0; s < 3; s++) {
+    gr_model_zero_grad(m);
+    gr_model_grad_sync(m);
+    gr_rng_fill_uniform(&r, m->grad, m->numel, -1, 1);
+    CHECK(gr_optim_step(o) == GR_OK);
+  }
+  *numel = m->numel;
+  float *p = gr_malloc((size_t)m->numel * sizeof(float));
+  memcpy(p, m->data, (size_t)m->numel * sizeof(float));
+  gr_optim_free(o);
+  gr_model_free(m);
+  return p;
+}
+
+static void test_optim_split(void) {
+  gr_optim_cfg cfgs[] = {gr_sgd_cfg(0.1f, 0.9f, 0.01f, true), gr_adamw_cfg(1e-3f, 0.01f)};
+  for (int c = 0; c < 2; c++) {
+    int64_t n = 0;
+    gr_set_threads(1);
+    float *want = optim_steps(&cfgs[c], &n);
+    CHECK(n > 65536);
+    for (int t = 1; t < N_THREADS; t++) {
+      gr_set_threads(THREADS[t]);
+      float *got = optim_steps(&cfgs[c], &n);
+      CHECK_MSG(!memcmp(got, want, (size_t)n * sizeof(float)), "%s: parameters at %d threads differ from 1",
+                c ? "adamw" : "sgd", THREADS[t]);
+      gr_free(got);
+    }
+    gr_free(want);
+  }
+  /* a NaN in the part of a weight the last thread updates: an error naming it, and no update at all */
+  gr_set_threads(2);
+  static const int64_t hidden[] = {200, 64};
+  gr_model *m = gr_model_new(5);
+  CHECK(m && !gr_model_set_root(m, gr_arch_mlp(m, 300, hidden, 2, 10, "relu")));
+  gr_optim_cfg cfg = gr_sgd_cfg(0.1f, 0, 0, false);
+  gr_optim *o = gr_optim_new(m, &cfg);
+  gr_model_zero_grad(m);
+  gr_model_grad_sync(m);
+  for (int64_t j = 0; j < m->numel; j++) m->grad[j] = 1.0f;
+  float *before = gr_malloc((size_t)m->numel * sizeof(float));
+  memcpy(before, m->data, (size_t)m->numel * sizeof(float));
+  m->entries[0].t->grad[m->entries[0].t->numel - 3] = NAN;
+  CHECK(gr_optim_step(o) == GR_ENUMERIC);
+  CHECK_MSG(strstr(gr_last_error(), m->entries[0].name) && strstr(gr_last_error(), "59997"), "error: %s",
+            gr_last_error());
+  CHECK(!memcmp(before, m->data, (size_t)m->numel * sizeof(float)));
+  gr_free(before);
+  gr_optim_free(o);
+  gr_model_free(m);
+}
+
 int main(void) {
+  test_optim_split();
   test_gemm_split();
   test_conv_split();
   test_resnet_step();

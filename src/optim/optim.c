@@ -1,9 +1,12 @@
 /* optim/optim.c — SGD (momentum, nesterov, weight decay) and AdamW with
  * PyTorch's update rules on the model's flat parameter vector, per-group lr
  * and weight decay by name glob, frozen parameters skipped, global-norm
- * gradient clipping. Schedules are in schedule.c. */
+ * gradient clipping. Schedules are in schedule.c. An update (and the check
+ * for non-finite gradients before it) runs over the threads: a serial one
+ * was 12% of a 2-thread MLP step (docs/RESULTS.md, "Session 8"). */
 #include <fnmatch.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "graft/optim.h"
@@ -117,28 +120,69 @@ static void adamw_update(const gr_optim_cfg *c, float lr, float wd, int64_t t, f
   }
 }
 
+/* This thread's share [*lo, *hi) of an entry's n elements: entries of at
+ * least SPLIT_MIN elements are cut into one piece per thread (on multiples
+ * of 16 floats), smaller ones go whole to one thread (entry index i mod T).
+ * Every element is updated by itself, so the split leaves the bits alone. */
+enum { SPLIT_MIN = 8192, PAR_MIN = 65536 /* trainable elements below which one thread does it all */ };
+static bool my_share(int64_t n, int i, int t, int T, int64_t *lo, int64_t *hi) {
+  if (n < SPLIT_MIN) {
+    *lo = 0, *hi = n;
+    return i % T == t;
+  }
+  *lo = n * t / T / 16 * 16;
+  *hi = t + 1 == T ? n : n * (t + 1) / T / 16 * 16;
+  return *hi > *lo;
+}
+
+/* Whether some trainable gradient holds a NaN or an infinity, checked over the threads. */
+static bool any_nonfinite(const gr_optim *o, int T) {
+  const gr_model *m = o->model;
+  bool bad = false;
+#pragma omp parallel num_threads(T) if (T > 1) reduction(|| : bad)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int i = 0; i < o->n; i++) {
+      int64_t lo, hi;
+      if (!trainable(o, i) || !my_share(m->entries[i].t->numel, i, t, nt, &lo, &hi)) continue;
+      bad = bad || gr_find_nonfinite(m->entries[i].t->grad + lo, hi - lo) >= 0;
+    }
+  }
+  return bad;
+}
+
 gr_status gr_optim_step(gr_optim *o) {
   if (!o) return gr_error(GR_EARG, "optim step: NULL optimizer");
   gr_model *m = o->model;
   if (m->n_entries != o->n) return gr_error(GR_ESTATE, "optim step: model layout changed since the optimizer was made");
   gr_model_grad_sync(m);
-  for (int i = 0; i < o->n; i++) {
-    if (!trainable(o, i)) continue;
-    const gr_named_tensor *e = &m->entries[i];
-    int64_t j = gr_find_nonfinite(e->t->grad, e->t->numel);
-    if (j >= 0)
-      return gr_error(GR_ENUMERIC, "optim step: gradient of '%s' element %lld is not finite", e->name, (long long)j);
-  }
-  for (int i = 0; i < o->n; i++) {
-    if (!trainable(o, i)) continue;
-    const gr_named_tensor *e = &m->entries[i];
-    float lr = o->lr * o->lr_scale[i];
-    int64_t off = e->offset, n = e->t->numel;
-    o->steps[i]++;
-    if (o->cfg.kind == GR_OPT_SGD)
-      sgd_update(&o->cfg, lr, o->wd[i], o->steps[i] == 1, m->data + off, m->grad + off, o->m1 + off, n);
-    else
-      adamw_update(&o->cfg, lr, o->wd[i], o->steps[i], m->data + off, m->grad + off, o->m1 + off, o->m2 + off, n);
+  int64_t total = 0;
+  for (int i = 0; i < o->n; i++)
+    if (trainable(o, i)) total += m->entries[i].t->numel;
+  int T = total >= PAR_MIN && !omp_in_parallel() ? gr_threads() : 1;
+  if (any_nonfinite(o, T))
+    for (int i = 0; i < o->n; i++) { /* name the first one */
+      if (!trainable(o, i)) continue;
+      const gr_named_tensor *e = &m->entries[i];
+      int64_t j = gr_find_nonfinite(e->t->grad, e->t->numel);
+      if (j >= 0)
+        return gr_error(GR_ENUMERIC, "optim step: gradient of '%s' element %lld is not finite", e->name, (long long)j);
+    }
+  for (int i = 0; i < o->n; i++)
+    if (trainable(o, i)) o->steps[i]++;
+#pragma omp parallel num_threads(T) if (T > 1)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int i = 0; i < o->n; i++) {
+      int64_t lo, hi;
+      if (!trainable(o, i) || !my_share(m->entries[i].t->numel, i, t, nt, &lo, &hi)) continue;
+      float lr = o->lr * o->lr_scale[i];
+      int64_t off = m->entries[i].offset + lo, n = hi - lo;
+      if (o->cfg.kind == GR_OPT_SGD)
+        sgd_update(&o->cfg, lr, o->wd[i], o->steps[i] == 1, m->data + off, m->grad + off, o->m1 + off, n);
+      else
+        adamw_update(&o->cfg, lr, o->wd[i], o->steps[i], m->data + off, m->grad + off, o->m1 + off, o->m2 + off, n);
+    }
   }
   o->step++;
   return GR_OK;
