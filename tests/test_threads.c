@@ -172,10 +172,15 @@ static void test_resnet_step(void) {
 /* Parameters after three optimizer steps with fixed random grads at this
  * thread count (an MLP 300-200-64-10: 74k parameters, above the size where
  * the update is split over the threads; the biases go whole to one thread). */
-static float *optim_steps(const gr_optim_cfg *cfg, int64_t *numel) {
+static gr_model *optim_mlp(void) {
   static const int64_t hidden[] = {200, 64};
   gr_model *m = gr_model_new(5);
   CHECK(m && !gr_model_set_root(m, gr_arch_mlp(m, 300, hidden, 2, 10, "relu")));
+  return m;
+}
+
+static float *optim_steps(const gr_optim_cfg *cfg, int64_t *numel) {
+  gr_model *m = optim_mlp();
   gr_optim *o = gr_optim_new(m, cfg);
   CHECK(o != NULL);
   gr_rng r;
@@ -212,9 +217,7 @@ static void test_optim_split(void) {
   }
   /* a NaN in the part of a weight the last thread updates: an error naming it, and no update at all */
   gr_set_threads(2);
-  static const int64_t hidden[] = {200, 64};
-  gr_model *m = gr_model_new(5);
-  CHECK(m && !gr_model_set_root(m, gr_arch_mlp(m, 300, hidden, 2, 10, "relu")));
+  gr_model *m = optim_mlp();
   gr_optim_cfg cfg = gr_sgd_cfg(0.1f, 0, 0, false);
   gr_optim *o = gr_optim_new(m, &cfg);
   gr_model_zero_grad(m);
