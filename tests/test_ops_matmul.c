@@ -47,6 +47,17 @@ static void free4(float *p[4]) {
   for (int i = 0; i < 4; i++) gr_free(p[i]);
 }
 
+/* x [rows, in], w [out, in], b [out], gy [rows, out]: uniform in [-1, 1) from seed. */
+static void random_linear(uint64_t seed, float *x, float *w, float *b, float *gy, int64_t rows, int64_t out,
+                          int64_t in) {
+  gr_rng r;
+  gr_rng_seed(&r, seed);
+  gr_rng_fill_uniform(&r, x, rows * in, -1, 1);
+  gr_rng_fill_uniform(&r, w, out * in, -1, 1);
+  gr_rng_fill_uniform(&r, b, out, -1, 1);
+  gr_rng_fill_uniform(&r, gy, rows * out, -1, 1);
+}
+
 /* On the direct kernels, a row's y and dx have the same bits in a batch of
  * any size (rows 0..sub-1 run alone), and y, dx, dw, db the same bits at
  * 1, 2 and 3 threads (the MLP's first layer: split over the threads). */
@@ -54,13 +65,8 @@ static void test_linear_direct_bits(void) {
   enum { ROWS = 64, OUT = 256, IN = 784 };
   CHECK(gr_gemm_direct_fits(false, true, ROWS, OUT, IN) && gr_gemm_direct_fits(false, false, ROWS, IN, OUT) &&
         gr_gemm_direct_fits(true, false, OUT, IN, ROWS));
-  gr_rng r;
-  gr_rng_seed(&r, 21);
   static float x[ROWS * IN], w[OUT * IN], b[OUT], gy[ROWS * OUT];
-  gr_rng_fill_uniform(&r, x, ROWS * IN, -1, 1);
-  gr_rng_fill_uniform(&r, w, OUT * IN, -1, 1);
-  gr_rng_fill_uniform(&r, b, OUT, -1, 1);
-  gr_rng_fill_uniform(&r, gy, ROWS * OUT, -1, 1);
+  random_linear(21, x, w, b, gy, ROWS, OUT, IN);
   float *want[4], *got[4];
   int64_t len[4] = {ROWS * OUT, ROWS * IN, OUT * IN, OUT};
   static const char *what[4] = {"y", "dx", "dw", "db"};
@@ -91,13 +97,8 @@ static void test_linear_direct_bits(void) {
  * ones: the same bits for every out % 6 and tails in rows and in. */
 static void test_linear_wide_panels(void) {
   enum { ROWS = 67, IN = 117, MAXOUT = 29 };
-  gr_rng r;
-  gr_rng_seed(&r, 23);
   static float x[ROWS * IN], w[MAXOUT * IN], b[MAXOUT], gy[ROWS * MAXOUT];
-  gr_rng_fill_uniform(&r, x, ROWS * IN, -1, 1);
-  gr_rng_fill_uniform(&r, w, MAXOUT * IN, -1, 1);
-  gr_rng_fill_uniform(&r, b, MAXOUT, -1, 1);
-  gr_rng_fill_uniform(&r, gy, ROWS * MAXOUT, -1, 1);
+  random_linear(23, x, w, b, gy, ROWS, MAXOUT, IN);
   for (int64_t out = 24; out <= MAXOUT; out++) {
     float *wide[4], *narrow[4];
     CHECK(gr_gemm_direct_fits(false, true, ROWS, out, IN));

@@ -97,13 +97,24 @@ INLINE void nt_panel(const int NC, int64_t m, int64_t K, const float *A, int64_t
   if (m - i == 1) nt_tile(1, NC, K, A, lda, B, ldb, beta, C, ldc, tail);
 }
 
-static void gemm_nt(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float beta, float *C, int64_t ldc) {
+/* C = A B^T + beta C in panels of W rows of B, the last one narrower. */
+INLINE void nt_panels(const int W, int64_t m, int64_t n, int64_t K, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float beta, float *C, int64_t ldc) {
   __m256i tail = lane_mask(K % 8);
   int64_t j = 0;
-  for (; j + 3 <= n; j += 3) nt_panel(3, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 2) nt_panel(2, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 1) nt_panel(1, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
+  for (; j + W <= n; j += W) nt_panel(W, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
+  switch (n - j) { /* a constant width for each, so every tile is unrolled */
+  case 5: nt_panel(5, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail); break;
+  case 4: nt_panel(4, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail); break;
+  case 3: nt_panel(3, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail); break;
+  case 2: nt_panel(2, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail); break;
+  case 1: nt_panel(1, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail); break;
+  }
+}
+
+static void gemm_nt(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc) {
+  nt_panels(3, m, n, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* gemm_nt with panels of 6 rows of B: the same instructions on 256-bit
@@ -112,14 +123,7 @@ static void gemm_nt(int64_t m, int64_t n, int64_t K, const float *A, int64_t lda
 __attribute__((target("avx512f,avx512vl"))) static void gemm_nt6(int64_t m, int64_t n, int64_t K, const float *A,
                                                                    int64_t lda, const float *B, int64_t ldb,
                                                                    float beta, float *C, int64_t ldc) {
-  __m256i tail = lane_mask(K % 8);
-  int64_t j = 0;
-  for (; j + 6 <= n; j += 6) nt_panel(6, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 5) nt_panel(5, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 4) nt_panel(4, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 3) nt_panel(3, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 2) nt_panel(2, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
-  if (n - j == 1) nt_panel(1, m, K, A, lda, B + j * ldb, ldb, beta, C + j, ldc, tail);
+  nt_panels(6, m, n, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* C[r, 8v + l] = beta C + sum_k A(r, k) B[k, 8v + l] for r < R, v < NV,
