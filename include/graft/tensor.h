@@ -144,6 +144,9 @@ gr_status gr_backward_seed(gr_ctx *c, gr_tensor *out, const float *seed_grad);
  * oversubscription. */
 void gr_set_threads(int n);
 int gr_threads(void);
+/* The default count gr_set_threads(0) takes: GRAFT_THREADS, else the number
+ * of cores (>= 1). Reads only the environment: callable before anything. */
+int gr_threads_default(void);
 
 #ifdef __cplusplus
 }

@@ -71,14 +71,14 @@ static void usage(FILE *fp) {
 #define GRAFT_GOMP_SPINCOUNT "20000"
 
 /* The thread count this run asks for: --threads N (or --threads=N), else
- * GRAFT_THREADS, else 0 (gr_set_threads's default: every CPU). */
+ * gr_set_threads's default. */
 static int threads_asked(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--threads") && i + 1 < argc) return atoi(argv[i + 1]);
-    if (!strncmp(argv[i], "--threads=", 10)) return atoi(argv[i] + 10);
+  int n = 0;
+  for (int i = 1; i < argc && n <= 0; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) n = atoi(argv[i + 1]);
+    else if (!strncmp(argv[i], "--threads=", 10)) n = atoi(argv[i] + 10);
   }
-  const char *env = getenv("GRAFT_THREADS");
-  return env ? atoi(env) : 0;
+  return n > 0 ? n : gr_threads_default();
 }
 
 /* Also, at more than one thread, each OpenMP thread stays on its own CPU
@@ -94,8 +94,7 @@ static int threads_asked(int argc, char **argv) {
 static void prefer_omp_settings(int argc, char **argv) {
   if (getenv("GRAFT_NO_REEXEC")) return;
   bool spin = !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT");
-  int t = threads_asked(argc, argv);
-  bool bind = (t > 1 || (t <= 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1)) && !getenv("OMP_PROC_BIND") &&
+  bool bind = threads_asked(argc, argv) > 1 && !getenv("OMP_PROC_BIND") &&
               !getenv("OMP_PLACES") && !getenv("GOMP_CPU_AFFINITY") && !getenv("OMPI_COMM_WORLD_SIZE") &&
               !getenv("PMI_SIZE");
   if (!spin && !bind) return;

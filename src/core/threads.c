@@ -16,13 +16,15 @@ void openblas_set_num_threads(int n); /* from libopenblas */
 
 static int n_threads;
 
+int gr_threads_default(void) {
+  const char *env = getenv("GRAFT_THREADS");
+  int n = env ? atoi(env) : 0;
+  if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? n : 1;
+}
+
 void gr_set_threads(int n) {
-  if (n <= 0) {
-    const char *env = getenv("GRAFT_THREADS");
-    n = env ? atoi(env) : 0;
-    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (n <= 0) n = 1;
-  }
+  if (n <= 0) n = gr_threads_default();
   n_threads = n;
   openblas_set_num_threads(1);
   omp_set_num_threads(n);
