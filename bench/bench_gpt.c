@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
   bench_parse(argc, argv, &a);
   if (a.quick && a.steps > 10) a.steps = 10;
   if (a.steps < 1) return fprintf(stderr, "bench_gpt: --steps must be >= 1\n"), 2;
-  bench_check_blocks("gpt", a.steps, a.blocks);
+  bench_check_blocks("gpt", a.steps);
   gr_set_threads(a.threads);
   gr_gpt_config cfg = {.vocab = 96, .block = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
   gpt_loop l = {0};
@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     float loss = gpt_step(&l, s);
     if (s == 0) loss0 = loss;
   }
-  bench_timing t = bench_time_steps("gpt", gpt_step, &l, WARMUP, a.steps, a.blocks);
+  bench_timing t = bench_time_steps("gpt", gpt_step, &l, WARMUP, a.steps);
   printf("{\"bench\":\"gpt\",\"case\":\"train\",\"time_s\":%.6e,\"cpu_s\":%.6e,\"items\":%d,\"params\":%lld,"
          "\"loss0\":%.7g,\"loss_final\":%.7g,\"steps\":%d,",
          t.wall_s / a.steps, t.cpu_s / a.steps, B * T, (long long)gr_model_param_count(l.g->model, false), loss0,

@@ -141,7 +141,7 @@ static float bench_train_step(void *arg, int s) {
 }
 
 static inline void bench_train(gr_ctx *c, bench_model *m, const bench_data *d, const char *name,
-                               int steps, int blocks) {
+                               int steps) {
   gr_optim_cfg cfg = gr_sgd_cfg(BENCH_LR, 0, 0, false);
   gr_optim *opt = gr_optim_new(m->model, &cfg);
   float *p0 = gr_malloc((size_t)m->model->numel * sizeof(float));
@@ -154,7 +154,7 @@ static inline void bench_train(gr_ctx *c, bench_model *m, const bench_data *d, c
     float loss = bench_train_step(&loop, s);
     if (s == 0) loss0 = loss;
   }
-  bench_timing t = bench_time_steps(name, bench_train_step, &loop, BENCH_WARMUP, steps, blocks);
+  bench_timing t = bench_time_steps(name, bench_train_step, &loop, BENCH_WARMUP, steps);
   double per_step = t.wall_s / steps, cpu_per_step = t.cpu_s / steps;
   float loss = t.loss;
   printf("{\"bench\":\"%s\",\"case\":\"train\",\"time_s\":%.6e,\"cpu_s\":%.6e,\"items\":%lld,"
@@ -207,7 +207,7 @@ static inline int bench_main(int argc, char **argv, bench_model *m, const char *
                              int steps, size_t arena_bytes) {
   bench_args a = {.batch = batch, .steps = steps};
   bench_parse(argc, argv, &a);
-  bench_check_blocks(name, a.steps, a.blocks);
+  bench_check_blocks(name, a.steps);
   gr_set_threads(a.threads);
   gr_ctx *c = gr_ctx_new(arena_bytes, 42);
   if (!c) bench_die("context");
@@ -221,7 +221,7 @@ static inline int bench_main(int argc, char **argv, bench_model *m, const char *
     bench_blob_io(m, &d, a.init_path, 0);
     bench_infer(c, m, &d, name, 1, a.quick ? 100 : 500);
     bench_infer(c, m, &d, name, a.batch, a.quick ? 10 : 50);
-    bench_train(c, m, &d, name, a.steps, a.blocks);
+    bench_train(c, m, &d, name, a.steps);
   } else {
     fprintf(stderr, "bench_%s: --init FILE (or --write-init FILE) is required\n", name);
     rc = 2;

@@ -16,7 +16,7 @@
 char *openblas_get_config(void);   /* from libopenblas */
 char *openblas_get_corename(void); /* the sgemm kernel chosen at run time */
 
-static int bench_paced; /* --blocks given: bench_await_go waits for the driver */
+static int bench_blocks; /* --blocks K: a paced run (bench_await_go), training timed in K blocks */
 
 static inline double bench_now(void) {
   struct timespec ts;
@@ -54,7 +54,6 @@ static inline long bench_peak_rss_kb(void) {
 typedef struct bench_args {
   int threads, steps, batch;
   int quick;
-  int blocks;                  /* paced run: timed steps in K blocks (see bench_await_go) */
   const char *init_path;       /* read parameters + data from here */
   const char *write_init_path; /* write them here and exit */
 } bench_args;
@@ -69,13 +68,12 @@ static inline void bench_parse(int argc, char **argv, bench_args *a) {
     else if (!strcmp(f, "--batch")) a->batch = atoi(v);
     else if (!strcmp(f, "--init")) a->init_path = v;
     else if (!strcmp(f, "--write-init")) a->write_init_path = v;
-    else if (!strcmp(f, "--blocks")) a->blocks = atoi(v);
+    else if (!strcmp(f, "--blocks")) bench_blocks = atoi(v);
     else { fprintf(stderr, "%s: unknown flag %s\n", argv[0], f); exit(2); }
     i++;
   }
   if (a->threads <= 0) a->threads = 1;
-  if (a->blocks < 0) { fprintf(stderr, "%s: --blocks must be >= 0\n", argv[0]); exit(2); }
-  bench_paced = a->blocks > 0;
+  if (bench_blocks < 0) { fprintf(stderr, "%s: --blocks must be >= 0\n", argv[0]); exit(2); }
 }
 
 /* Paced runs (--blocks K): bench/driver.py runs graft and the peer side by
@@ -84,7 +82,7 @@ static inline void bench_parse(int argc, char **argv, bench_args *a) {
  * for a second or two at a time, seen). Before each timed section a paced
  * program says {"await":"<section>"} and waits for a line on stdin. */
 static inline void bench_await_go(const char *section) {
-  if (!bench_paced) return;
+  if (bench_blocks <= 0) return;
   printf("{\"await\":\"%s\"}\n", section);
   fflush(stdout);
   char line[64];
@@ -96,9 +94,9 @@ static inline void bench_await_go(const char *section) {
 
 /* Exits 2 unless the timed steps split into the blocks evenly (called
  * before anything runs, and by bench_time_steps). */
-static inline void bench_check_blocks(const char *name, int steps, int blocks) {
-  if (blocks > 0 && (steps < blocks || steps % blocks)) {
-    fprintf(stderr, "bench_%s: --blocks %d must divide --steps %d\n", name, blocks, steps);
+static inline void bench_check_blocks(const char *name, int steps) {
+  if (bench_blocks > 0 && (steps < bench_blocks || steps % bench_blocks)) {
+    fprintf(stderr, "bench_%s: --blocks %d must divide --steps %d\n", name, bench_blocks, steps);
     exit(2);
   }
 }
@@ -111,12 +109,13 @@ typedef struct bench_timing {
   float loss;           /* of the last step */
 } bench_timing;
 
-/* Times steps first .. first+steps-1; paced (blocks > 0), as `blocks` blocks,
- * each after a go, each reported as {"case":"train_block"} with its time per
- * step, so the driver can set each graft block beside the peer's. */
+/* Times steps first .. first+steps-1; paced, as --blocks blocks, each after
+ * a go, each reported as {"case":"train_block"} with its time per step, so
+ * the driver can set each graft block beside the peer's. */
 static inline bench_timing bench_time_steps(const char *name, bench_step_fn step, void *arg, int first,
-                                            int steps, int blocks) {
-  bench_check_blocks(name, steps, blocks);
+                                            int steps) {
+  int blocks = bench_blocks;
+  bench_check_blocks(name, steps);
   bench_timing t = {0, 0, 0};
   int per_block = blocks > 0 ? steps / blocks : steps;
   for (int b = 0; b < (blocks > 0 ? blocks : 1); b++) {

@@ -208,13 +208,14 @@ class PacedChild:
         self.p.returncode = os.waitstatus_to_exitcode(status)
         if self.p.returncode != 0:
             child_failed(self.cmd, self.p.returncode, self.err)
-        self.err.close()
         return self.records, ru.ru_maxrss
 
-    def kill(self):
+    def close(self):
+        """Kills the program if it still runs (a failure elsewhere) and drops its stderr file."""
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+        self.err.close()
 
 
 def paced_cpu():
@@ -240,7 +241,7 @@ def run_paced(cmds, envs, cpus, order):
         return {side: kids[side].finish() for side in order}
     finally:
         for k in kids.values():
-            k.kill()
+            k.close()
 
 
 def median(v):
@@ -299,7 +300,8 @@ PEER_SETUPS = (PeerSetup("default"), PeerSetup("OMP_WAIT_POLICY=PASSIVE", {"OMP_
 
 def fastest_peer_setup(bench, threads, quick, init_path):
     """(setup, {label: training seconds per step}): the peer's fastest setup
-    at this thread count, each timed in one run of the benchmark."""
+    at this thread count, each timed in one run of the benchmark (benchmarks
+    without a training loop, gemm: blocks None, keep the default)."""
     if threads == 1 or bench.blocks is None:
         return PEER_SETUPS[0], {}
     flags = bench.flags(threads, quick, init_path)

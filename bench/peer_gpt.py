@@ -65,7 +65,7 @@ def step(s):
 loss0 = step(0)
 for s in range(1, WARMUP):
     step(s)
-wall, cpu, loss = time_steps("gpt", step, WARMUP, steps, args.blocks)
+wall, cpu, loss = time_steps("gpt", step, WARMUP, steps)
 emit({"bench": "gpt", "case": "train", "time_s": wall / steps, "cpu_s": cpu / steps,
       "items": B * T, "params": sum(p.numel() for p in m.parameters()), "loss0": loss0, "loss_final": loss,
       "steps": WARMUP + steps})

@@ -32,8 +32,8 @@ def parse_args(extra=None):
     if extra:
         extra(p)
     a = p.parse_args()
-    global PACED
-    PACED = a.blocks > 0
+    global BLOCKS
+    BLOCKS = a.blocks
     if a.float64:
         torch.set_default_dtype(torch.float64)
     torch.set_num_threads(a.intraop or a.threads)
@@ -77,23 +77,24 @@ def emit(record):
 
 
 now = time.perf_counter
-PACED = False  # --blocks given: await_go waits for the driver (bench_util.h bench_await_go)
+BLOCKS = 0  # --blocks K: a paced run (await_go), training timed in K blocks (bench_util.h bench_blocks)
 
 
 def await_go(section):
     """Paced runs: says {"await": section} and waits for the driver's go (a
     line on stdin) before timing the section, like bench_await_go in bench_util.h."""
-    if not PACED:
+    if BLOCKS <= 0:
         return
     print(json.dumps({"await": section}), flush=True)
     if not sys.stdin.readline():
         sys.exit("peer: paced run: no go for %s (stdin closed)" % section)
 
 
-def time_steps(name, step, first, steps, blocks):
+def time_steps(name, step, first, steps):
     """Times step(first) .. step(first + steps - 1) like bench_time_steps in
-    bench_util.h (paced: in `blocks` blocks, each after a go, each reported as
+    bench_util.h (paced: in --blocks blocks, each after a go, each reported as
     a "train_block" record); returns (wall seconds, cpu seconds, last loss)."""
+    blocks = BLOCKS
     if blocks and (steps < blocks or steps % blocks):
         sys.exit("peer: --blocks %d must divide --steps %d" % (blocks, steps))
     per_block = steps // blocks if blocks else steps
@@ -141,7 +142,7 @@ def load_model(model, path, batch, sample_shape):
     return x, y
 
 
-def train(name, model, x, y, steps, blocks):
+def train(name, model, x, y, steps):
     """Plain SGD on the batch cycle, like bench_train.h; one JSON record."""
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -159,7 +160,7 @@ def train(name, model, x, y, steps, blocks):
     loss0 = step(0)
     for s in range(1, WARMUP):
         step(s % NBATCHES)
-    wall, cpu, loss = time_steps(name, lambda s: step(s % NBATCHES), WARMUP, steps, blocks)
+    wall, cpu, loss = time_steps(name, lambda s: step(s % NBATCHES), WARMUP, steps)
     per_step, cpu_per_step = wall / steps, cpu / steps
     with torch.no_grad():
         moved = sum(float(((p.double() - q.double()) ** 2).sum()) for p, q in zip(model.parameters(), p0))
@@ -190,4 +191,4 @@ def run_model(name, model, args, sample_shape):
     reps = 1 if args.float64 else None  # the float64 run is a reference, not timed
     infer(name, model, x, 1, reps or (100 if args.quick else 500))
     infer(name, model, x, args.batch, reps or (10 if args.quick else 50))
-    train(name, model, x, y, args.steps, args.blocks)
+    train(name, model, x, y, args.steps)
